@@ -1,0 +1,589 @@
+#include "mpt/throttle.hpp"
+
+#include <errno.h>
+#include <pthread.h>
+
+#include <climits>
+#include <cmath>
+#include <cstring>
+#include <new>
+#include <sstream>
+
+#include "clock.hpp"
+#include "futex.hpp"
+#include "gcra.hpp"
+#include "mpt/error.hpp"
+#include "probes.hpp"
+#include "throttle_shared.hpp"
+
+namespace mpt {
+
+using detail::kForever;
+using detail::mono_ns;
+using detail::to_ns;
+
+namespace {
+
+constexpr double kMaxPerS = 30.0 * 86400;  // keeps every slot far inside the 56-bit GCRA word
+constexpr std::int64_t kMaxN = 1'000'000'000;
+constexpr std::int64_t kMaxSpinLeadNs = 10'000'000;
+
+std::string num(double v) {
+  std::ostringstream o;
+  o << v;
+  return o.str();
+}
+
+std::int64_t compute_interval_ns(std::int64_t max_n, double per_s, double correction) {
+  return std::llround(per_s * 1e9 / static_cast<double>(max_n) * (1.0 - correction));
+}
+
+std::int64_t compute_tau_ns(Hardcap h, std::int64_t max_n, std::int64_t interval_ns) {
+  switch (h) {
+    case Hardcap::kLimit: return (max_n - 1) * interval_ns;
+    case Hardcap::kOne: return 0;
+    case Hardcap::kNone: return -1;
+  }
+  return 0;
+}
+
+void validate_rate(std::int64_t max_n, double per_s, double correction) {
+  if (max_n < 1) throw InvalidArgument("max_n must be at least 1, got " + std::to_string(max_n));
+  if (max_n > kMaxN) {
+    throw InvalidArgument("max_n must be at most " + std::to_string(kMaxN) + ", got " + std::to_string(max_n));
+  }
+  if (!std::isfinite(per_s) || per_s <= 0) {
+    throw InvalidArgument("per must be a finite number of seconds greater than 0, got " + num(per_s));
+  }
+  if (per_s > kMaxPerS) {
+    throw InvalidArgument("per must be at most " + num(kMaxPerS) + " seconds (30 days), got " + num(per_s));
+  }
+  if (compute_interval_ns(max_n, per_s, correction) < 1) {
+    throw InvalidArgument("max_n " + std::to_string(max_n) + " per " + num(per_s) +
+                          " s gives an interval under 1 ns");
+  }
+}
+
+void validate_options(const ThrottleOptions& o) {
+  const double rf = o.rf_rate.count();
+  if (!std::isfinite(rf) || rf < 0.001 || rf > 1.0) {
+    throw InvalidArgument("rf_rate must be between 0.001 and 1 seconds, got " + num(rf));
+  }
+  if (o.correction) {
+    const double c = *o.correction;
+    if (!std::isfinite(c) || c <= -1.0 || c >= 1.0) {
+      throw InvalidArgument("correction must be a finite number with -1 < correction < 1, got " + num(c));
+    }
+  }
+  if (o.spin_lead && (o.spin_lead->count() < 0 || o.spin_lead->count() > kMaxSpinLeadNs)) {
+    throw InvalidArgument("spin_lead must be between 0 and 10 ms, got " +
+                          std::to_string(o.spin_lead->count()) + " ns");
+  }
+  const auto h = static_cast<std::uint32_t>(o.hardcap);
+  if (h > static_cast<std::uint32_t>(Hardcap::kNone)) {
+    throw InvalidArgument("hardcap must be limit, one or none, got " + std::to_string(h));
+  }
+}
+
+// The robust admin mutex: a holder that died leaves it consistent again for the next one (admin
+// operations rewrite whole fields, so there is nothing half-done to repair).
+class AdminLock {
+ public:
+  explicit AdminLock(pthread_mutex_t* m) : m_(m) {
+    int r = pthread_mutex_lock(m_);
+    if (r == EOWNERDEAD) pthread_mutex_consistent(m_);
+  }
+  ~AdminLock() { pthread_mutex_unlock(m_); }
+
+ private:
+  pthread_mutex_t* m_;
+};
+
+Segment::Init make_init(std::int64_t max_n, double per_s, const ThrottleOptions& o,
+                        std::uint32_t window, std::uint32_t ring_len) {
+  return [=](void* data, std::size_t) {
+    void* body = static_cast<char*>(data) + Segment::kBodyOffset;
+    auto* s = new (body) Throttle::Shared();
+    for (std::uint32_t i = 1; i < ring_len; ++i) new (&s->buckets[i]) std::atomic<std::uint64_t>(0);
+    s->base_ns = mono_ns() - 1'000'000'000;  // so that relative times are positive from the start
+    const bool auto_cal = o.auto_calibrate.value_or(static_cast<double>(max_n) / per_s >= 49.0);
+    s->flags = (o.as_monitor ? detail::kFlagMonitor : 0) | (o.as_throttle ? detail::kFlagThrottle : 0) |
+               (o.auto_emit ? detail::kFlagAutoEmit : 0) | (auto_cal ? detail::kFlagAutoCalibrate : 0);
+    s->hardcap = static_cast<std::uint32_t>(o.hardcap);
+    s->rf_ns = std::llround(o.rf_rate.count() * 1e9);
+    s->window_buckets = window;
+    s->ring_len = ring_len;
+
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+    pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+    pthread_mutex_init(&s->admin, &a);
+    pthread_mutexattr_destroy(&a);
+
+    const double c = o.correction.value_or(0.0);
+    s->max_n = max_n;
+    s->per_s = per_s;
+    s->correction = c;
+    s->spin_lead_ns = o.spin_lead.value_or(kDefaultSpinLead).count();
+    std::strncpy(s->correction_source, o.correction ? "explicit" : "none",
+                 sizeof s->correction_source - 1);
+
+    const std::int64_t interval = compute_interval_ns(max_n, per_s, c);
+    s->cfg[0].interval_ns = interval;
+    s->cfg[0].tau_ns = compute_tau_ns(o.hardcap, max_n, interval);
+    for (auto& r : s->rebase) r.epoch = detail::kNoEpoch;
+    s->word = detail::pack_word(0, 0);
+    s->state = static_cast<std::uint32_t>(ThrottleState::kCreated);
+    s->last_emit_rel_ns = -1;
+    s->min_interval_ns = INT64_MAX;
+    s->max_interval_ns = -1;
+  };
+}
+
+std::pair<std::uint32_t, std::uint32_t> ring_shape(const ThrottleOptions& o) {
+  const auto window = static_cast<std::uint32_t>(std::max<long long>(1, std::llround(1.0 / o.rf_rate.count())));
+  return {window, window + 1};
+}
+
+// Checks what open() found in a throttle body; the header was validated by Segment::open.
+void validate_body(const Segment& seg) {
+  const auto* s = static_cast<const Throttle::Shared*>(seg.body());
+  const std::string what = "segment '" + seg.name() + "'";
+  auto corrupt = [&](const std::string& why) { throw IncompatibleSegment(what + " is corrupt: " + why); };
+  if (seg.size_bytes() < Segment::kBodyOffset + offsetof(Throttle::Shared, buckets)) corrupt("too small for a throttle");
+  if (s->ring_len < 2 || s->ring_len > 1001 || s->window_buckets + 1 != s->ring_len) corrupt("bad monitor ring");
+  if (Segment::kBodyOffset + Throttle::Shared::size_for(s->ring_len) != seg.size_bytes()) corrupt("size does not match its monitor ring");
+  if (s->hardcap > static_cast<std::uint32_t>(Hardcap::kNone)) corrupt("bad hardcap");
+  if (s->rf_ns <= 0) corrupt("bad rf_rate");
+  if (s->state.load() > static_cast<std::uint32_t>(ThrottleState::kStopped)) corrupt("bad state");
+  for (const auto& c : s->cfg) {
+    if (c.interval_ns.load() < 0) corrupt("negative interval");
+  }
+  if (s->cfg[detail::word_epoch(s->word.load()) & (detail::kRingSlots - 1)].interval_ns.load() <= 0) {
+    corrupt("no interval for the current epoch");
+  }
+}
+
+inline std::int64_t bucket_count(std::uint64_t w) { return static_cast<std::int64_t>(w & 0xffffffffu); }
+inline std::uint32_t bucket_tag(std::uint64_t w) { return static_cast<std::uint32_t>(w >> 32); }
+
+inline Rate rate_from_interval_ns(std::int64_t ns) {
+  if (ns <= 0) return {0, 0};
+  const double s = static_cast<double>(ns) / 1e9;
+  return {s, 1.0 / s};
+}
+
+// Counts n emissions at absolute time ts in the monitor (lock-free) and fires the probe.
+inline void emit_at(Throttle::Shared* s, std::uint64_t id, std::int64_t n, std::int64_t ts) noexcept {
+  if (!(s->flags & detail::kFlagMonitor)) return;
+  const std::int64_t t = ts - s->base_ns;
+  s->total.fetch_add(static_cast<std::uint64_t>(n), std::memory_order_relaxed);
+
+  const std::int64_t b = t / s->rf_ns;
+  const auto tag = static_cast<std::uint32_t>(b);
+  auto& slot = s->buckets[static_cast<std::uint64_t>(b) % s->ring_len];
+  std::uint64_t w = slot.load(std::memory_order_relaxed);
+  for (;;) {
+    const std::uint32_t wt = bucket_tag(w);
+    std::uint64_t nw;
+    if (wt != tag && static_cast<std::int32_t>(tag - wt) > 0) {
+      nw = (std::uint64_t{tag} << 32) | static_cast<std::uint32_t>(n);  // a new bucket
+    } else {
+      nw = (w & 0xffffffff00000000ULL) | static_cast<std::uint32_t>(bucket_count(w) + n);
+    }
+    if (slot.compare_exchange_weak(w, nw, std::memory_order_relaxed)) break;
+  }
+
+  // Intervals between consecutive emission events. An emission stamped before the latest one seen
+  // (another process got there first) has no known predecessor and adds no interval.
+  std::int64_t last = s->last_emit_rel_ns.load(std::memory_order_relaxed);
+  while (t > last) {
+    if (s->last_emit_rel_ns.compare_exchange_weak(last, t, std::memory_order_relaxed)) {
+      if (last >= 0) {
+        const std::int64_t d = t - last;
+        std::int64_t lo = s->min_interval_ns.load(std::memory_order_relaxed);
+        while (d < lo && !s->min_interval_ns.compare_exchange_weak(lo, d, std::memory_order_relaxed)) {
+        }
+        std::int64_t hi = s->max_interval_ns.load(std::memory_order_relaxed);
+        while (d > hi && !s->max_interval_ns.compare_exchange_weak(hi, d, std::memory_order_relaxed)) {
+        }
+      }
+      break;
+    }
+  }
+  if (MPT_PROBE_EMIT_ENABLED()) {
+    for (std::int64_t i = 0; i < n; ++i) MPT_PROBE_EMIT(id, ts);
+  }
+}
+
+// One CAS: reserves n units at `now` (relative), or nothing if they would be due after `deadline`.
+inline bool reserve_rel(Throttle::Shared* s, std::int64_t n, std::int64_t now, std::int64_t deadline,
+                        std::int64_t* due, std::uint32_t* epoch) noexcept {
+  std::uint64_t w = s->word.load(std::memory_order_acquire);
+  for (;;) {
+    const std::uint32_t e = detail::word_epoch(w);
+    const auto& c = s->cfg[e & (detail::kRingSlots - 1)];
+    const detail::GcraParams p{c.interval_ns.load(std::memory_order_relaxed),
+                               c.tau_ns.load(std::memory_order_relaxed)};
+    if (p.interval_ns <= 0) return false;  // torn read of a slot being rewritten; the CAS would fail
+    const auto r = detail::gcra_reserve(detail::word_tat(w), now, n, p);
+    if (r.due_ns > deadline || r.new_tat_ns > static_cast<std::int64_t>(detail::kTatMask)) return false;
+    if (s->word.compare_exchange_weak(w, detail::pack_word(e, r.new_tat_ns), std::memory_order_acq_rel,
+                                      std::memory_order_acquire)) {
+      *due = r.due_ns;
+      *epoch = e;
+      return true;
+    }
+  }
+}
+
+// Moves a slot reserved in epoch `from` onto the schedule of epoch `to`, through every rebase
+// between them. Returns false (slot unchanged) if the records have been overwritten.
+inline bool retime(const Throttle::Shared* s, std::int64_t* due, std::uint32_t from, std::uint32_t to) noexcept {
+  std::int64_t t = *due;
+  for (std::uint32_t e = (from + 1) & detail::kEpochMask;; e = (e + 1) & detail::kEpochMask) {
+    const auto& r = s->rebase[e & (detail::kRingSlots - 1)];
+    if (r.epoch.load(std::memory_order_acquire) != e) return false;
+    const std::int64_t at = r.at_rel_ns.load(std::memory_order_relaxed);
+    const std::int64_t oi = r.old_interval_ns.load(std::memory_order_relaxed);
+    const std::int64_t ni = r.new_interval_ns.load(std::memory_order_relaxed);
+    if (r.epoch.load(std::memory_order_acquire) != e || oi <= 0 || ni <= 0) return false;
+    t = detail::gcra_rescale(t, at, oi, ni);
+    if (e == to) break;
+  }
+  *due = t;
+  return true;
+}
+
+inline ThrottleState load_state(const Throttle::Shared* s) {
+  return static_cast<ThrottleState>(s->state.load(std::memory_order_acquire));
+}
+
+}  // namespace
+
+const char* to_string(Hardcap h) noexcept {
+  switch (h) {
+    case Hardcap::kLimit: return "limit";
+    case Hardcap::kOne: return "one";
+    case Hardcap::kNone: return "none";
+  }
+  return "unknown";
+}
+
+const char* to_string(ThrottleState s) noexcept {
+  switch (s) {
+    case ThrottleState::kCreated: return "created";
+    case ThrottleState::kRunning: return "running";
+    case ThrottleState::kStopped: return "stopped";
+  }
+  return "unknown";
+}
+
+Throttle::Throttle(std::shared_ptr<Segment> segment)
+    : segment_(std::move(segment)), s_(static_cast<Shared*>(segment_->body())) {}
+
+Throttle::Throttle(std::int64_t max_n, std::chrono::duration<double> per, const ThrottleOptions& options) {
+  validate_options(options);
+  validate_rate(max_n, per.count(), options.correction.value_or(0.0));
+  auto [window, ring_len] = ring_shape(options);
+  segment_ = Segment::anonymous(SegmentKind::kThrottle, Segment::kBodyOffset + Shared::size_for(ring_len),
+                                make_init(max_n, per.count(), options, window, ring_len));
+  s_ = static_cast<Shared*>(segment_->body());
+}
+
+Throttle Throttle::create(std::string_view name, std::int64_t max_n, std::chrono::duration<double> per,
+                          const ThrottleOptions& options) {
+  Segment::validate_name(name);
+  validate_options(options);
+  validate_rate(max_n, per.count(), options.correction.value_or(0.0));
+  auto [window, ring_len] = ring_shape(options);
+  return Throttle(Segment::create(name, SegmentKind::kThrottle,
+                                  Segment::kBodyOffset + Shared::size_for(ring_len),
+                                  make_init(max_n, per.count(), options, window, ring_len), options.segment));
+}
+
+Throttle Throttle::open(std::string_view name, const OpenOptions& options) {
+  auto seg = Segment::open(name, SegmentKind::kThrottle, options);
+  validate_body(*seg);
+  return Throttle(std::move(seg));
+}
+
+void Throttle::remove(std::string_view name) { Segment::remove(name); }
+
+ThrottleState Throttle::state() const noexcept { return load_state(s_); }
+
+void Throttle::start() { start(Clock::now()); }
+
+void Throttle::start(TimePoint now_tp) {
+  AdminLock lock(&s_->admin);
+  if (load_state(s_) == ThrottleState::kRunning) return;
+  const std::int64_t now = to_ns(now_tp) - s_->base_ns;
+  s_->kill_flag.store(0, std::memory_order_release);
+  s_->started_at_rel_ns.store(now, std::memory_order_relaxed);
+  // A fresh schedule: one unit available now, the burst allowance builds up from here.
+  std::uint64_t w = s_->word.load(std::memory_order_acquire);
+  while (!s_->word.compare_exchange_weak(w, detail::pack_word(detail::word_epoch(w), now),
+                                         std::memory_order_acq_rel)) {
+  }
+  s_->state.store(static_cast<std::uint32_t>(ThrottleState::kRunning), std::memory_order_release);
+  s_->wake_seq.fetch_add(1, std::memory_order_acq_rel);
+  detail::futex_wake(&s_->wake_seq, INT32_MAX);
+}
+
+Summary Throttle::stop() {
+  {
+    AdminLock lock(&s_->admin);
+    const ThrottleState st = load_state(s_);
+    if (st != ThrottleState::kStopped) {
+      if (st == ThrottleState::kRunning) {
+        const std::int64_t now = mono_ns() - s_->base_ns;
+        s_->runtime_accum_ns.fetch_add(now - s_->started_at_rel_ns.load(std::memory_order_relaxed),
+                                       std::memory_order_relaxed);
+      }
+      s_->state.store(static_cast<std::uint32_t>(ThrottleState::kStopped), std::memory_order_release);
+      s_->kill_flag.store(1, std::memory_order_release);
+      detail::futex_wake(&s_->kill_flag, INT32_MAX);
+      s_->wake_seq.fetch_add(1, std::memory_order_acq_rel);
+      detail::futex_wake(&s_->wake_seq, INT32_MAX);
+    }
+  }
+  Summary sum;
+  sum.total = total();
+  const Rate m = mean();
+  sum.runtime = std::chrono::duration<double>(
+      static_cast<double>(s_->runtime_accum_ns.load(std::memory_order_relaxed)) / 1e9);
+  sum.mean_interval_s = m.interval_s;
+  sum.mean_rate_per_sec = m.rate_per_sec;
+  return sum;
+}
+
+bool Throttle::has_fuel(std::int64_t n) noexcept { return has_fuel(n, Clock::now()); }
+
+bool Throttle::has_fuel(std::int64_t n, TimePoint now_tp) noexcept {
+  if (n < 1 || load_state(s_) != ThrottleState::kRunning) return false;
+  const std::int64_t now = to_ns(now_tp);
+  if (s_->flags & detail::kFlagThrottle) {
+    std::int64_t due;
+    std::uint32_t e;
+    const std::int64_t rel = now - s_->base_ns;
+    if (!reserve_rel(s_, n, rel, rel, &due, &e)) return false;
+  }
+  if (MPT_PROBE_FUEL_ENABLED()) MPT_PROBE_FUEL(segment_->id(), std::int64_t{0});
+  if (s_->flags & detail::kFlagAutoEmit) emit_at(s_, segment_->id(), n, now);
+  return true;
+}
+
+std::optional<Throttle::TimePoint> Throttle::reserve(std::int64_t n, TimePoint now_tp,
+                                                     TimePoint deadline_tp) noexcept {
+  if (n < 1 || load_state(s_) != ThrottleState::kRunning) return std::nullopt;
+  if (!(s_->flags & detail::kFlagThrottle)) return now_tp;
+  std::int64_t due;
+  std::uint32_t e;
+  if (!reserve_rel(s_, n, to_ns(now_tp) - s_->base_ns, to_ns(deadline_tp) - s_->base_ns, &due, &e)) {
+    return std::nullopt;
+  }
+  return detail::from_ns(due + s_->base_ns);
+}
+
+bool Throttle::await_fuel() noexcept { return await_fuel_until(TimePoint::max(), 1); }
+
+bool Throttle::await_fuel(std::chrono::nanoseconds timeout) noexcept { return await_fuel(1, timeout); }
+
+bool Throttle::await_fuel(std::int64_t n, std::optional<std::chrono::nanoseconds> timeout) noexcept {
+  if (!timeout) return await_fuel_until(TimePoint::max(), n);
+  const std::int64_t now = mono_ns();
+  const std::int64_t t = timeout->count();
+  const std::int64_t deadline = t > kForever - now ? kForever : now + std::max<std::int64_t>(t, 0);
+  return await_fuel_until(detail::from_ns(deadline), n);
+}
+
+bool Throttle::await_fuel_until(TimePoint deadline_tp, std::int64_t n) noexcept {
+  if (n < 1) return false;
+  const std::int64_t deadline = deadline_tp == TimePoint::max() ? kForever : to_ns(deadline_tp);
+  const std::int64_t base = s_->base_ns;
+  const std::int64_t deadline_rel = deadline == kForever ? kForever : deadline - base;
+  const std::int64_t t0 = mono_ns();
+  for (;;) {
+    std::uint32_t seq = s_->wake_seq.load(std::memory_order_acquire);
+    const ThrottleState st = load_state(s_);
+    if (st == ThrottleState::kStopped) return false;
+    if (st == ThrottleState::kCreated) {  // wait for start()
+      if (deadline != kForever && mono_ns() >= deadline) return false;
+      detail::futex_wait(&s_->wake_seq, seq, deadline);
+      continue;
+    }
+    std::int64_t now = mono_ns();
+    if (s_->flags & detail::kFlagThrottle) {
+      std::int64_t due;
+      std::uint32_t epoch;
+      if (!reserve_rel(s_, n, now - base, deadline_rel, &due, &epoch)) return false;
+      // Sleep until the slot minus the spin lead, then spin. stop() and set_rate() bump wake_seq.
+      for (;;) {
+        now = mono_ns() - base;
+        const std::int64_t lead = s_->spin_lead_ns.load(std::memory_order_relaxed);
+        if (due > deadline_rel && now >= deadline_rel) return false;  // re-timed past the deadline
+        const std::int64_t wake_at = due > deadline_rel ? deadline_rel : due - lead;
+        if (now >= wake_at) {
+          if (now >= due) break;
+          detail::cpu_relax();
+        } else {
+          detail::futex_wait(&s_->wake_seq, seq, wake_at + base);
+        }
+        const std::uint32_t cur = s_->wake_seq.load(std::memory_order_acquire);
+        if (cur != seq) {
+          seq = cur;
+          if (load_state(s_) != ThrottleState::kRunning) return false;
+          const std::uint32_t e2 = detail::word_epoch(s_->word.load(std::memory_order_acquire));
+          if (e2 != epoch && retime(s_, &due, epoch, e2)) epoch = e2;
+        }
+      }
+      now += base;
+    }
+    if (MPT_PROBE_FUEL_ENABLED()) MPT_PROBE_FUEL(segment_->id(), now - t0);
+    if (s_->flags & detail::kFlagAutoEmit) emit_at(s_, segment_->id(), n, now);
+    return true;
+  }
+}
+
+std::int64_t Throttle::available() const noexcept { return available(Clock::now()); }
+
+std::int64_t Throttle::available(TimePoint now_tp) const noexcept {
+  if (load_state(s_) != ThrottleState::kRunning) return 0;
+  if (!(s_->flags & detail::kFlagThrottle)) return INT64_MAX;
+  const std::uint64_t w = s_->word.load(std::memory_order_acquire);
+  const auto& c = s_->cfg[detail::word_epoch(w) & (detail::kRingSlots - 1)];
+  const detail::GcraParams p{c.interval_ns.load(std::memory_order_relaxed),
+                             c.tau_ns.load(std::memory_order_relaxed)};
+  if (p.interval_ns <= 0) return 0;
+  return detail::gcra_available(detail::word_tat(w), to_ns(now_tp) - s_->base_ns, p);
+}
+
+void Throttle::set_rate(std::int64_t max_n, std::chrono::duration<double> per) {
+  set_rate(max_n, per, Clock::now());
+}
+
+void Throttle::set_rate(std::int64_t max_n, std::chrono::duration<double> per, TimePoint now_tp) {
+  AdminLock lock(&s_->admin);
+  const double c = s_->correction.load(std::memory_order_relaxed);
+  validate_rate(max_n, per.count(), c);
+  const auto hardcap = static_cast<Hardcap>(s_->hardcap);
+  const std::int64_t ni = compute_interval_ns(max_n, per.count(), c);
+  const std::int64_t at = to_ns(now_tp) - s_->base_ns;
+
+  std::uint64_t w = s_->word.load(std::memory_order_acquire);
+  const std::uint32_t e = detail::word_epoch(w);
+  const std::uint32_t e1 = (e + 1) & detail::kEpochMask;
+  const std::int64_t oi = s_->cfg[e & (detail::kRingSlots - 1)].interval_ns.load(std::memory_order_relaxed);
+
+  auto& cfg = s_->cfg[e1 & (detail::kRingSlots - 1)];
+  cfg.interval_ns.store(ni, std::memory_order_relaxed);
+  cfg.tau_ns.store(compute_tau_ns(hardcap, max_n, ni), std::memory_order_relaxed);
+  auto& rec = s_->rebase[e1 & (detail::kRingSlots - 1)];
+  rec.epoch.store(detail::kNoEpoch, std::memory_order_release);
+  rec.at_rel_ns.store(at, std::memory_order_relaxed);
+  rec.old_interval_ns.store(oi, std::memory_order_relaxed);
+  rec.new_interval_ns.store(ni, std::memory_order_relaxed);
+  rec.epoch.store(e1, std::memory_order_release);
+
+  // Only admin operations change the epoch, and they hold the lock: acquirers only move tat.
+  while (!s_->word.compare_exchange_weak(
+      w, detail::pack_word(e1, detail::gcra_rescale(detail::word_tat(w), at, oi, ni)),
+      std::memory_order_acq_rel, std::memory_order_acquire)) {
+  }
+  s_->max_n.store(max_n, std::memory_order_relaxed);
+  s_->per_s.store(per.count(), std::memory_order_relaxed);
+  s_->wake_seq.fetch_add(1, std::memory_order_acq_rel);
+  detail::futex_wake(&s_->wake_seq, INT32_MAX);
+}
+
+void Throttle::emit() noexcept { emit_at(s_, segment_->id(), 1, mono_ns()); }
+
+void Throttle::emit(TimePoint timestamp) noexcept { emit_at(s_, segment_->id(), 1, to_ns(timestamp)); }
+
+Event Throttle::kill_flag() const { return Event(segment_, &s_->kill_flag); }
+
+std::uint64_t Throttle::total() const noexcept { return s_->total.load(std::memory_order_relaxed); }
+
+Rate Throttle::latest() const noexcept {
+  const std::int64_t now = mono_ns() - s_->base_ns;
+  const std::int64_t b = now / s_->rf_ns;
+  std::int64_t count = 0;
+  for (std::uint32_t k = 1; k <= s_->window_buckets; ++k) {
+    const std::int64_t bk = b - k;
+    if (bk < 0) break;
+    const std::uint64_t w = s_->buckets[static_cast<std::uint64_t>(bk) % s_->ring_len].load(std::memory_order_relaxed);
+    if (bucket_tag(w) == static_cast<std::uint32_t>(bk)) count += bucket_count(w);
+  }
+  if (count == 0) return {0, 0};
+  const double window_s = static_cast<double>(s_->window_buckets) * static_cast<double>(s_->rf_ns) / 1e9;
+  const double rate = static_cast<double>(count) / window_s;
+  return {1.0 / rate, rate};
+}
+
+Rate Throttle::mean() const noexcept {
+  std::int64_t runtime = s_->runtime_accum_ns.load(std::memory_order_relaxed);
+  if (load_state(s_) == ThrottleState::kRunning) {
+    runtime += mono_ns() - s_->base_ns - s_->started_at_rel_ns.load(std::memory_order_relaxed);
+  }
+  const auto n = total();
+  if (n == 0 || runtime <= 0) return {0, 0};
+  const double rt = static_cast<double>(runtime) / 1e9;
+  return {rt / static_cast<double>(n), static_cast<double>(n) / rt};
+}
+
+Rate Throttle::lo_hi() const noexcept {
+  const std::int64_t v = s_->min_interval_ns.load(std::memory_order_relaxed);
+  return v == INT64_MAX ? Rate{} : rate_from_interval_ns(v);
+}
+
+Rate Throttle::hi_lo() const noexcept { return rate_from_interval_ns(s_->max_interval_ns.load(std::memory_order_relaxed)); }
+
+std::uint64_t Throttle::id() const noexcept { return segment_->id(); }
+
+const std::string& Throttle::name() const noexcept { return segment_->name(); }
+
+std::chrono::nanoseconds Throttle::interval() const noexcept {
+  const std::uint64_t w = s_->word.load(std::memory_order_acquire);
+  return std::chrono::nanoseconds(
+      s_->cfg[detail::word_epoch(w) & (detail::kRingSlots - 1)].interval_ns.load(std::memory_order_relaxed));
+}
+
+std::chrono::nanoseconds Throttle::spin_lead() const noexcept {
+  return std::chrono::nanoseconds(s_->spin_lead_ns.load(std::memory_order_relaxed));
+}
+
+Snapshot Throttle::snapshot() const {
+  Snapshot out;
+  out.id = id();
+  out.name = name();
+  out.max_n = s_->max_n.load(std::memory_order_relaxed);
+  out.per_s = s_->per_s.load(std::memory_order_relaxed);
+  out.hardcap = static_cast<Hardcap>(s_->hardcap);
+  out.as_monitor = s_->flags & detail::kFlagMonitor;
+  out.as_throttle = s_->flags & detail::kFlagThrottle;
+  out.auto_emit = s_->flags & detail::kFlagAutoEmit;
+  out.auto_calibrate = s_->flags & detail::kFlagAutoCalibrate;
+  out.rf_rate_s = static_cast<double>(s_->rf_ns) / 1e9;
+  out.interval_ns = interval().count();
+  out.correction = s_->correction.load(std::memory_order_relaxed);
+  out.correction_source.assign(s_->correction_source, strnlen(s_->correction_source, sizeof s_->correction_source));
+  out.spin_lead_ns = spin_lead().count();
+  out.state = state();
+  out.available = available();
+  out.total = total();
+  std::int64_t runtime = s_->runtime_accum_ns.load(std::memory_order_relaxed);
+  if (out.state == ThrottleState::kRunning) {
+    runtime += mono_ns() - s_->base_ns - s_->started_at_rel_ns.load(std::memory_order_relaxed);
+  }
+  out.runtime_s = static_cast<double>(runtime) / 1e9;
+  out.latest = latest();
+  out.mean = mean();
+  out.lo_hi = lo_hi();
+  out.hi_lo = hi_lo();
+  out.creator_pid = segment_->header().creator_pid;
+  out.created_realtime_ns = segment_->header().created_realtime_ns;
+  return out;
+}
+
+}  // namespace mpt

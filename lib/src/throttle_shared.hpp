@@ -1,0 +1,95 @@
+// Internal: the layout of a throttle segment's body. Every field a process may write while others
+// read is a lock-free atomic; the rest is written once before the segment is published.
+#pragma once
+
+#include <pthread.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "mpt/throttle.hpp"
+
+namespace mpt {
+
+namespace detail {
+
+inline constexpr int kEpochShift = 56;
+inline constexpr std::uint64_t kTatMask = (std::uint64_t{1} << kEpochShift) - 1;
+inline constexpr std::uint32_t kEpochMask = 0xff;
+inline constexpr std::uint32_t kRingSlots = 16;  // rate configurations / rebase records kept
+
+inline constexpr std::uint32_t kFlagMonitor = 1;
+inline constexpr std::uint32_t kFlagThrottle = 2;
+inline constexpr std::uint32_t kFlagAutoEmit = 4;
+inline constexpr std::uint32_t kFlagAutoCalibrate = 8;
+
+constexpr std::uint64_t pack_word(std::uint32_t epoch, std::int64_t tat_rel) {
+  return (std::uint64_t{epoch & kEpochMask} << kEpochShift) |
+         (static_cast<std::uint64_t>(tat_rel < 0 ? 0 : tat_rel) & kTatMask);
+}
+constexpr std::uint32_t word_epoch(std::uint64_t w) { return static_cast<std::uint32_t>(w >> kEpochShift); }
+constexpr std::int64_t word_tat(std::uint64_t w) { return static_cast<std::int64_t>(w & kTatMask); }
+
+struct ConfigSlot {
+  std::atomic<std::int64_t> interval_ns;
+  std::atomic<std::int64_t> tau_ns;  // < 0: unbounded
+};
+
+// What set_rate() did at epoch `epoch`, so sleepers can move their slot onto the new schedule.
+struct RebaseRecord {
+  std::atomic<std::uint32_t> epoch;  // kNoEpoch while being written
+  std::uint32_t pad;
+  std::atomic<std::int64_t> at_rel_ns;
+  std::atomic<std::int64_t> old_interval_ns;
+  std::atomic<std::int64_t> new_interval_ns;
+};
+inline constexpr std::uint32_t kNoEpoch = 0xffffffff;
+
+}  // namespace detail
+
+struct Throttle::Shared {
+  // Written once before publishing.
+  std::int64_t base_ns;  // CLOCK_MONOTONIC origin of every *_rel_ns value and of the GCRA word
+  std::uint32_t flags;
+  std::uint32_t hardcap;
+  std::int64_t rf_ns;
+  std::uint32_t ring_len;  // monitor buckets: one second's worth plus the current one
+  std::uint32_t window_buckets;
+
+  // Administration (start/stop/set_rate) is serialised by a robust process-shared mutex; readers
+  // use the atomics without it.
+  pthread_mutex_t admin;
+  std::atomic<std::int64_t> max_n;
+  std::atomic<double> per_s;
+  std::atomic<double> correction;
+  std::atomic<std::int64_t> spin_lead_ns;
+  char correction_source[96];
+
+  // Hot: the GCRA word alone on its line.
+  alignas(64) std::atomic<std::uint64_t> word;
+  alignas(64) std::atomic<std::uint32_t> state;  // ThrottleState
+  std::atomic<std::uint32_t> wake_seq;           // bumped by start/stop/set_rate; sleepers wait here
+  std::atomic<std::uint32_t> kill_flag;          // the Event word
+  detail::ConfigSlot cfg[detail::kRingSlots];
+  detail::RebaseRecord rebase[detail::kRingSlots];
+
+  // Monitor.
+  alignas(64) std::atomic<std::uint64_t> total;
+  std::atomic<std::int64_t> last_emit_rel_ns;  // -1: none yet
+  std::atomic<std::int64_t> min_interval_ns;   // INT64_MAX: none yet
+  std::atomic<std::int64_t> max_interval_ns;   // -1: none yet
+  alignas(64) std::atomic<std::int64_t> runtime_accum_ns;
+  std::atomic<std::int64_t> started_at_rel_ns;
+  alignas(64) std::atomic<std::uint64_t> buckets[1];  // ring_len of them: tag (bucket no.) << 32 | count
+
+  static std::size_t size_for(std::uint32_t ring_len) {
+    return offsetof(Shared, buckets) + sizeof(std::atomic<std::uint64_t>) * ring_len;
+  }
+};
+
+static_assert(std::atomic<std::int64_t>::is_always_lock_free);
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
+static_assert(std::atomic<double>::is_always_lock_free);
+
+}  // namespace mpt
