@@ -1,0 +1,412 @@
+// Throttle in one process: the arithmetic through the public "now" twins, options, bad input,
+// and blocking behaviour with threads (multi-process behaviour is in tests/integration).
+#include "mpt/throttle.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "../test_util.hpp"
+#include "mpt/error.hpp"
+
+namespace mpt {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+ThrottleOptions with_hardcap(Hardcap h) {
+  ThrottleOptions o;
+  o.hardcap = h;
+  return o;
+}
+
+TEST(ThrottleTest, BadConfigurationThrowsInvalidArgument) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double inf = std::numeric_limits<double>::infinity();
+  EXPECT_THROW(Throttle(0), InvalidArgument);
+  EXPECT_THROW(Throttle(-4), InvalidArgument);
+  EXPECT_THROW(Throttle(4, std::chrono::duration<double>(0)), InvalidArgument);
+  EXPECT_THROW(Throttle(4, std::chrono::duration<double>(-1)), InvalidArgument);
+  EXPECT_THROW(Throttle(4, std::chrono::duration<double>(nan)), InvalidArgument);
+  EXPECT_THROW(Throttle(4, std::chrono::duration<double>(inf)), InvalidArgument);
+  EXPECT_THROW(Throttle(4, std::chrono::duration<double>(1e12)), InvalidArgument);
+  EXPECT_THROW(Throttle(2'000'000'000), InvalidArgument);
+  for (double rf : {0.0, -0.01, nan, inf, 2.0, 0.0001}) {
+    ThrottleOptions o;
+    o.rf_rate = std::chrono::duration<double>(rf);
+    EXPECT_THROW(Throttle(4, 1s, o), InvalidArgument) << "rf_rate " << rf;
+  }
+  for (double c : {nan, inf, 1.0, -1.0, 5.0}) {
+    ThrottleOptions o;
+    o.correction = c;
+    EXPECT_THROW(Throttle(4, 1s, o), InvalidArgument) << "correction " << c;
+  }
+  ThrottleOptions o;
+  o.spin_lead = -1ns;
+  EXPECT_THROW(Throttle(4, 1s, o), InvalidArgument);
+  o.spin_lead = 11ms;
+  EXPECT_THROW(Throttle(4, 1s, o), InvalidArgument);
+  ThrottleOptions bad_cap;
+  bad_cap.hardcap = static_cast<Hardcap>(7);
+  EXPECT_THROW(Throttle(4, 1s, bad_cap), InvalidArgument);
+  EXPECT_THROW(Throttle::create("", 4), InvalidArgument);
+  EXPECT_THROW(Throttle::create("a/b", 4), InvalidArgument);
+  EXPECT_THROW(Throttle::create(std::string(300, 'n'), 4), InvalidArgument);
+  try {
+    Throttle(4, std::chrono::duration<double>(nan));
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("per"), std::string::npos) << e.what();
+  }
+  Throttle t(4);
+  EXPECT_THROW(t.set_rate(0, 1s), InvalidArgument);
+  EXPECT_THROW(t.set_rate(4, std::chrono::duration<double>(nan)), InvalidArgument);
+}
+
+TEST(ThrottleTest, NothingBeforeStartOneUnitAtStart) {
+  Throttle t(4, 1s);
+  const auto t0 = Clock::now();
+  EXPECT_EQ(t.state(), ThrottleState::kCreated);
+  EXPECT_FALSE(t.has_fuel(1, t0));
+  EXPECT_EQ(t.available(t0), 0);
+  t.start(t0);
+  EXPECT_EQ(t.available(t0), 1);
+  EXPECT_TRUE(t.has_fuel(1, t0));
+  EXPECT_FALSE(t.has_fuel(1, t0));
+  EXPECT_FALSE(t.has_fuel(1, t0 + 249ms));
+  EXPECT_TRUE(t.has_fuel(1, t0 + 250ms));
+  EXPECT_EQ(t.total(), 2u);
+}
+
+TEST(ThrottleTest, LimitBurstsUpToMaxN) {
+  Throttle t(4, 1s, with_hardcap(Hardcap::kLimit));
+  const auto t0 = Clock::now();
+  t.start(t0);
+  const auto later = t0 + 10s;
+  EXPECT_EQ(t.available(later), 4);
+  for (int i = 0; i < 4; ++i) EXPECT_TRUE(t.has_fuel(1, later)) << i;
+  EXPECT_FALSE(t.has_fuel(1, later));
+}
+
+TEST(ThrottleTest, OneNeverBursts) {
+  Throttle t(4, 1s, with_hardcap(Hardcap::kOne));
+  const auto t0 = Clock::now();
+  t.start(t0);
+  const auto later = t0 + 10s;
+  EXPECT_EQ(t.available(later), 1);
+  EXPECT_TRUE(t.has_fuel(1, later));
+  EXPECT_FALSE(t.has_fuel(1, later));
+  EXPECT_FALSE(t.has_fuel(1, later + 249ms));
+  EXPECT_TRUE(t.has_fuel(1, later + 250ms));
+}
+
+TEST(ThrottleTest, NoneAccumulatesUnusedFuel) {
+  Throttle t(4, 1s, with_hardcap(Hardcap::kNone));
+  const auto t0 = Clock::now();
+  t.start(t0);
+  EXPECT_EQ(t.available(t0 + 10s), 41);
+  EXPECT_TRUE(t.has_fuel(41, t0 + 10s));
+  EXPECT_FALSE(t.has_fuel(1, t0 + 10s));
+}
+
+TEST(ThrottleTest, ReserveRespectsDeadlineAndOrder) {
+  Throttle t(10, 1s, with_hardcap(Hardcap::kOne));  // 100 ms apart
+  const auto t0 = Clock::now();
+  t.start(t0);
+  std::vector<Clock::time_point> dues;
+  for (int i = 0; i < 5; ++i) {
+    auto due = t.reserve(1, t0, Clock::time_point::max());
+    ASSERT_TRUE(due);
+    dues.push_back(*due);
+  }
+  for (int i = 1; i < 5; ++i) EXPECT_EQ(dues[i] - dues[i - 1], 100ms) << "served in the order asked";
+  // The next slot is at t0 + 500 ms: a deadline before it takes nothing.
+  EXPECT_FALSE(t.reserve(1, t0, t0 + 499ms));
+  EXPECT_FALSE(t.reserve(1, t0, t0 + 499ms));
+  auto due = t.reserve(1, t0, t0 + 500ms);
+  ASSERT_TRUE(due);
+  EXPECT_EQ(*due - t0, 500ms);
+}
+
+TEST(ThrottleTest, TakeNAtOnce) {
+  Throttle t(4, 1s);
+  const auto t0 = Clock::now();
+  t.start(t0);
+  EXPECT_FALSE(t.has_fuel(2, t0)) << "only one unit at start";
+  EXPECT_TRUE(t.has_fuel(4, t0 + 10s));
+  EXPECT_EQ(t.total(), 4u) << "n units count n emissions";
+  auto due = t.reserve(3, t0 + 10s, Clock::time_point::max());
+  ASSERT_TRUE(due);
+  EXPECT_EQ(*due - (t0 + 10s), 750ms);
+  EXPECT_FALSE(t.has_fuel(0));
+  EXPECT_FALSE(t.has_fuel(-1));
+  EXPECT_FALSE(t.await_fuel(0, 1s));
+}
+
+TEST(ThrottleTest, CorrectionShortensTheInterval) {
+  ThrottleOptions o;
+  o.correction = 0.1;
+  Throttle t(4, 1s, o);
+  EXPECT_EQ(t.interval(), 225ms);
+  EXPECT_EQ(t.snapshot().correction_source, "explicit");
+  Throttle plain(4, 1s);
+  EXPECT_EQ(plain.interval(), 250ms);
+  EXPECT_EQ(plain.snapshot().correction_source, "none");
+  ThrottleOptions slower;
+  slower.correction = -0.2;
+  EXPECT_EQ(Throttle(4, 1s, slower).interval(), 300ms);
+}
+
+TEST(ThrottleTest, SetRateRescalesQueuedReservations) {
+  Throttle t(4, 1s, with_hardcap(Hardcap::kOne));  // 250 ms
+  const auto t0 = Clock::now();
+  t.start(t0);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(t.reserve(1, t0, Clock::time_point::max()));
+  // Queue: t0, t0+250, t0+500; next free t0+750. Doubling the rate at t0 halves the distances.
+  t.set_rate(8, 1s, t0);
+  EXPECT_EQ(t.interval(), 125ms);
+  auto due = t.reserve(1, t0, Clock::time_point::max());
+  ASSERT_TRUE(due);
+  EXPECT_EQ(*due - t0, 375ms);
+  EXPECT_EQ(t.snapshot().max_n, 8);
+  // Slower again, from a later point: the distance beyond `at` is stretched.
+  t.set_rate(1, 1s, t0 + 100ms);  // next free was t0+500 -> 100 + 400*8
+  due = t.reserve(1, t0 + 100ms, Clock::time_point::max());
+  ASSERT_TRUE(due);
+  EXPECT_EQ(*due - t0, 100ms + 3200ms);
+}
+
+TEST(ThrottleTest, SetRateWakesAndRetimesASleepingWaiter) {
+  Throttle t(1, 10s, with_hardcap(Hardcap::kOne));
+  t.start();
+  ASSERT_TRUE(t.has_fuel());  // the first unit; the next is 10 s away
+  std::atomic<bool> done{false};
+  std::thread waiter([&] {
+    EXPECT_TRUE(t.await_fuel());
+    done = true;
+  });
+  std::this_thread::sleep_for(100ms);
+  EXPECT_FALSE(done);
+  const auto t_set = Clock::now();
+  t.set_rate(100, 1s);  // the waiter's slot moves from ~9.9 s away to ~10 ms away
+  waiter.join();
+  EXPECT_TRUE(done);
+  EXPECT_LT(Clock::now() - t_set, 2s) << "the waiter was stranded on the old schedule";
+}
+
+TEST(ThrottleTest, AwaitTimeoutThatCannotBeMetReturnsAtOnceTakingNothing) {
+  Throttle t(1, 10s);
+  t.start();
+  ASSERT_TRUE(t.has_fuel());
+  const auto t0 = Clock::now();
+  EXPECT_FALSE(t.await_fuel(100ms));
+  EXPECT_LT(Clock::now() - t0, 50ms) << "should not sleep for a slot it cannot have";
+  EXPECT_FALSE(t.await_fuel_until(Clock::now() + 1s));
+  // Nothing was taken: the next free slot is still the first one after the start.
+  auto due = t.reserve(1, Clock::now(), Clock::time_point::max());
+  ASSERT_TRUE(due);
+  EXPECT_LE(*due - t0, 10s);
+  EXPECT_GT(*due - t0, 9s);
+}
+
+TEST(ThrottleTest, AwaitWithTimeoutThatCanBeMetWaits) {
+  Throttle t(20, 1s, with_hardcap(Hardcap::kOne));  // 50 ms
+  t.start();
+  ASSERT_TRUE(t.has_fuel());
+  const auto t0 = Clock::now();
+  EXPECT_TRUE(t.await_fuel(1s));
+  const auto waited = Clock::now() - t0;
+  EXPECT_GE(waited, 40ms);
+  EXPECT_LT(waited, 1s);
+}
+
+TEST(ThrottleTest, AwaitBeforeStartWaitsForStart) {
+  Throttle t(100, 1s);
+  std::atomic<bool> got{false};
+  std::thread w([&] { got = t.await_fuel(); });
+  std::this_thread::sleep_for(50ms);
+  EXPECT_FALSE(got);
+  t.start();
+  w.join();
+  EXPECT_TRUE(got);
+  Throttle t2(100, 1s);
+  EXPECT_FALSE(t2.await_fuel(20ms)) << "not started within the timeout";
+}
+
+TEST(ThrottleTest, StopReleasesWaitersAndKillFlag) {
+  Throttle t(1, 100s);
+  t.start();
+  ASSERT_TRUE(t.has_fuel());
+  EXPECT_FALSE(t.kill_flag().is_set());
+  std::vector<std::thread> ws;
+  std::atomic<int> released{0};
+  for (int i = 0; i < 3; ++i) {
+    ws.emplace_back([&] {
+      if (!t.await_fuel()) ++released;
+    });
+  }
+  std::this_thread::sleep_for(50ms);
+  const auto t0 = Clock::now();
+  t.stop();
+  for (auto& w : ws) w.join();
+  EXPECT_EQ(released, 3);
+  EXPECT_LT(Clock::now() - t0, 1s);
+  EXPECT_TRUE(t.kill_flag().is_set());
+  EXPECT_FALSE(t.await_fuel());
+  EXPECT_FALSE(t.has_fuel());
+  EXPECT_EQ(t.state(), ThrottleState::kStopped);
+}
+
+TEST(ThrottleTest, StatsSurviveStopAndStart) {
+  Throttle t(1000, 1s);
+  t.start();
+  for (int i = 0; i < 5; ++i) EXPECT_TRUE(t.await_fuel(1s));
+  std::this_thread::sleep_for(20ms);
+  const Summary s1 = t.stop();
+  EXPECT_EQ(s1.total, 5u);
+  EXPECT_GT(s1.runtime.count(), 0.015);
+  EXPECT_NEAR(s1.mean_rate_per_sec, 5 / s1.runtime.count(), 1e-6);
+  EXPECT_NEAR(s1.mean_interval_s, s1.runtime.count() / 5, 1e-9);
+  std::this_thread::sleep_for(50ms);  // stopped time does not count
+  t.start();
+  EXPECT_FALSE(t.kill_flag().is_set());
+  for (int i = 0; i < 5; ++i) EXPECT_TRUE(t.await_fuel(1s));
+  const auto [runtime, total, mean_interval_s, mean_rate] = t.stop();
+  EXPECT_EQ(total, 10u);
+  EXPECT_GT(runtime.count(), s1.runtime.count());
+  EXPECT_LT(runtime.count(), s1.runtime.count() + 0.045);
+  EXPECT_GT(mean_rate, 0);
+  EXPECT_GT(mean_interval_s, 0);
+}
+
+TEST(ThrottleTest, ManualEmitWhenAutoEmitIsOff) {
+  ThrottleOptions o;
+  o.auto_emit = false;
+  Throttle t(1000, 1s, o);
+  t.start();
+  EXPECT_TRUE(t.has_fuel());
+  EXPECT_TRUE(t.await_fuel(1s));
+  EXPECT_EQ(t.total(), 0u) << "auto_emit=false: taking fuel counts nothing";
+  t.emit();
+  t.emit();
+  EXPECT_EQ(t.total(), 2u);
+}
+
+TEST(ThrottleTest, LoHiAndHiLoFromEmissionIntervals) {
+  ThrottleOptions o;
+  o.auto_emit = false;
+  Throttle t(1000, 1s, o);
+  const auto t0 = Clock::now();
+  EXPECT_EQ(t.lo_hi().interval_s, 0);
+  t.emit(t0);
+  t.emit(t0 + 10ms);
+  t.emit(t0 + 30ms);
+  t.emit(t0 + 25ms);  // out of order: no interval of its own
+  t.emit(t0 + 80ms);
+  EXPECT_NEAR(t.lo_hi().interval_s, 0.010, 1e-9);
+  EXPECT_NEAR(t.lo_hi().rate_per_sec, 100, 1e-6);
+  EXPECT_NEAR(t.hi_lo().interval_s, 0.050, 1e-9);
+  EXPECT_NEAR(t.hi_lo().rate_per_sec, 20, 1e-6);
+  EXPECT_EQ(t.total(), 5u);
+}
+
+TEST(ThrottleTest, LatestCountsTheLastSecond) {
+  ThrottleOptions o;
+  o.auto_emit = false;
+  Throttle t(1000, 1s, o);
+  const auto now = Clock::now();
+  for (int i = 0; i < 50; ++i) t.emit(now - 500ms + i * 1ms);
+  for (int i = 0; i < 30; ++i) t.emit(now - 3s);  // too old
+  const Rate r = t.latest();
+  EXPECT_NEAR(r.rate_per_sec, 50, 1e-9);
+  EXPECT_NEAR(r.interval_s, 0.02, 1e-12);
+}
+
+TEST(ThrottleTest, MonitorOnlyNeverWaits) {
+  ThrottleOptions o;
+  o.as_throttle = false;
+  Throttle t(1, 100s, o);
+  t.start();
+  for (int i = 0; i < 100; ++i) EXPECT_TRUE(t.await_fuel(0ns));
+  EXPECT_EQ(t.total(), 100u);
+}
+
+TEST(ThrottleTest, ThrottleOnlyCountsNothing) {
+  ThrottleOptions o;
+  o.as_monitor = false;
+  Throttle t(1000, 1s, o);
+  t.start();
+  EXPECT_TRUE(t.await_fuel(1s));
+  t.emit();
+  EXPECT_EQ(t.total(), 0u);
+  EXPECT_FALSE(t.snapshot().as_monitor);
+}
+
+TEST(ThrottleTest, AutoCalibrateDefaultFollowsTheSeed) {
+  EXPECT_FALSE(Throttle(48, 1s).snapshot().auto_calibrate);
+  EXPECT_TRUE(Throttle(49, 1s).snapshot().auto_calibrate);
+  ThrottleOptions o;
+  o.auto_calibrate = false;
+  EXPECT_FALSE(Throttle(1000, 1s, o).snapshot().auto_calibrate);
+}
+
+TEST(ThrottleTest, ThreadsAreServedInTheOrderTheyAsked) {
+  Throttle t(20, 1s, with_hardcap(Hardcap::kOne));  // 50 ms apart
+  t.start();
+  ASSERT_TRUE(t.has_fuel());
+  std::mutex m;
+  std::vector<int> order;
+  std::vector<std::thread> ws;
+  for (int i = 0; i < 4; ++i) {
+    ws.emplace_back([&, i] {
+      EXPECT_TRUE(t.await_fuel(5s));
+      std::lock_guard<std::mutex> g(m);
+      order.push_back(i);
+    });
+    std::this_thread::sleep_for(10ms);  // ask in order 0, 1, 2, 3
+  }
+  for (auto& w : ws) w.join();
+  EXPECT_EQ(order, (std::vector<int>{0, 1, 2, 3}));
+}
+
+TEST(ThrottleTest, SnapshotHasEverything) {
+  const std::string name = test::unique_name("snap");
+  ThrottleOptions o;
+  o.hardcap = Hardcap::kOne;
+  o.spin_lead = 20us;
+  auto t = Throttle::create(name, 100, 2s, o);
+  t.start();
+  ASSERT_TRUE(t.has_fuel());
+  const Snapshot s = t.snapshot();
+  EXPECT_EQ(s.name, name);
+  EXPECT_EQ(s.id, t.id());
+  EXPECT_EQ(s.max_n, 100);
+  EXPECT_EQ(s.per_s, 2.0);
+  EXPECT_EQ(s.hardcap, Hardcap::kOne);
+  EXPECT_EQ(s.interval_ns, 20'000'000);
+  EXPECT_EQ(s.spin_lead_ns, 20'000);
+  EXPECT_EQ(s.state, ThrottleState::kRunning);
+  EXPECT_EQ(s.total, 1u);
+  EXPECT_EQ(s.creator_pid, getpid());
+  EXPECT_NEAR(s.rf_rate_s, 0.01, 1e-12);
+}
+
+TEST(ThrottleTest, NamedThrottleOpenedTwiceSharesState) {
+  const std::string name = test::unique_name("named");
+  auto a = Throttle::create(name, 4, 1s);
+  auto b = Throttle::open(name);
+  EXPECT_EQ(a.id(), b.id());
+  a.start();
+  EXPECT_TRUE(b.has_fuel());
+  EXPECT_FALSE(a.has_fuel());
+  EXPECT_EQ(a.total(), 1u);
+  EXPECT_THROW(Throttle::create(name, 4, 1s), AlreadyExists);
+  EXPECT_THROW(Throttle::open(test::unique_name("nope")), NotFound);
+}
+
+}  // namespace
+}  // namespace mpt
