@@ -51,7 +51,8 @@ int main(int argc, char** argv) {
   std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
   // Stops the processes and returns the stats.
   auto [runtime, total, mean_interval, per_second] = throttle.stop();
-  for (pid_t pid : workers) waitpid(pid, nullptr, 0);
+  for (pid_t pid : workers)
+    waitpid(pid, nullptr, 0);
   std::printf("Runtime: %.6f\n", runtime.count());
   std::printf("Total: %llu\n", static_cast<unsigned long long>(total));
   std::printf("Mean frequency: %.6f\n", mean_interval);

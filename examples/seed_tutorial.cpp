@@ -19,7 +19,8 @@ int main() {
     pid_t pid = fork();
     if (pid == 0) {
       auto kill_flag = throttle.kill_flag();
-      while (!kill_flag.is_set()) throttle.await_fuel();
+      while (!kill_flag.is_set())
+        throttle.await_fuel();
       _exit(0);
     }
     workers.push_back(pid);
@@ -33,7 +34,8 @@ int main() {
     std::this_thread::sleep_for(500ms);
   }
   auto [runtime, total, mean_interval, per_second] = throttle.stop();
-  for (pid_t pid : workers) waitpid(pid, nullptr, 0);
+  for (pid_t pid : workers)
+    waitpid(pid, nullptr, 0);
   std::printf("Runtime: %.6f\n", runtime.count());
   std::printf("Total: %llu\n", static_cast<unsigned long long>(total));
   std::printf("Time between processes: %.6f\n", mean_interval);

@@ -26,7 +26,8 @@ inline std::int64_t to_ns(std::chrono::steady_clock::time_point t) noexcept {
 }
 inline std::chrono::steady_clock::time_point from_ns(std::int64_t ns) noexcept {
   return std::chrono::steady_clock::time_point(
-      std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::nanoseconds(ns)));
+      std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+          std::chrono::nanoseconds(ns)));
 }
 
 inline void cpu_relax() noexcept {

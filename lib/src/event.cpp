@@ -39,20 +39,26 @@ void Event::set() noexcept {
   if (word_->exchange(1, std::memory_order_acq_rel) == 0) detail::futex_wake(word_, INT_MAX);
 }
 
-void Event::clear() noexcept { word_->store(0, std::memory_order_release); }
+void Event::clear() noexcept {
+  word_->store(0, std::memory_order_release);
+}
 
-bool Event::is_set() const noexcept { return word_->load(std::memory_order_acquire) != 0; }
+bool Event::is_set() const noexcept {
+  return word_->load(std::memory_order_acquire) != 0;
+}
 
 bool Event::wait(std::optional<std::chrono::nanoseconds> timeout) const noexcept {
   if (!timeout) return detail::futex_wait_while_equal(word_, 0, detail::kForever);
   const std::int64_t now = detail::mono_ns();
   const std::int64_t t = std::max<std::int64_t>(timeout->count(), 0);
-  return detail::futex_wait_while_equal(word_, 0, t > detail::kForever - now ? detail::kForever : now + t);
+  return detail::futex_wait_while_equal(word_, 0,
+                                        t > detail::kForever - now ? detail::kForever : now + t);
 }
 
 bool Event::wait_until(std::chrono::steady_clock::time_point deadline) const noexcept {
-  const std::int64_t d =
-      deadline == std::chrono::steady_clock::time_point::max() ? detail::kForever : detail::to_ns(deadline);
+  const std::int64_t d = deadline == std::chrono::steady_clock::time_point::max()
+                             ? detail::kForever
+                             : detail::to_ns(deadline);
   return detail::futex_wait_while_equal(word_, 0, d);
 }
 

@@ -3,7 +3,8 @@
 //
 // `tat` (theoretical arrival time) is the time at which the next unit becomes available when no
 // burst allowance is left. The burst allowance is expressed as `tau`: a bucket may hold up to
-// tau / interval + 1 units, so tau = (burst - 1) * interval; tau < 0 means unbounded (hardcap none).
+// tau / interval + 1 units, so tau = (burst - 1) * interval; tau < 0 means unbounded (hardcap
+// none).
 #pragma once
 
 #include <algorithm>

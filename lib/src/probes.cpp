@@ -3,6 +3,8 @@
 #include "probes.hpp"
 
 extern "C" {
-__attribute__((section(".probes"), visibility("hidden"))) unsigned short mpthrottle_emit_semaphore = 0;
-__attribute__((section(".probes"), visibility("hidden"))) unsigned short mpthrottle_fuel_semaphore = 0;
+__attribute__((section(".probes"), visibility("hidden"))) unsigned short mpthrottle_emit_semaphore =
+    0;
+__attribute__((section(".probes"), visibility("hidden"))) unsigned short mpthrottle_fuel_semaphore =
+    0;
 }

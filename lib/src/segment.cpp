@@ -21,7 +21,9 @@ namespace {
 
 constexpr std::string_view kPrefix = "mpt.";
 
-std::string errno_text(int e) { return std::strerror(e); }
+std::string errno_text(int e) {
+  return std::strerror(e);
+}
 
 std::uint64_t random_id() {
   std::uint64_t id = 0;
@@ -82,12 +84,18 @@ std::string header_problem(const SegmentHeader& h, std::size_t file_size) {
 
 const char* to_string(SegmentKind kind) noexcept {
   switch (kind) {
-    case SegmentKind::kThrottle: return "throttle";
-    case SegmentKind::kEvent: return "event";
-    case SegmentKind::kLock: return "lock";
-    case SegmentKind::kSemaphore: return "semaphore";
-    case SegmentKind::kCondition: return "condition";
-    case SegmentKind::kQueue: return "queue";
+    case SegmentKind::kThrottle:
+      return "throttle";
+    case SegmentKind::kEvent:
+      return "event";
+    case SegmentKind::kLock:
+      return "lock";
+    case SegmentKind::kSemaphore:
+      return "semaphore";
+    case SegmentKind::kCondition:
+      return "condition";
+    case SegmentKind::kQueue:
+      return "queue";
   }
   return "unknown";
 }
@@ -103,13 +111,16 @@ void Segment::validate_name(std::string_view name) {
     throw InvalidArgument("segment name is " + std::to_string(name.size()) +
                           " characters long; the limit is " + std::to_string(kMaxNameLength));
   }
-  if (name == "." || name == "..") throw InvalidArgument("segment name '" + std::string(name) + "' is reserved");
+  if (name == "." || name == "..")
+    throw InvalidArgument("segment name '" + std::string(name) + "' is reserved");
   for (char c : name) {
     const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                     c == '.' || c == '_' || c == '-';
     if (!ok) {
-      std::string shown = (c == '/') ? "'/'" : (c >= 0x20 && c < 0x7f) ? std::string("'") + c + "'"
-                                                                       : "byte " + std::to_string(static_cast<unsigned char>(c));
+      std::string shown = (c == '/') ? "'/'"
+                          : (c >= 0x20 && c < 0x7f)
+                              ? std::string("'") + c + "'"
+                              : "byte " + std::to_string(static_cast<unsigned char>(c));
       throw InvalidArgument("segment name '" + std::string(name) + "' contains " + shown +
                             "; allowed are letters, digits, '.', '_' and '-'");
     }
@@ -122,7 +133,10 @@ std::string Segment::path_for(std::string_view name) {
 }
 
 Segment::Segment(void* data, std::size_t size, std::string name, bool unlink_on_close)
-    : data_(data), size_(size), name_(std::move(name)), unlink_on_close_(unlink_on_close),
+    : data_(data),
+      size_(size),
+      name_(std::move(name)),
+      unlink_on_close_(unlink_on_close),
       owner_pid_(getpid()) {}
 
 Segment::~Segment() {
@@ -156,14 +170,18 @@ std::shared_ptr<Segment> Segment::create(std::string_view name, SegmentKind kind
   Fd f{::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, options.mode)};
   if (f.fd < 0) {
     const int e = errno;
-    if (e == EACCES || e == EPERM) throw PermissionDenied("cannot create " + what + ": " + errno_text(e), e);
-    if (e == ENOENT) throw NotFound("cannot create " + what + ": directory " + dir + " does not exist", e);
+    if (e == EACCES || e == EPERM)
+      throw PermissionDenied("cannot create " + what + ": " + errno_text(e), e);
+    if (e == ENOENT)
+      throw NotFound("cannot create " + what + ": directory " + dir + " does not exist", e);
     throw SystemError("cannot create " + what + ": " + errno_text(e), e);
   }
   ::fchmod(f.fd, options.mode);  // O_TMPFILE applies the umask; the caller asked for this mode
   if (::ftruncate(f.fd, static_cast<off_t>(size_bytes)) != 0) {
     const int e = errno;
-    throw SystemError("cannot size " + what + " to " + std::to_string(size_bytes) + " bytes: " + errno_text(e), e);
+    throw SystemError(
+        "cannot size " + what + " to " + std::to_string(size_bytes) + " bytes: " + errno_text(e),
+        e);
   }
   void* p = ::mmap(nullptr, size_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, f.fd, 0);
   if (p == MAP_FAILED) {
@@ -178,7 +196,8 @@ std::shared_ptr<Segment> Segment::create(std::string_view name, SegmentKind kind
   if (::linkat(AT_FDCWD, proc.c_str(), AT_FDCWD, path.c_str(), AT_SYMLINK_FOLLOW) != 0) {
     const int e = errno;
     if (e == EEXIST) throw AlreadyExists(what + " already exists", e);
-    if (e == EACCES || e == EPERM) throw PermissionDenied("cannot create " + what + ": " + errno_text(e), e);
+    if (e == EACCES || e == EPERM)
+      throw PermissionDenied("cannot create " + what + ": " + errno_text(e), e);
     throw SystemError("cannot publish " + what + ": " + errno_text(e), e);
   }
   seg->unlink_on_close_ = !options.persist;
@@ -194,7 +213,8 @@ std::shared_ptr<Segment> Segment::open(std::string_view name, SegmentKind kind,
     const int e = errno;
     if (e == ENOENT) throw NotFound(what + " does not exist", e);
     if (e == ELOOP) throw PermissionDenied(what + " is a symbolic link; refusing to follow it", e);
-    if (e == EACCES || e == EPERM) throw PermissionDenied("cannot open " + what + ": " + errno_text(e), e);
+    if (e == EACCES || e == EPERM)
+      throw PermissionDenied("cannot open " + what + ": " + errno_text(e), e);
     throw SystemError("cannot open " + what + ": " + errno_text(e), e);
   }
   struct stat st;
@@ -204,11 +224,13 @@ std::shared_ptr<Segment> Segment::open(std::string_view name, SegmentKind kind,
   }
   if (!S_ISREG(st.st_mode)) throw IncompatibleSegment(what + " is not a regular file");
   if (st.st_uid != geteuid() && !options.allow_other_owner) {
-    throw PermissionDenied(what + " is owned by uid " + std::to_string(st.st_uid) + ", not by uid " +
-                           std::to_string(geteuid()) + " (OpenOptions::allow_other_owner accepts it)");
+    throw PermissionDenied(what + " is owned by uid " + std::to_string(st.st_uid) +
+                           ", not by uid " + std::to_string(geteuid()) +
+                           " (OpenOptions::allow_other_owner accepts it)");
   }
   if ((st.st_mode & S_IWOTH) && !options.allow_world_writable) {
-    throw PermissionDenied(what + " is writable by every user (OpenOptions::allow_world_writable accepts it)");
+    throw PermissionDenied(
+        what + " is writable by every user (OpenOptions::allow_world_writable accepts it)");
   }
   const auto file_size = static_cast<std::size_t>(st.st_size);
   if (file_size < sizeof(SegmentHeader)) {
@@ -261,7 +283,8 @@ void Segment::remove(std::string_view name) {
     const int e = errno;
     const std::string what = "segment '" + std::string(name) + "' (" + path + ")";
     if (e == ENOENT) throw NotFound(what + " does not exist", e);
-    if (e == EACCES || e == EPERM) throw PermissionDenied("cannot remove " + what + ": " + errno_text(e), e);
+    if (e == EACCES || e == EPERM)
+      throw PermissionDenied("cannot remove " + what + ": " + errno_text(e), e);
     throw SystemError("cannot remove " + what + ": " + errno_text(e), e);
   }
 }

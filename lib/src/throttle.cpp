@@ -40,9 +40,12 @@ std::int64_t compute_interval_ns(std::int64_t max_n, double per_s, double correc
 
 std::int64_t compute_tau_ns(Hardcap h, std::int64_t max_n, std::int64_t interval_ns) {
   switch (h) {
-    case Hardcap::kLimit: return (max_n - 1) * interval_ns;
-    case Hardcap::kOne: return 0;
-    case Hardcap::kNone: return -1;
+    case Hardcap::kLimit:
+      return (max_n - 1) * interval_ns;
+    case Hardcap::kOne:
+      return 0;
+    case Hardcap::kNone:
+      return -1;
   }
   return 0;
 }
@@ -50,13 +53,16 @@ std::int64_t compute_tau_ns(Hardcap h, std::int64_t max_n, std::int64_t interval
 void validate_rate(std::int64_t max_n, double per_s, double correction) {
   if (max_n < 1) throw InvalidArgument("max_n must be at least 1, got " + std::to_string(max_n));
   if (max_n > kMaxN) {
-    throw InvalidArgument("max_n must be at most " + std::to_string(kMaxN) + ", got " + std::to_string(max_n));
+    throw InvalidArgument("max_n must be at most " + std::to_string(kMaxN) + ", got " +
+                          std::to_string(max_n));
   }
   if (!std::isfinite(per_s) || per_s <= 0) {
-    throw InvalidArgument("per must be a finite number of seconds greater than 0, got " + num(per_s));
+    throw InvalidArgument("per must be a finite number of seconds greater than 0, got " +
+                          num(per_s));
   }
   if (per_s > kMaxPerS) {
-    throw InvalidArgument("per must be at most " + num(kMaxPerS) + " seconds (30 days), got " + num(per_s));
+    throw InvalidArgument("per must be at most " + num(kMaxPerS) + " seconds (30 days), got " +
+                          num(per_s));
   }
   if (compute_interval_ns(max_n, per_s, correction) < 1) {
     throw InvalidArgument("max_n " + std::to_string(max_n) + " per " + num(per_s) +
@@ -72,7 +78,8 @@ void validate_options(const ThrottleOptions& o) {
   if (o.correction) {
     const double c = *o.correction;
     if (!std::isfinite(c) || c <= -1.0 || c >= 1.0) {
-      throw InvalidArgument("correction must be a finite number with -1 < correction < 1, got " + num(c));
+      throw InvalidArgument("correction must be a finite number with -1 < correction < 1, got " +
+                            num(c));
     }
   }
   if (o.spin_lead && (o.spin_lead->count() < 0 || o.spin_lead->count() > kMaxSpinLeadNs)) {
@@ -104,11 +111,13 @@ Segment::Init make_init(std::int64_t max_n, double per_s, const ThrottleOptions&
   return [=](void* data, std::size_t) {
     void* body = static_cast<char*>(data) + Segment::kBodyOffset;
     auto* s = new (body) Throttle::Shared();
-    for (std::uint32_t i = 1; i < ring_len; ++i) new (&s->buckets[i]) std::atomic<std::uint64_t>(0);
+    for (std::uint32_t i = 1; i < ring_len; ++i)
+      new (&s->buckets[i]) std::atomic<std::uint64_t>(0);
     s->base_ns = mono_ns() - 1'000'000'000;  // so that relative times are positive from the start
     const bool auto_cal = o.auto_calibrate.value_or(static_cast<double>(max_n) / per_s >= 49.0);
-    s->flags = (o.as_monitor ? detail::kFlagMonitor : 0) | (o.as_throttle ? detail::kFlagThrottle : 0) |
-               (o.auto_emit ? detail::kFlagAutoEmit : 0) | (auto_cal ? detail::kFlagAutoCalibrate : 0);
+    s->flags =
+        (o.as_monitor ? detail::kFlagMonitor : 0) | (o.as_throttle ? detail::kFlagThrottle : 0) |
+        (o.auto_emit ? detail::kFlagAutoEmit : 0) | (auto_cal ? detail::kFlagAutoCalibrate : 0);
     s->hardcap = static_cast<std::uint32_t>(o.hardcap);
     s->rf_ns = std::llround(o.rf_rate.count() * 1e9);
     s->window_buckets = window;
@@ -132,7 +141,8 @@ Segment::Init make_init(std::int64_t max_n, double per_s, const ThrottleOptions&
     const std::int64_t interval = compute_interval_ns(max_n, per_s, c);
     s->cfg[0].interval_ns = interval;
     s->cfg[0].tau_ns = compute_tau_ns(o.hardcap, max_n, interval);
-    for (auto& r : s->rebase) r.epoch = detail::kNoEpoch;
+    for (auto& r : s->rebase)
+      r.epoch = detail::kNoEpoch;
     s->word = detail::pack_word(0, 0);
     s->state = static_cast<std::uint32_t>(ThrottleState::kCreated);
     s->last_emit_rel_ns = -1;
@@ -142,7 +152,8 @@ Segment::Init make_init(std::int64_t max_n, double per_s, const ThrottleOptions&
 }
 
 std::pair<std::uint32_t, std::uint32_t> ring_shape(const ThrottleOptions& o) {
-  const auto window = static_cast<std::uint32_t>(std::max<long long>(1, std::llround(1.0 / o.rf_rate.count())));
+  const auto window =
+      static_cast<std::uint32_t>(std::max<long long>(1, std::llround(1.0 / o.rf_rate.count())));
   return {window, window + 1};
 }
 
@@ -150,23 +161,33 @@ std::pair<std::uint32_t, std::uint32_t> ring_shape(const ThrottleOptions& o) {
 void validate_body(const Segment& seg) {
   const auto* s = static_cast<const Throttle::Shared*>(seg.body());
   const std::string what = "segment '" + seg.name() + "'";
-  auto corrupt = [&](const std::string& why) { throw IncompatibleSegment(what + " is corrupt: " + why); };
-  if (seg.size_bytes() < Segment::kBodyOffset + offsetof(Throttle::Shared, buckets)) corrupt("too small for a throttle");
-  if (s->ring_len < 2 || s->ring_len > 1001 || s->window_buckets + 1 != s->ring_len) corrupt("bad monitor ring");
-  if (Segment::kBodyOffset + Throttle::Shared::size_for(s->ring_len) != seg.size_bytes()) corrupt("size does not match its monitor ring");
+  auto corrupt = [&](const std::string& why) {
+    throw IncompatibleSegment(what + " is corrupt: " + why);
+  };
+  if (seg.size_bytes() < Segment::kBodyOffset + offsetof(Throttle::Shared, buckets))
+    corrupt("too small for a throttle");
+  if (s->ring_len < 2 || s->ring_len > 1001 || s->window_buckets + 1 != s->ring_len)
+    corrupt("bad monitor ring");
+  if (Segment::kBodyOffset + Throttle::Shared::size_for(s->ring_len) != seg.size_bytes())
+    corrupt("size does not match its monitor ring");
   if (s->hardcap > static_cast<std::uint32_t>(Hardcap::kNone)) corrupt("bad hardcap");
   if (s->rf_ns <= 0) corrupt("bad rf_rate");
   if (s->state.load() > static_cast<std::uint32_t>(ThrottleState::kStopped)) corrupt("bad state");
   for (const auto& c : s->cfg) {
     if (c.interval_ns.load() < 0) corrupt("negative interval");
   }
-  if (s->cfg[detail::word_epoch(s->word.load()) & (detail::kRingSlots - 1)].interval_ns.load() <= 0) {
+  if (s->cfg[detail::word_epoch(s->word.load()) & (detail::kRingSlots - 1)].interval_ns.load() <=
+      0) {
     corrupt("no interval for the current epoch");
   }
 }
 
-inline std::int64_t bucket_count(std::uint64_t w) { return static_cast<std::int64_t>(w & 0xffffffffu); }
-inline std::uint32_t bucket_tag(std::uint64_t w) { return static_cast<std::uint32_t>(w >> 32); }
+inline std::int64_t bucket_count(std::uint64_t w) {
+  return static_cast<std::int64_t>(w & 0xffffffffu);
+}
+inline std::uint32_t bucket_tag(std::uint64_t w) {
+  return static_cast<std::uint32_t>(w >> 32);
+}
 
 inline Rate rate_from_interval_ns(std::int64_t ns) {
   if (ns <= 0) return {0, 0};
@@ -175,7 +196,8 @@ inline Rate rate_from_interval_ns(std::int64_t ns) {
 }
 
 // Counts n emissions at absolute time ts in the monitor (lock-free) and fires the probe.
-inline void emit_at(Throttle::Shared* s, std::uint64_t id, std::int64_t n, std::int64_t ts) noexcept {
+inline void emit_at(Throttle::Shared* s, std::uint64_t id, std::int64_t n,
+                    std::int64_t ts) noexcept {
   if (!(s->flags & detail::kFlagMonitor)) return;
   const std::int64_t t = ts - s->base_ns;
   s->total.fetch_add(static_cast<std::uint64_t>(n), std::memory_order_relaxed);
@@ -203,34 +225,39 @@ inline void emit_at(Throttle::Shared* s, std::uint64_t id, std::int64_t n, std::
       if (last >= 0) {
         const std::int64_t d = t - last;
         std::int64_t lo = s->min_interval_ns.load(std::memory_order_relaxed);
-        while (d < lo && !s->min_interval_ns.compare_exchange_weak(lo, d, std::memory_order_relaxed)) {
+        while (d < lo &&
+               !s->min_interval_ns.compare_exchange_weak(lo, d, std::memory_order_relaxed)) {
         }
         std::int64_t hi = s->max_interval_ns.load(std::memory_order_relaxed);
-        while (d > hi && !s->max_interval_ns.compare_exchange_weak(hi, d, std::memory_order_relaxed)) {
+        while (d > hi &&
+               !s->max_interval_ns.compare_exchange_weak(hi, d, std::memory_order_relaxed)) {
         }
       }
       break;
     }
   }
   if (MPT_PROBE_EMIT_ENABLED()) {
-    for (std::int64_t i = 0; i < n; ++i) MPT_PROBE_EMIT(id, ts);
+    for (std::int64_t i = 0; i < n; ++i)
+      MPT_PROBE_EMIT(id, ts);
   }
 }
 
 // One CAS: reserves n units at `now` (relative), or nothing if they would be due after `deadline`.
-inline bool reserve_rel(Throttle::Shared* s, std::int64_t n, std::int64_t now, std::int64_t deadline,
-                        std::int64_t* due, std::uint32_t* epoch) noexcept {
+inline bool reserve_rel(Throttle::Shared* s, std::int64_t n, std::int64_t now,
+                        std::int64_t deadline, std::int64_t* due, std::uint32_t* epoch) noexcept {
   std::uint64_t w = s->word.load(std::memory_order_acquire);
   for (;;) {
     const std::uint32_t e = detail::word_epoch(w);
     const auto& c = s->cfg[e & (detail::kRingSlots - 1)];
     const detail::GcraParams p{c.interval_ns.load(std::memory_order_relaxed),
                                c.tau_ns.load(std::memory_order_relaxed)};
-    if (p.interval_ns <= 0) return false;  // torn read of a slot being rewritten; the CAS would fail
+    if (p.interval_ns <= 0)
+      return false;  // torn read of a slot being rewritten; the CAS would fail
     const auto r = detail::gcra_reserve(detail::word_tat(w), now, n, p);
-    if (r.due_ns > deadline || r.new_tat_ns > static_cast<std::int64_t>(detail::kTatMask)) return false;
-    if (s->word.compare_exchange_weak(w, detail::pack_word(e, r.new_tat_ns), std::memory_order_acq_rel,
-                                      std::memory_order_acquire)) {
+    if (r.due_ns > deadline || r.new_tat_ns > static_cast<std::int64_t>(detail::kTatMask))
+      return false;
+    if (s->word.compare_exchange_weak(w, detail::pack_word(e, r.new_tat_ns),
+                                      std::memory_order_acq_rel, std::memory_order_acquire)) {
       *due = r.due_ns;
       *epoch = e;
       return true;
@@ -240,7 +267,8 @@ inline bool reserve_rel(Throttle::Shared* s, std::int64_t n, std::int64_t now, s
 
 // Moves a slot reserved in epoch `from` onto the schedule of epoch `to`, through every rebase
 // between them. Returns false (slot unchanged) if the records have been overwritten.
-inline bool retime(const Throttle::Shared* s, std::int64_t* due, std::uint32_t from, std::uint32_t to) noexcept {
+inline bool retime(const Throttle::Shared* s, std::int64_t* due, std::uint32_t from,
+                   std::uint32_t to) noexcept {
   std::int64_t t = *due;
   for (std::uint32_t e = (from + 1) & detail::kEpochMask;; e = (e + 1) & detail::kEpochMask) {
     const auto& r = s->rebase[e & (detail::kRingSlots - 1)];
@@ -264,18 +292,24 @@ inline ThrottleState load_state(const Throttle::Shared* s) {
 
 const char* to_string(Hardcap h) noexcept {
   switch (h) {
-    case Hardcap::kLimit: return "limit";
-    case Hardcap::kOne: return "one";
-    case Hardcap::kNone: return "none";
+    case Hardcap::kLimit:
+      return "limit";
+    case Hardcap::kOne:
+      return "one";
+    case Hardcap::kNone:
+      return "none";
   }
   return "unknown";
 }
 
 const char* to_string(ThrottleState s) noexcept {
   switch (s) {
-    case ThrottleState::kCreated: return "created";
-    case ThrottleState::kRunning: return "running";
-    case ThrottleState::kStopped: return "stopped";
+    case ThrottleState::kCreated:
+      return "created";
+    case ThrottleState::kRunning:
+      return "running";
+    case ThrottleState::kStopped:
+      return "stopped";
   }
   return "unknown";
 }
@@ -283,24 +317,26 @@ const char* to_string(ThrottleState s) noexcept {
 Throttle::Throttle(std::shared_ptr<Segment> segment)
     : segment_(std::move(segment)), s_(static_cast<Shared*>(segment_->body())) {}
 
-Throttle::Throttle(std::int64_t max_n, std::chrono::duration<double> per, const ThrottleOptions& options) {
+Throttle::Throttle(std::int64_t max_n, std::chrono::duration<double> per,
+                   const ThrottleOptions& options) {
   validate_options(options);
   validate_rate(max_n, per.count(), options.correction.value_or(0.0));
   auto [window, ring_len] = ring_shape(options);
-  segment_ = Segment::anonymous(SegmentKind::kThrottle, Segment::kBodyOffset + Shared::size_for(ring_len),
-                                make_init(max_n, per.count(), options, window, ring_len));
+  segment_ =
+      Segment::anonymous(SegmentKind::kThrottle, Segment::kBodyOffset + Shared::size_for(ring_len),
+                         make_init(max_n, per.count(), options, window, ring_len));
   s_ = static_cast<Shared*>(segment_->body());
 }
 
-Throttle Throttle::create(std::string_view name, std::int64_t max_n, std::chrono::duration<double> per,
-                          const ThrottleOptions& options) {
+Throttle Throttle::create(std::string_view name, std::int64_t max_n,
+                          std::chrono::duration<double> per, const ThrottleOptions& options) {
   Segment::validate_name(name);
   validate_options(options);
   validate_rate(max_n, per.count(), options.correction.value_or(0.0));
   auto [window, ring_len] = ring_shape(options);
-  return Throttle(Segment::create(name, SegmentKind::kThrottle,
-                                  Segment::kBodyOffset + Shared::size_for(ring_len),
-                                  make_init(max_n, per.count(), options, window, ring_len), options.segment));
+  return Throttle(Segment::create(
+      name, SegmentKind::kThrottle, Segment::kBodyOffset + Shared::size_for(ring_len),
+      make_init(max_n, per.count(), options, window, ring_len), options.segment));
 }
 
 Throttle Throttle::open(std::string_view name, const OpenOptions& options) {
@@ -309,11 +345,17 @@ Throttle Throttle::open(std::string_view name, const OpenOptions& options) {
   return Throttle(std::move(seg));
 }
 
-void Throttle::remove(std::string_view name) { Segment::remove(name); }
+void Throttle::remove(std::string_view name) {
+  Segment::remove(name);
+}
 
-ThrottleState Throttle::state() const noexcept { return load_state(s_); }
+ThrottleState Throttle::state() const noexcept {
+  return load_state(s_);
+}
 
-void Throttle::start() { start(Clock::now()); }
+void Throttle::start() {
+  start(Clock::now());
+}
 
 void Throttle::start(TimePoint now_tp) {
   AdminLock lock(&s_->admin);
@@ -341,7 +383,8 @@ Summary Throttle::stop() {
         s_->runtime_accum_ns.fetch_add(now - s_->started_at_rel_ns.load(std::memory_order_relaxed),
                                        std::memory_order_relaxed);
       }
-      s_->state.store(static_cast<std::uint32_t>(ThrottleState::kStopped), std::memory_order_release);
+      s_->state.store(static_cast<std::uint32_t>(ThrottleState::kStopped),
+                      std::memory_order_release);
       s_->kill_flag.store(1, std::memory_order_release);
       detail::futex_wake(&s_->kill_flag, INT32_MAX);
       s_->wake_seq.fetch_add(1, std::memory_order_acq_rel);
@@ -358,7 +401,9 @@ Summary Throttle::stop() {
   return sum;
 }
 
-bool Throttle::has_fuel(std::int64_t n) noexcept { return has_fuel(n, Clock::now()); }
+bool Throttle::has_fuel(std::int64_t n) noexcept {
+  return has_fuel(n, Clock::now());
+}
 
 bool Throttle::has_fuel(std::int64_t n, TimePoint now_tp) noexcept {
   if (n < 1 || load_state(s_) != ThrottleState::kRunning) return false;
@@ -380,17 +425,23 @@ std::optional<Throttle::TimePoint> Throttle::reserve(std::int64_t n, TimePoint n
   if (!(s_->flags & detail::kFlagThrottle)) return now_tp;
   std::int64_t due;
   std::uint32_t e;
-  if (!reserve_rel(s_, n, to_ns(now_tp) - s_->base_ns, to_ns(deadline_tp) - s_->base_ns, &due, &e)) {
+  if (!reserve_rel(s_, n, to_ns(now_tp) - s_->base_ns, to_ns(deadline_tp) - s_->base_ns, &due,
+                   &e)) {
     return std::nullopt;
   }
   return detail::from_ns(due + s_->base_ns);
 }
 
-bool Throttle::await_fuel() noexcept { return await_fuel_until(TimePoint::max(), 1); }
+bool Throttle::await_fuel() noexcept {
+  return await_fuel_until(TimePoint::max(), 1);
+}
 
-bool Throttle::await_fuel(std::chrono::nanoseconds timeout) noexcept { return await_fuel(1, timeout); }
+bool Throttle::await_fuel(std::chrono::nanoseconds timeout) noexcept {
+  return await_fuel(1, timeout);
+}
 
-bool Throttle::await_fuel(std::int64_t n, std::optional<std::chrono::nanoseconds> timeout) noexcept {
+bool Throttle::await_fuel(std::int64_t n,
+                          std::optional<std::chrono::nanoseconds> timeout) noexcept {
   if (!timeout) return await_fuel_until(TimePoint::max(), n);
   const std::int64_t now = mono_ns();
   const std::int64_t t = timeout->count();
@@ -446,7 +497,9 @@ bool Throttle::await_fuel_until(TimePoint deadline_tp, std::int64_t n) noexcept 
   }
 }
 
-std::int64_t Throttle::available() const noexcept { return available(Clock::now()); }
+std::int64_t Throttle::available() const noexcept {
+  return available(Clock::now());
+}
 
 std::int64_t Throttle::available(TimePoint now_tp) const noexcept {
   if (load_state(s_) != ThrottleState::kRunning) return 0;
@@ -474,7 +527,8 @@ void Throttle::set_rate(std::int64_t max_n, std::chrono::duration<double> per, T
   std::uint64_t w = s_->word.load(std::memory_order_acquire);
   const std::uint32_t e = detail::word_epoch(w);
   const std::uint32_t e1 = (e + 1) & detail::kEpochMask;
-  const std::int64_t oi = s_->cfg[e & (detail::kRingSlots - 1)].interval_ns.load(std::memory_order_relaxed);
+  const std::int64_t oi =
+      s_->cfg[e & (detail::kRingSlots - 1)].interval_ns.load(std::memory_order_relaxed);
 
   auto& cfg = s_->cfg[e1 & (detail::kRingSlots - 1)];
   cfg.interval_ns.store(ni, std::memory_order_relaxed);
@@ -497,13 +551,21 @@ void Throttle::set_rate(std::int64_t max_n, std::chrono::duration<double> per, T
   detail::futex_wake(&s_->wake_seq, INT32_MAX);
 }
 
-void Throttle::emit() noexcept { emit_at(s_, segment_->id(), 1, mono_ns()); }
+void Throttle::emit() noexcept {
+  emit_at(s_, segment_->id(), 1, mono_ns());
+}
 
-void Throttle::emit(TimePoint timestamp) noexcept { emit_at(s_, segment_->id(), 1, to_ns(timestamp)); }
+void Throttle::emit(TimePoint timestamp) noexcept {
+  emit_at(s_, segment_->id(), 1, to_ns(timestamp));
+}
 
-Event Throttle::kill_flag() const { return Event(segment_, &s_->kill_flag); }
+Event Throttle::kill_flag() const {
+  return Event(segment_, &s_->kill_flag);
+}
 
-std::uint64_t Throttle::total() const noexcept { return s_->total.load(std::memory_order_relaxed); }
+std::uint64_t Throttle::total() const noexcept {
+  return s_->total.load(std::memory_order_relaxed);
+}
 
 Rate Throttle::latest() const noexcept {
   const std::int64_t now = mono_ns() - s_->base_ns;
@@ -512,11 +574,13 @@ Rate Throttle::latest() const noexcept {
   for (std::uint32_t k = 1; k <= s_->window_buckets; ++k) {
     const std::int64_t bk = b - k;
     if (bk < 0) break;
-    const std::uint64_t w = s_->buckets[static_cast<std::uint64_t>(bk) % s_->ring_len].load(std::memory_order_relaxed);
+    const std::uint64_t w =
+        s_->buckets[static_cast<std::uint64_t>(bk) % s_->ring_len].load(std::memory_order_relaxed);
     if (bucket_tag(w) == static_cast<std::uint32_t>(bk)) count += bucket_count(w);
   }
   if (count == 0) return {0, 0};
-  const double window_s = static_cast<double>(s_->window_buckets) * static_cast<double>(s_->rf_ns) / 1e9;
+  const double window_s =
+      static_cast<double>(s_->window_buckets) * static_cast<double>(s_->rf_ns) / 1e9;
   const double rate = static_cast<double>(count) / window_s;
   return {1.0 / rate, rate};
 }
@@ -537,16 +601,23 @@ Rate Throttle::lo_hi() const noexcept {
   return v == INT64_MAX ? Rate{} : rate_from_interval_ns(v);
 }
 
-Rate Throttle::hi_lo() const noexcept { return rate_from_interval_ns(s_->max_interval_ns.load(std::memory_order_relaxed)); }
+Rate Throttle::hi_lo() const noexcept {
+  return rate_from_interval_ns(s_->max_interval_ns.load(std::memory_order_relaxed));
+}
 
-std::uint64_t Throttle::id() const noexcept { return segment_->id(); }
+std::uint64_t Throttle::id() const noexcept {
+  return segment_->id();
+}
 
-const std::string& Throttle::name() const noexcept { return segment_->name(); }
+const std::string& Throttle::name() const noexcept {
+  return segment_->name();
+}
 
 std::chrono::nanoseconds Throttle::interval() const noexcept {
   const std::uint64_t w = s_->word.load(std::memory_order_acquire);
   return std::chrono::nanoseconds(
-      s_->cfg[detail::word_epoch(w) & (detail::kRingSlots - 1)].interval_ns.load(std::memory_order_relaxed));
+      s_->cfg[detail::word_epoch(w) & (detail::kRingSlots - 1)].interval_ns.load(
+          std::memory_order_relaxed));
 }
 
 std::chrono::nanoseconds Throttle::spin_lead() const noexcept {
@@ -567,7 +638,8 @@ Snapshot Throttle::snapshot() const {
   out.rf_rate_s = static_cast<double>(s_->rf_ns) / 1e9;
   out.interval_ns = interval().count();
   out.correction = s_->correction.load(std::memory_order_relaxed);
-  out.correction_source.assign(s_->correction_source, strnlen(s_->correction_source, sizeof s_->correction_source));
+  out.correction_source.assign(s_->correction_source,
+                               strnlen(s_->correction_source, sizeof s_->correction_source));
   out.spin_lead_ns = spin_lead().count();
   out.state = state();
   out.available = available();

@@ -28,8 +28,12 @@ constexpr std::uint64_t pack_word(std::uint32_t epoch, std::int64_t tat_rel) {
   return (std::uint64_t{epoch & kEpochMask} << kEpochShift) |
          (static_cast<std::uint64_t>(tat_rel < 0 ? 0 : tat_rel) & kTatMask);
 }
-constexpr std::uint32_t word_epoch(std::uint64_t w) { return static_cast<std::uint32_t>(w >> kEpochShift); }
-constexpr std::int64_t word_tat(std::uint64_t w) { return static_cast<std::int64_t>(w & kTatMask); }
+constexpr std::uint32_t word_epoch(std::uint64_t w) {
+  return static_cast<std::uint32_t>(w >> kEpochShift);
+}
+constexpr std::int64_t word_tat(std::uint64_t w) {
+  return static_cast<std::int64_t>(w & kTatMask);
+}
 
 struct ConfigSlot {
   std::atomic<std::int64_t> interval_ns;
@@ -69,8 +73,8 @@ struct Throttle::Shared {
   // Hot: the GCRA word alone on its line.
   alignas(64) std::atomic<std::uint64_t> word;
   alignas(64) std::atomic<std::uint32_t> state;  // ThrottleState
-  std::atomic<std::uint32_t> wake_seq;           // bumped by start/stop/set_rate; sleepers wait here
-  std::atomic<std::uint32_t> kill_flag;          // the Event word
+  std::atomic<std::uint32_t> wake_seq;   // bumped by start/stop/set_rate; sleepers wait here
+  std::atomic<std::uint32_t> kill_flag;  // the Event word
   detail::ConfigSlot cfg[detail::kRingSlots];
   detail::RebaseRecord rebase[detail::kRingSlots];
 
@@ -81,7 +85,8 @@ struct Throttle::Shared {
   std::atomic<std::int64_t> max_interval_ns;   // -1: none yet
   alignas(64) std::atomic<std::int64_t> runtime_accum_ns;
   std::atomic<std::int64_t> started_at_rel_ns;
-  alignas(64) std::atomic<std::uint64_t> buckets[1];  // ring_len of them: tag (bucket no.) << 32 | count
+  alignas(64)
+      std::atomic<std::uint64_t> buckets[1];  // ring_len of them: tag (bucket no.) << 32 | count
 
   static std::size_t size_for(std::uint32_t ring_len) {
     return offsetof(Shared, buckets) + sizeof(std::atomic<std::uint64_t>) * ring_len;

@@ -29,7 +29,8 @@ pid_t fork_worker(Throttle& t) {
   if (pid == 0) {
     int taken = 0;
     auto kill = t.kill_flag();
-    while (!kill.is_set()) taken += t.await_fuel() ? 1 : 0;
+    while (!kill.is_set())
+      taken += t.await_fuel() ? 1 : 0;
     _exit(std::min(taken, 250));
   }
   return pid;
@@ -63,7 +64,8 @@ std::string read_all(int fd) {
   std::string out;
   char buf[256];
   ssize_t n;
-  while ((n = read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<std::size_t>(n));
+  while ((n = read(fd, buf, sizeof buf)) > 0)
+    out.append(buf, static_cast<std::size_t>(n));
   close(fd);
   return out;
 }
@@ -71,7 +73,8 @@ std::string read_all(int fd) {
 TEST(ThrottleProcessesTest, FourForkedWorkersAtFourPerSecond) {
   Throttle t(4, 1s);
   std::vector<pid_t> pids;
-  for (int i = 0; i < 4; ++i) pids.push_back(fork_worker(t));  // they wait for start()
+  for (int i = 0; i < 4; ++i)
+    pids.push_back(fork_worker(t));  // they wait for start()
   std::this_thread::sleep_for(50ms);
   t.start();
   std::this_thread::sleep_for(2s);
@@ -91,11 +94,13 @@ TEST(ThrottleProcessesTest, FourForkedWorkersAtFourPerSecond) {
 TEST(ThrottleProcessesTest, SeedExampleFourWorkersFiveSecondsTake20Or21) {
   Throttle t(4, 1s);
   std::vector<pid_t> pids;
-  for (int i = 0; i < 4; ++i) pids.push_back(fork_worker(t));
+  for (int i = 0; i < 4; ++i)
+    pids.push_back(fork_worker(t));
   t.start();
   std::this_thread::sleep_for(5s);
   const Summary s = t.stop();
-  for (pid_t p : pids) ASSERT_GE(test::wait_child(p, 5s), 0);
+  for (pid_t p : pids)
+    ASSERT_GE(test::wait_child(p, 5s), 0);
   EXPECT_GE(s.total, 20u);
   EXPECT_LE(s.total, 21u) << "never the 24 a full bucket would give";
 }
@@ -143,7 +148,8 @@ TEST(ThrottleProcessesTest, StatsSurviveRestartAcrossProcesses) {
   pid_t p = fork();
   if (p == 0) {
     int ok = 0;
-    for (int i = 0; i < 10; ++i) ok += t.await_fuel(1s) ? 1 : 0;
+    for (int i = 0; i < 10; ++i)
+      ok += t.await_fuel(1s) ? 1 : 0;
     _exit(ok);
   }
   ASSERT_EQ(test::wait_child(p), 10);
@@ -153,7 +159,8 @@ TEST(ThrottleProcessesTest, StatsSurviveRestartAcrossProcesses) {
   p = fork();
   if (p == 0) {
     int ok = 0;
-    for (int i = 0; i < 10; ++i) ok += t.await_fuel(1s) ? 1 : 0;
+    for (int i = 0; i < 10; ++i)
+      ok += t.await_fuel(1s) ? 1 : 0;
     _exit(ok);
   }
   ASSERT_EQ(test::wait_child(p), 10);
@@ -166,11 +173,13 @@ TEST(ThrottleProcessesTest, ManyProcessesHoldAHighRate) {
   // 4 processes at 2,000/s for 1 s: every unit is accounted for and the rate is held (±1%).
   Throttle t(2000, 1s);
   std::vector<pid_t> pids;
-  for (int i = 0; i < 4; ++i) pids.push_back(fork_worker(t));
+  for (int i = 0; i < 4; ++i)
+    pids.push_back(fork_worker(t));
   t.start();
   std::this_thread::sleep_for(1s);
   const Summary s = t.stop();
-  for (pid_t p : pids) ASSERT_GE(test::wait_child(p, 5s), 0);
+  for (pid_t p : pids)
+    ASSERT_GE(test::wait_child(p, 5s), 0);
   EXPECT_NEAR(static_cast<double>(s.total), 2000.0 * s.runtime.count(), 20.0 + 1);
 }
 
@@ -184,7 +193,8 @@ TEST(ThrottleProcessesTest, KilledWaiterDoesNotWedgeTheThrottle) {
   for (int round = 0; round < 20; ++round) {
     pid_t p = fork();
     if (p == 0) {
-      for (;;) (void)t.await_fuel();
+      for (;;)
+        (void)t.await_fuel();
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(3 + round % 7));
     kill(p, SIGKILL);
@@ -192,7 +202,8 @@ TEST(ThrottleProcessesTest, KilledWaiterDoesNotWedgeTheThrottle) {
   }
   // Slots reserved by killed processes are lost time, not a stuck lock: we still get fuel.
   int ok = 0;
-  for (int i = 0; i < 5; ++i) ok += t.await_fuel(1s) ? 1 : 0;
+  for (int i = 0; i < 5; ++i)
+    ok += t.await_fuel(1s) ? 1 : 0;
   EXPECT_EQ(ok, 5);
 }
 

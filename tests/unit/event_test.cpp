@@ -53,7 +53,8 @@ TEST(EventTest, ParentReleasesManyWaitingChildren) {
   }
   usleep(50'000);
   e.set();
-  for (pid_t p : pids) EXPECT_EQ(test::wait_child(p), 0);
+  for (pid_t p : pids)
+    EXPECT_EQ(test::wait_child(p), 0);
 }
 
 TEST(EventTest, NamedEventIsSharedByName) {

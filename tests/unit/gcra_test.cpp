@@ -9,8 +9,8 @@ namespace {
 constexpr std::int64_t kT = 250'000'000;  // 4 per second
 
 TEST(GcraTest, LimitBurstIsMaxN) {
-  const GcraParams p{kT, 3 * kT};  // max_n = 4
-  std::int64_t tat = 0;            // start() at t = 0
+  const GcraParams p{kT, 3 * kT};           // max_n = 4
+  std::int64_t tat = 0;                     // start() at t = 0
   const std::int64_t now = 10'000'000'000;  // long idle: the bucket is full, not fuller
   EXPECT_EQ(gcra_available(tat, now, p), 4);
   for (int i = 0; i < 4; ++i) {
@@ -87,7 +87,8 @@ TEST(GcraTest, CorrectionShortensInterval) {
   // per/max_n * (1 - correction): 250 ms * 0.9 = 225 ms
   const GcraParams p{225'000'000, 0};
   std::int64_t tat = 0;
-  for (int i = 0; i < 3; ++i) tat = gcra_reserve(tat, 0, 1, p).new_tat_ns;
+  for (int i = 0; i < 3; ++i)
+    tat = gcra_reserve(tat, 0, 1, p).new_tat_ns;
   EXPECT_EQ(tat, 3 * 225'000'000);
 }
 

@@ -45,8 +45,9 @@ std::vector<char> valid_bytes(SegmentKind kind = SegmentKind::kEvent) {
 }
 
 TEST(SegmentTest, BadNamesAreRejected) {
-  for (const std::string& bad : std::vector<std::string>{"", "a/b", "/x", ".", "..", "a b", std::string("a\0b", 3), "caf\xc3\xa9",
-                          std::string(kMaxNameLength + 1, 'x')}) {
+  for (const std::string& bad :
+       std::vector<std::string>{"", "a/b", "/x", ".", "..", "a b", std::string("a\0b", 3),
+                                "caf\xc3\xa9", std::string(kMaxNameLength + 1, 'x')}) {
     EXPECT_THROW(make(bad), InvalidArgument) << "name '" << bad << "'";
     EXPECT_THROW(Segment::open(bad, SegmentKind::kEvent), InvalidArgument) << bad;
   }
@@ -112,7 +113,8 @@ TEST(SegmentTest, RacingCreatorsExactlyOneWins) {
       pids[i] = fork();
       if (pids[i] == 0) {
         try {
-          Segment::create(name, SegmentKind::kEvent, kSize, nullptr, {.mode = 0600, .persist = true});
+          Segment::create(name, SegmentKind::kEvent, kSize, nullptr,
+                          {.mode = 0600, .persist = true});
           _exit(0);
         } catch (const AlreadyExists&) {
           _exit(1);
@@ -288,11 +290,14 @@ TEST(SegmentTest, AnonymousIsSharedWithForkedChildren) {
 }
 
 TEST(SegmentTest, BadSizeAndModeAreInvalidArguments) {
-  EXPECT_THROW(Segment::create(unique_name("size"), SegmentKind::kEvent, 8, nullptr), InvalidArgument);
-  EXPECT_THROW(Segment::create(unique_name("size"), SegmentKind::kEvent, kMaxSegmentBytes + 1, nullptr),
+  EXPECT_THROW(Segment::create(unique_name("size"), SegmentKind::kEvent, 8, nullptr),
                InvalidArgument);
-  EXPECT_THROW(Segment::create(unique_name("mode"), SegmentKind::kEvent, kSize, nullptr, {.mode = 0400}),
-               InvalidArgument);
+  EXPECT_THROW(
+      Segment::create(unique_name("size"), SegmentKind::kEvent, kMaxSegmentBytes + 1, nullptr),
+      InvalidArgument);
+  EXPECT_THROW(
+      Segment::create(unique_name("mode"), SegmentKind::kEvent, kSize, nullptr, {.mode = 0400}),
+      InvalidArgument);
 }
 
 TEST(SegmentTest, ThrottleBodyIsValidatedToo) {
@@ -301,7 +306,7 @@ TEST(SegmentTest, ThrottleBodyIsValidatedToo) {
   auto t = Throttle::create(name, 10, std::chrono::seconds(1));
   auto seg = Segment::open(name, SegmentKind::kThrottle);
   auto* ring_len = reinterpret_cast<std::uint32_t*>(static_cast<char*>(seg->body()) +
-                                               offsetof(Throttle::Shared, ring_len));
+                                                    offsetof(Throttle::Shared, ring_len));
   const std::uint32_t saved = *ring_len;
   *ring_len = 5000;
   EXPECT_THROW(Throttle::open(name), IncompatibleSegment);

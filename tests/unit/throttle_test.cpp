@@ -88,7 +88,8 @@ TEST(ThrottleTest, LimitBurstsUpToMaxN) {
   t.start(t0);
   const auto later = t0 + 10s;
   EXPECT_EQ(t.available(later), 4);
-  for (int i = 0; i < 4; ++i) EXPECT_TRUE(t.has_fuel(1, later)) << i;
+  for (int i = 0; i < 4; ++i)
+    EXPECT_TRUE(t.has_fuel(1, later)) << i;
   EXPECT_FALSE(t.has_fuel(1, later));
 }
 
@@ -123,7 +124,8 @@ TEST(ThrottleTest, ReserveRespectsDeadlineAndOrder) {
     ASSERT_TRUE(due);
     dues.push_back(*due);
   }
-  for (int i = 1; i < 5; ++i) EXPECT_EQ(dues[i] - dues[i - 1], 100ms) << "served in the order asked";
+  for (int i = 1; i < 5; ++i)
+    EXPECT_EQ(dues[i] - dues[i - 1], 100ms) << "served in the order asked";
   // The next slot is at t0 + 500 ms: a deadline before it takes nothing.
   EXPECT_FALSE(t.reserve(1, t0, t0 + 499ms));
   EXPECT_FALSE(t.reserve(1, t0, t0 + 499ms));
@@ -165,7 +167,8 @@ TEST(ThrottleTest, SetRateRescalesQueuedReservations) {
   Throttle t(4, 1s, with_hardcap(Hardcap::kOne));  // 250 ms
   const auto t0 = Clock::now();
   t.start(t0);
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(t.reserve(1, t0, Clock::time_point::max()));
+  for (int i = 0; i < 3; ++i)
+    ASSERT_TRUE(t.reserve(1, t0, Clock::time_point::max()));
   // Queue: t0, t0+250, t0+500; next free t0+750. Doubling the rate at t0 halves the distances.
   t.set_rate(8, 1s, t0);
   EXPECT_EQ(t.interval(), 125ms);
@@ -252,7 +255,8 @@ TEST(ThrottleTest, StopReleasesWaitersAndKillFlag) {
   std::this_thread::sleep_for(50ms);
   const auto t0 = Clock::now();
   t.stop();
-  for (auto& w : ws) w.join();
+  for (auto& w : ws)
+    w.join();
   EXPECT_EQ(released, 3);
   EXPECT_LT(Clock::now() - t0, 1s);
   EXPECT_TRUE(t.kill_flag().is_set());
@@ -264,7 +268,8 @@ TEST(ThrottleTest, StopReleasesWaitersAndKillFlag) {
 TEST(ThrottleTest, StatsSurviveStopAndStart) {
   Throttle t(1000, 1s);
   t.start();
-  for (int i = 0; i < 5; ++i) EXPECT_TRUE(t.await_fuel(1s));
+  for (int i = 0; i < 5; ++i)
+    EXPECT_TRUE(t.await_fuel(1s));
   std::this_thread::sleep_for(20ms);
   const Summary s1 = t.stop();
   EXPECT_EQ(s1.total, 5u);
@@ -274,7 +279,8 @@ TEST(ThrottleTest, StatsSurviveStopAndStart) {
   std::this_thread::sleep_for(50ms);  // stopped time does not count
   t.start();
   EXPECT_FALSE(t.kill_flag().is_set());
-  for (int i = 0; i < 5; ++i) EXPECT_TRUE(t.await_fuel(1s));
+  for (int i = 0; i < 5; ++i)
+    EXPECT_TRUE(t.await_fuel(1s));
   const auto [runtime, total, mean_interval_s, mean_rate] = t.stop();
   EXPECT_EQ(total, 10u);
   EXPECT_GT(runtime.count(), s1.runtime.count());
@@ -319,8 +325,10 @@ TEST(ThrottleTest, LatestCountsTheLastSecond) {
   o.auto_emit = false;
   Throttle t(1000, 1s, o);
   const auto now = Clock::now();
-  for (int i = 0; i < 50; ++i) t.emit(now - 500ms + i * 1ms);
-  for (int i = 0; i < 30; ++i) t.emit(now - 3s);  // too old
+  for (int i = 0; i < 50; ++i)
+    t.emit(now - 500ms + i * 1ms);
+  for (int i = 0; i < 30; ++i)
+    t.emit(now - 3s);  // too old
   const Rate r = t.latest();
   EXPECT_NEAR(r.rate_per_sec, 50, 1e-9);
   EXPECT_NEAR(r.interval_s, 0.02, 1e-12);
@@ -331,7 +339,8 @@ TEST(ThrottleTest, MonitorOnlyNeverWaits) {
   o.as_throttle = false;
   Throttle t(1, 100s, o);
   t.start();
-  for (int i = 0; i < 100; ++i) EXPECT_TRUE(t.await_fuel(0ns));
+  for (int i = 0; i < 100; ++i)
+    EXPECT_TRUE(t.await_fuel(0ns));
   EXPECT_EQ(t.total(), 100u);
 }
 
@@ -369,7 +378,8 @@ TEST(ThrottleTest, ThreadsAreServedInTheOrderTheyAsked) {
     });
     std::this_thread::sleep_for(10ms);  // ask in order 0, 1, 2, 3
   }
-  for (auto& w : ws) w.join();
+  for (auto& w : ws)
+    w.join();
   EXPECT_EQ(order, (std::vector<int>{0, 1, 2, 3}));
 }
 

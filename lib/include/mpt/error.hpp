@@ -4,7 +4,8 @@
 //   * Expected outcomes are values: has_fuel() and await_fuel() return bool, never throw.
 //   * Bad configuration (max_n <= 0, NaN, bad names, ...) throws mpt::InvalidArgument, once, where
 //     the object is built. It derives from std::invalid_argument.
-//   * Failures while creating or attaching a segment throw a subclass of mpt::SegmentError (itself a
+//   * Failures while creating or attaching a segment throw a subclass of mpt::SegmentError (itself
+//   a
 //     std::runtime_error): NotFound, AlreadyExists, PermissionDenied, IncompatibleSegment, or
 //     SystemError for any other operating-system failure. Each message names the object and what
 //     was wrong; code() gives the kind without parsing the message, and sys_errno() the errno
@@ -48,7 +49,8 @@ class SegmentError : public std::runtime_error {
 
 class NotFound : public SegmentError {
  public:
-  explicit NotFound(const std::string& what, int e = 0) : SegmentError(ErrorCode::kNotFound, what, e) {}
+  explicit NotFound(const std::string& what, int e = 0)
+      : SegmentError(ErrorCode::kNotFound, what, e) {}
 };
 
 class AlreadyExists : public SegmentError {

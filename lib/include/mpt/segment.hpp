@@ -12,9 +12,9 @@
 //
 // Every segment starts with a SegmentHeader. open() checks, in this order and before mapping
 // anything: no symlink (O_NOFOLLOW), a regular file, the owner and mode (see OpenOptions), a size
-// large enough for the header and no larger than kMaxSegmentBytes, then magic, ABI version, kind and
-// the recorded size against the file's size. A truncated or foreign file is an IncompatibleSegment
-// error, never a SIGBUS.
+// large enough for the header and no larger than kMaxSegmentBytes, then magic, ABI version, kind
+// and the recorded size against the file's size. A truncated or foreign file is an
+// IncompatibleSegment error, never a SIGBUS.
 //
 // Safe for concurrent use: the handle is immutable after construction; the memory it maps is shared
 // and its contents are synchronised by whoever uses it.

@@ -20,8 +20,8 @@
 // 20 units (21 at most), never the 24 a full bucket would give.
 //
 // Lifetime: Throttle(max_n, per) makes an anonymous throttle, shared with children forked after it.
-// create(name, ...) makes /dev/shm/mpt.<name>, which unrelated processes attach with open(name); the
-// creating process unlinks it when its last handle goes away (unless options.segment.persist).
+// create(name, ...) makes /dev/shm/mpt.<name>, which unrelated processes attach with open(name);
+// the creating process unlinks it when its last handle goes away (unless options.segment.persist).
 // Handles are cheap to copy; copies share the mapping.
 //
 // Time: CLOCK_MONOTONIC (std::chrono::steady_clock) everywhere. Each non-blocking call has a twin
@@ -91,7 +91,8 @@ class Throttle {
 
   // Throttle::stop()
   // Sets kill_flag, wakes every waiter (their await_fuel returns false) and returns the summary.
-  // Totals and runtime survive a later start(). Stopping a stopped throttle only returns the summary.
+  // Totals and runtime survive a later start(). Stopping a stopped throttle only returns the
+  // summary.
   Summary stop();
 
   ThrottleState state() const noexcept;
@@ -99,18 +100,20 @@ class Throttle {
 
   // Throttle::has_fuel()
   // Never blocks. Takes n units if they are available now and returns true (counting n emissions
-  // when auto_emit); otherwise takes nothing and returns false. False too when not running or n < 1.
+  // when auto_emit); otherwise takes nothing and returns false. False too when not running or n
+  // < 1.
   [[nodiscard]] bool has_fuel(std::int64_t n = 1) noexcept;
   [[nodiscard]] bool has_fuel(std::int64_t n, TimePoint now) noexcept;
 
   // Throttle::await_fuel()
-  // Blocks until n units are the caller's (true) or cannot be (false): the throttle was stopped, the
-  // timeout cannot be met, or n < 1. A timeout that cannot be met by the earliest free slot returns
-  // false at once without taking anything; no timeout waits forever; a zero timeout is has_fuel().
-  // Called before start(), it waits for the start. Counts n emissions when auto_emit.
+  // Blocks until n units are the caller's (true) or cannot be (false): the throttle was stopped,
+  // the timeout cannot be met, or n < 1. A timeout that cannot be met by the earliest free slot
+  // returns false at once without taking anything; no timeout waits forever; a zero timeout is
+  // has_fuel(). Called before start(), it waits for the start. Counts n emissions when auto_emit.
   bool await_fuel() noexcept;
   bool await_fuel(std::chrono::nanoseconds timeout) noexcept;
-  bool await_fuel(std::int64_t n, std::optional<std::chrono::nanoseconds> timeout = std::nullopt) noexcept;
+  bool await_fuel(std::int64_t n,
+                  std::optional<std::chrono::nanoseconds> timeout = std::nullopt) noexcept;
   // Throttle::await_fuel_until(): the same with an absolute deadline.
   bool await_fuel_until(TimePoint deadline, std::int64_t n = 1) noexcept;
 
@@ -151,7 +154,7 @@ class Throttle {
   Snapshot snapshot() const;
 
   std::uint64_t id() const noexcept;
-  const std::string& name() const noexcept;  // empty when anonymous
+  const std::string& name() const noexcept;            // empty when anonymous
   std::chrono::nanoseconds interval() const noexcept;  // current slot interval, correction applied
   std::chrono::nanoseconds spin_lead() const noexcept;
 

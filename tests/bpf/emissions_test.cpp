@@ -1,0 +1,140 @@
+// The kernel as witness: the eBPF counter attached to the library's USDT probes must count exactly
+// what the monitor counted. Needs CAP_BPF + CAP_PERFMON (root in CI); skipped with the reason
+// otherwise.
+#include "emissions.hpp"
+
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <thread>
+#include <vector>
+
+#include "../test_util.hpp"
+#include "mpt/throttle.hpp"
+
+namespace mpt {
+namespace {
+
+using namespace std::chrono_literals;
+
+class EmissionsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const std::string missing = probe::missing_privileges();
+    if (!missing.empty()) GTEST_SKIP() << "skipped: " << missing;
+  }
+};
+
+pid_t fork_worker(Throttle& t, int max_units = -1) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    int taken = 0;
+    auto kill = t.kill_flag();
+    while (!kill.is_set() && (max_units < 0 || taken < max_units))
+      taken += t.await_fuel() ? 1 : 0;
+    _exit(0);
+  }
+  return pid;
+}
+
+struct Totals {
+  std::uint64_t emits = 0, fuels = 0, fuel_hist = 0;
+  std::uint64_t first_ns = UINT64_MAX, last_ns = 0;
+  std::map<std::uint32_t, std::uint64_t> per_pid;
+};
+
+Totals totals_for(const probe::EmissionCounter& c, std::uint64_t id) {
+  Totals t;
+  for (const auto& e : c.read()) {
+    if (e.throttle_id != id) continue;
+    if (e.kind == MPT_KIND_EMIT) {
+      t.emits += e.stats.count;
+      t.per_pid[e.tgid] += e.stats.count;
+      t.first_ns = std::min<std::uint64_t>(t.first_ns, e.stats.first_ns);
+      t.last_ns = std::max<std::uint64_t>(t.last_ns, e.stats.last_ns);
+    } else {
+      t.fuels += e.stats.count;
+      for (auto h : e.stats.hist)
+        t.fuel_hist += h;
+    }
+  }
+  return t;
+}
+
+TEST_F(EmissionsTest, KernelCountEqualsMonitorTotal) {
+  probe::EmissionCounter counter({-1, probe::default_library_path()});
+  Throttle t(1000, 1s);
+  std::vector<pid_t> pids;
+  for (int i = 0; i < 4; ++i)
+    pids.push_back(fork_worker(t));
+  t.start();
+  std::this_thread::sleep_for(2s);
+  const Summary s = t.stop();
+  for (pid_t p : pids)
+    ASSERT_GE(test::wait_child(p, 5s), 0);
+  const Totals k = totals_for(counter, t.id());
+  EXPECT_EQ(k.emits, s.total) << "kernel and monitor disagree";
+  EXPECT_EQ(k.fuels, s.total) << "one fuel event per unit taken";
+  EXPECT_EQ(k.fuel_hist, k.fuels) << "fuel-wait histogram filled";
+  EXPECT_EQ(k.per_pid.size(), 4u) << "every worker seen";
+  std::uint64_t sum = 0;
+  for (auto& [pid, n] : k.per_pid)
+    sum += n;
+  EXPECT_EQ(sum, k.emits) << "per-pid counts add up";
+  const double rate =
+      static_cast<double>(k.emits - 1) / (static_cast<double>(k.last_ns - k.first_ns) / 1e9);
+  EXPECT_NEAR(rate / 1000.0, 1.0, 0.005) << "kernel-timed rate " << rate;
+  EXPECT_EQ(counter.dropped(), 0u);
+}
+
+TEST_F(EmissionsTest, UnrelatedProcessesAndEarlyExitsAreAllSeen) {
+  probe::EmissionCounter counter({-1, probe::default_library_path()});
+  const std::string name = test::unique_name("bpf");
+  auto t = Throttle::create(name, 500, 1s);
+  std::vector<pid_t> pids;
+  for (int i = 0; i < 2; ++i) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      execl(MPT_HELPER_PATH, MPT_HELPER_PATH, name.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    pids.push_back(pid);
+  }
+  const pid_t early = fork_worker(t, 50);  // exits after 50 units, mid-run
+  std::this_thread::sleep_for(200ms);
+  t.start();
+  std::this_thread::sleep_for(1s);
+  const Summary s = t.stop();
+  for (pid_t p : pids)
+    ASSERT_EQ(test::wait_child(p, 5s), 0);
+  ASSERT_EQ(test::wait_child(early, 5s), 0);
+  Totals k = totals_for(counter, t.id());
+  EXPECT_EQ(k.emits, s.total);
+  EXPECT_EQ(k.per_pid.size(), 3u);
+  EXPECT_EQ(k.per_pid[static_cast<std::uint32_t>(early)], 50u) << "the early exit keeps its count";
+  for (pid_t p : pids)
+    EXPECT_GT(k.per_pid[static_cast<std::uint32_t>(p)], 0u);
+}
+
+TEST_F(EmissionsTest, PidFilterCountsOnlyThatProcess) {
+  Throttle t(2000, 1s);
+  t.start();
+  pid_t a = fork_worker(t, 200);
+  pid_t b = fork_worker(t, 200);
+  // Attach after the fork: the filter names the first child.
+  probe::EmissionCounter counter({a, probe::default_library_path()});
+  std::this_thread::sleep_for(500ms);
+  t.stop();
+  test::wait_child(a, 5s);
+  test::wait_child(b, 5s);
+  const Totals k = totals_for(counter, t.id());
+  EXPECT_EQ(k.per_pid.size(), k.per_pid.count(static_cast<std::uint32_t>(a)));
+  EXPECT_GT(k.emits, 0u);
+}
+
+}  // namespace
+}  // namespace mpt
