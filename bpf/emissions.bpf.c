@@ -5,12 +5,14 @@
  * takes register offsets from user space, so no vmlinux.h and no dependency on the build host's
  * kernel. Attached by `mpt probe` and the tests with bpf_program__attach_usdt().
  */
+// clang-format off: the uapi types must come before libbpf's headers.
+#include <stdbool.h>
+#include <linux/bpf.h>
+#include <linux/ptrace.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/usdt.bpf.h>
-#include <linux/bpf.h>
-#include <linux/ptrace.h>
-#include <stdbool.h>
+// clang-format on
 
 #include "emissions.h"
 
