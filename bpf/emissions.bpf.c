@@ -5,7 +5,8 @@
  * takes register offsets from user space, so no vmlinux.h and no dependency on the build host's
  * kernel. Attached by `mpt probe` and the tests with bpf_program__attach_usdt().
  */
-// clang-format off: the uapi types must come before libbpf's headers.
+// The uapi types must come before libbpf's headers.
+// clang-format off
 #include <stdbool.h>
 #include <linux/bpf.h>
 #include <linux/ptrace.h>
