@@ -202,19 +202,25 @@ inline void emit_at(Throttle::Shared* s, std::uint64_t id, std::int64_t n,
   const std::int64_t t = ts - s->base_ns;
   s->total.fetch_add(static_cast<std::uint64_t>(n), std::memory_order_relaxed);
 
-  const std::int64_t b = t / s->rf_ns;
-  const auto tag = static_cast<std::uint32_t>(b);
-  auto& slot = s->buckets[static_cast<std::uint64_t>(b) % s->ring_len];
-  std::uint64_t w = slot.load(std::memory_order_relaxed);
-  for (;;) {
-    const std::uint32_t wt = bucket_tag(w);
-    std::uint64_t nw;
-    if (wt != tag && static_cast<std::int32_t>(tag - wt) > 0) {
-      nw = (std::uint64_t{tag} << 32) | static_cast<std::uint32_t>(n);  // a new bucket
-    } else {
-      nw = (w & 0xffffffff00000000ULL) | static_cast<std::uint32_t>(bucket_count(w) + n);
+  // The bucket of `t`, unless its slot already holds a newer second (an emission stamped more than
+  // a ring's length in the past belongs to no bucket latest() can still see).
+  if (t >= 0) {
+    const std::int64_t b = t / s->rf_ns;
+    const auto tag = static_cast<std::uint32_t>(b);
+    auto& slot = s->buckets[static_cast<std::uint64_t>(b) % s->ring_len];
+    std::uint64_t w = slot.load(std::memory_order_relaxed);
+    for (;;) {
+      const std::uint32_t wt = bucket_tag(w);
+      std::uint64_t nw;
+      if (wt == tag) {
+        nw = (w & 0xffffffff00000000ULL) | static_cast<std::uint32_t>(bucket_count(w) + n);
+      } else if (static_cast<std::int32_t>(tag - wt) > 0) {
+        nw = (std::uint64_t{tag} << 32) | static_cast<std::uint32_t>(n);  // a new bucket
+      } else {
+        break;
+      }
+      if (slot.compare_exchange_weak(w, nw, std::memory_order_relaxed)) break;
     }
-    if (slot.compare_exchange_weak(w, nw, std::memory_order_relaxed)) break;
   }
 
   // Intervals between consecutive emission events. An emission stamped before the latest one seen
@@ -454,7 +460,6 @@ bool Throttle::await_fuel_until(TimePoint deadline_tp, std::int64_t n) noexcept 
   const std::int64_t deadline = deadline_tp == TimePoint::max() ? kForever : to_ns(deadline_tp);
   const std::int64_t base = s_->base_ns;
   const std::int64_t deadline_rel = deadline == kForever ? kForever : deadline - base;
-  const std::int64_t t0 = mono_ns();
   for (;;) {
     std::uint32_t seq = s_->wake_seq.load(std::memory_order_acquire);
     const ThrottleState st = load_state(s_);
@@ -464,36 +469,46 @@ bool Throttle::await_fuel_until(TimePoint deadline_tp, std::int64_t n) noexcept 
       detail::futex_wait(&s_->wake_seq, seq, deadline);
       continue;
     }
-    std::int64_t now = mono_ns();
+    const std::int64_t t0 = mono_ns();
+    std::int64_t now = t0;
     if (s_->flags & detail::kFlagThrottle) {
       std::int64_t due;
       std::uint32_t epoch;
       if (!reserve_rel(s_, n, now - base, deadline_rel, &due, &epoch)) return false;
-      // Sleep until the slot minus the spin lead, then spin. stop() and set_rate() bump wake_seq.
-      for (;;) {
-        now = mono_ns() - base;
-        const std::int64_t lead = s_->spin_lead_ns.load(std::memory_order_relaxed);
-        if (due > deadline_rel && now >= deadline_rel) return false;  // re-timed past the deadline
-        const std::int64_t wake_at = due > deadline_rel ? deadline_rel : due - lead;
-        if (now >= wake_at) {
-          if (now >= due) break;
-          detail::cpu_relax();
-        } else {
-          detail::futex_wait(&s_->wake_seq, seq, wake_at + base);
-        }
-        const std::uint32_t cur = s_->wake_seq.load(std::memory_order_acquire);
-        if (cur != seq) {
-          seq = cur;
-          if (load_state(s_) != ThrottleState::kRunning) return false;
-          const std::uint32_t e2 = detail::word_epoch(s_->word.load(std::memory_order_acquire));
-          if (e2 != epoch && retime(s_, &due, epoch, e2)) epoch = e2;
-        }
-      }
-      now += base;
+      if (due > now - base) now = wait_for_slot(due, epoch, seq, deadline_rel);
+      if (now < 0) return false;
     }
     if (MPT_PROBE_FUEL_ENABLED()) MPT_PROBE_FUEL(segment_->id(), now - t0);
     if (s_->flags & detail::kFlagAutoEmit) emit_at(s_, segment_->id(), n, now);
     return true;
+  }
+}
+
+// Throttle::wait_for_slot(): sleeps until the slot minus the spin lead, then spins. stop() and
+// set_rate() bump wake_seq, which wakes the sleep; set_rate() re-times the slot. Returns the
+// absolute time the slot was reached, or -1 if the throttle stopped or a re-timed slot fell after
+// the deadline.
+std::int64_t Throttle::wait_for_slot(std::int64_t due, std::uint32_t epoch, std::uint32_t seq,
+                                     std::int64_t deadline_rel) noexcept {
+  const std::int64_t base = s_->base_ns;
+  for (;;) {
+    const std::int64_t now = mono_ns() - base;
+    if (due > deadline_rel && now >= deadline_rel) return -1;  // re-timed past the deadline
+    const std::int64_t lead = s_->spin_lead_ns.load(std::memory_order_relaxed);
+    const std::int64_t wake_at = due > deadline_rel ? deadline_rel : due - lead;
+    if (now >= due) return now + base;
+    if (now >= wake_at) {
+      detail::cpu_relax();
+    } else {
+      detail::futex_wait(&s_->wake_seq, seq, wake_at + base);
+    }
+    const std::uint32_t cur = s_->wake_seq.load(std::memory_order_acquire);
+    if (cur != seq) {
+      seq = cur;
+      if (load_state(s_) != ThrottleState::kRunning) return -1;
+      const std::uint32_t e2 = detail::word_epoch(s_->word.load(std::memory_order_acquire));
+      if (e2 != epoch && retime(s_, &due, epoch, e2)) epoch = e2;
+    }
   }
 }
 

@@ -334,6 +334,19 @@ TEST(ThrottleTest, LatestCountsTheLastSecond) {
   EXPECT_NEAR(r.interval_s, 0.02, 1e-12);
 }
 
+TEST(ThrottleTest, LatestIgnoresEmissionsOlderThanItsRing) {
+  ThrottleOptions o;
+  o.auto_emit = false;
+  Throttle t(1000, 1s, o);
+  const auto now = Clock::now();
+  t.emit(now - 200ms);
+  // Lands in the ring slot that now holds the bucket of now - 200 ms: it must not be counted there.
+  t.emit(now - 200ms - 1010ms);
+  t.emit(now - 200ms - 3030ms);
+  EXPECT_NEAR(t.latest().rate_per_sec, 1, 1e-9);
+  EXPECT_EQ(t.total(), 3u);
+}
+
 TEST(ThrottleTest, MonitorOnlyNeverWaits) {
   ThrottleOptions o;
   o.as_throttle = false;
