@@ -18,10 +18,19 @@ extern unsigned short mpthrottle_emit_semaphore;
 extern unsigned short mpthrottle_fuel_semaphore;
 }
 
+#if defined(MPT_NO_PROBES)
+// A build with no probe sites at all (the benchmark's baseline for the cost of a detached probe).
+#define MPT_PROBE_EMIT_ENABLED() false
+#define MPT_PROBE_FUEL_ENABLED() false
+#define MPT_PROBE_EMIT(id, ns) ((void)(id), (void)(ns))
+#define MPT_PROBE_FUEL(id, ns) ((void)(id), (void)(ns))
+#else
 #define MPT_PROBE_EMIT_ENABLED() __builtin_expect(mpthrottle_emit_semaphore != 0, 0)
 #define MPT_PROBE_FUEL_ENABLED() __builtin_expect(mpthrottle_fuel_semaphore != 0, 0)
+#endif
 
-#if defined(__x86_64__)
+#if defined(MPT_NO_PROBES)
+#elif defined(__x86_64__)
 #define MPT_USDT_NOP5 ".byte 0x0f, 0x1f, 0x44, 0x00, 0x00"
 // Arguments go in registers ("r"), so the argument string reads like "8@%rdi -8@%rsi".
 #define MPT_USDT2(provider, name, semaphore, arg1, arg2)                                       \
