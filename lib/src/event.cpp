@@ -5,6 +5,7 @@
 
 #include "clock.hpp"
 #include "futex.hpp"
+#include "mpt/error.hpp"
 
 namespace mpt {
 
@@ -28,7 +29,12 @@ Event Event::create(std::string_view name, const CreateOptions& options) {
 }
 
 Event Event::open(std::string_view name, const OpenOptions& options) {
-  return from_segment(Segment::open(name, SegmentKind::kEvent, options));
+  auto seg = Segment::open(name, SegmentKind::kEvent, options);
+  if (seg->size_bytes() < kEventSize) {
+    throw IncompatibleSegment("segment '" + std::string(name) + "' is too small for an event (" +
+                              std::to_string(seg->size_bytes()) + " bytes)");
+  }
+  return from_segment(std::move(seg));
 }
 
 Event Event::anonymous() {

@@ -183,6 +183,12 @@ std::shared_ptr<Segment> Segment::create(std::string_view name, SegmentKind kind
         "cannot size " + what + " to " + std::to_string(size_bytes) + " bytes: " + errno_text(e),
         e);
   }
+  // Allocate the pages now: on a full tmpfs the first store into a sparse mapping is a SIGBUS.
+  if (int e = ::posix_fallocate(f.fd, 0, static_cast<off_t>(size_bytes)); e != 0) {
+    throw SystemError("cannot allocate " + std::to_string(size_bytes) + " bytes for " + what +
+                          ": " + errno_text(e),
+                      e);
+  }
   void* p = ::mmap(nullptr, size_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, f.fd, 0);
   if (p == MAP_FAILED) {
     const int e = errno;

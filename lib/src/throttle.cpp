@@ -183,10 +183,20 @@ void validate_body(const Segment& seg) {
 }
 
 inline std::int64_t bucket_count(std::uint64_t w) {
-  return static_cast<std::int64_t>(w & 0xffffffffu);
+  return static_cast<std::int64_t>(w & detail::kBucketCountMask);
 }
-inline std::uint32_t bucket_tag(std::uint64_t w) {
-  return static_cast<std::uint32_t>(w >> 32);
+inline std::uint64_t bucket_tag(std::uint64_t w) {
+  return w >> detail::kBucketCountBits;
+}
+inline std::uint64_t make_bucket(std::uint64_t tag, std::int64_t count) {
+  const auto c =
+      static_cast<std::uint64_t>(std::min<std::int64_t>(count, detail::kBucketCountMask));
+  return (tag << detail::kBucketCountBits) | c;
+}
+// How many buckets `a` is ahead of `b`, on the 36-bit circle of bucket numbers.
+inline std::int64_t tag_diff(std::uint64_t a, std::uint64_t b) {
+  constexpr int kShift = detail::kBucketCountBits;
+  return static_cast<std::int64_t>(((a - b) & detail::kBucketTagMask) << kShift) >> kShift;
 }
 
 inline Rate rate_from_interval_ns(std::int64_t ns) {
@@ -196,26 +206,27 @@ inline Rate rate_from_interval_ns(std::int64_t ns) {
 }
 
 // Counts n emissions at absolute time ts in the monitor (lock-free) and fires the probe.
-inline void emit_at(Throttle::Shared* s, std::uint64_t id, std::int64_t n,
-                    std::int64_t ts) noexcept {
+// With record_time false (a caller's timestamp out of range) only the total and the probe count it.
+inline void emit_at(Throttle::Shared* s, std::uint64_t id, std::int64_t n, std::int64_t ts,
+                    bool record_time = true) noexcept {
   if (!(s->flags & detail::kFlagMonitor)) return;
-  const std::int64_t t = ts - s->base_ns;
+  const std::int64_t t = record_time ? detail::sat_sub(ts, s->base_ns) : -1;
   s->total.fetch_add(static_cast<std::uint64_t>(n), std::memory_order_relaxed);
 
   // The bucket of `t`, unless its slot already holds a newer second (an emission stamped more than
   // a ring's length in the past belongs to no bucket latest() can still see).
   if (t >= 0) {
     const std::int64_t b = t / s->rf_ns;
-    const auto tag = static_cast<std::uint32_t>(b);
+    const std::uint64_t tag = static_cast<std::uint64_t>(b) & detail::kBucketTagMask;
     auto& slot = s->buckets[static_cast<std::uint64_t>(b) % s->ring_len];
     std::uint64_t w = slot.load(std::memory_order_relaxed);
     for (;;) {
-      const std::uint32_t wt = bucket_tag(w);
+      const std::int64_t ahead = tag_diff(tag, bucket_tag(w));
       std::uint64_t nw;
-      if (wt == tag) {
-        nw = (w & 0xffffffff00000000ULL) | static_cast<std::uint32_t>(bucket_count(w) + n);
-      } else if (static_cast<std::int32_t>(tag - wt) > 0) {
-        nw = (std::uint64_t{tag} << 32) | static_cast<std::uint32_t>(n);  // a new bucket
+      if (ahead == 0) {
+        nw = make_bucket(tag, bucket_count(w) + n);
+      } else if (ahead > 0) {
+        nw = make_bucket(tag, n);  // a new bucket
       } else {
         break;
       }
@@ -226,7 +237,7 @@ inline void emit_at(Throttle::Shared* s, std::uint64_t id, std::int64_t n,
   // Intervals between consecutive emission events. An emission stamped before the latest one seen
   // (another process got there first) has no known predecessor and adds no interval.
   std::int64_t last = s->last_emit_rel_ns.load(std::memory_order_relaxed);
-  while (t > last) {
+  while (t >= 0 && t > last) {
     if (s->last_emit_rel_ns.compare_exchange_weak(last, t, std::memory_order_relaxed)) {
       if (last >= 0) {
         const std::int64_t d = t - last;
@@ -259,6 +270,8 @@ inline bool reserve_rel(Throttle::Shared* s, std::int64_t n, std::int64_t now,
                                c.tau_ns.load(std::memory_order_relaxed)};
     if (p.interval_ns <= 0)
       return false;  // torn read of a slot being rewritten; the CAS would fail
+    // n units must fit in the 56-bit word: beyond that (about 833 days of slots) nothing is taken.
+    if (n > static_cast<std::int64_t>(detail::kTatMask) / p.interval_ns) return false;
     const auto r = detail::gcra_reserve(detail::word_tat(w), now, n, p);
     if (r.due_ns > deadline || r.new_tat_ns > static_cast<std::int64_t>(detail::kTatMask))
       return false;
@@ -282,7 +295,8 @@ inline bool retime(const Throttle::Shared* s, std::int64_t* due, std::uint32_t f
     const std::int64_t at = r.at_rel_ns.load(std::memory_order_relaxed);
     const std::int64_t oi = r.old_interval_ns.load(std::memory_order_relaxed);
     const std::int64_t ni = r.new_interval_ns.load(std::memory_order_relaxed);
-    if (r.epoch.load(std::memory_order_acquire) != e || oi <= 0 || ni <= 0) return false;
+    std::atomic_thread_fence(std::memory_order_acquire);  // seqlock: the fields before the re-check
+    if (r.epoch.load(std::memory_order_relaxed) != e || oi <= 0 || ni <= 0) return false;
     t = detail::gcra_rescale(t, at, oi, ni);
     if (e == to) break;
   }
@@ -374,6 +388,7 @@ void Throttle::start(TimePoint now_tp) {
   while (!s_->word.compare_exchange_weak(w, detail::pack_word(detail::word_epoch(w), now),
                                          std::memory_order_acq_rel)) {
   }
+  s_->run_gen.fetch_add(1, std::memory_order_acq_rel);
   s_->state.store(static_cast<std::uint32_t>(ThrottleState::kRunning), std::memory_order_release);
   s_->wake_seq.fetch_add(1, std::memory_order_acq_rel);
   detail::futex_wake(&s_->wake_seq, INT32_MAX);
@@ -389,6 +404,7 @@ Summary Throttle::stop() {
         s_->runtime_accum_ns.fetch_add(now - s_->started_at_rel_ns.load(std::memory_order_relaxed),
                                        std::memory_order_relaxed);
       }
+      s_->run_gen.fetch_add(1, std::memory_order_acq_rel);
       s_->state.store(static_cast<std::uint32_t>(ThrottleState::kStopped),
                       std::memory_order_release);
       s_->kill_flag.store(1, std::memory_order_release);
@@ -417,7 +433,7 @@ bool Throttle::has_fuel(std::int64_t n, TimePoint now_tp) noexcept {
   if (s_->flags & detail::kFlagThrottle) {
     std::int64_t due;
     std::uint32_t e;
-    const std::int64_t rel = now - s_->base_ns;
+    const std::int64_t rel = detail::sat_sub(now, s_->base_ns);
     if (!reserve_rel(s_, n, rel, rel, &due, &e)) return false;
   }
   if (MPT_PROBE_FUEL_ENABLED()) MPT_PROBE_FUEL(segment_->id(), std::int64_t{0});
@@ -431,8 +447,8 @@ std::optional<Throttle::TimePoint> Throttle::reserve(std::int64_t n, TimePoint n
   if (!(s_->flags & detail::kFlagThrottle)) return now_tp;
   std::int64_t due;
   std::uint32_t e;
-  if (!reserve_rel(s_, n, to_ns(now_tp) - s_->base_ns, to_ns(deadline_tp) - s_->base_ns, &due,
-                   &e)) {
+  if (!reserve_rel(s_, n, detail::sat_sub(to_ns(now_tp), s_->base_ns),
+                   detail::sat_sub(to_ns(deadline_tp), s_->base_ns), &due, &e)) {
     return std::nullopt;
   }
   return detail::from_ns(due + s_->base_ns);
@@ -459,9 +475,11 @@ bool Throttle::await_fuel_until(TimePoint deadline_tp, std::int64_t n) noexcept 
   if (n < 1) return false;
   const std::int64_t deadline = deadline_tp == TimePoint::max() ? kForever : to_ns(deadline_tp);
   const std::int64_t base = s_->base_ns;
-  const std::int64_t deadline_rel = deadline == kForever ? kForever : deadline - base;
+  const std::int64_t deadline_rel =
+      deadline == kForever ? kForever : detail::sat_sub(deadline, base);
   for (;;) {
-    std::uint32_t seq = s_->wake_seq.load(std::memory_order_acquire);
+    const std::uint32_t seq = s_->wake_seq.load(std::memory_order_acquire);
+    const std::uint32_t run = s_->run_gen.load(std::memory_order_acquire);
     const ThrottleState st = load_state(s_);
     if (st == ThrottleState::kStopped) return false;
     if (st == ThrottleState::kCreated) {  // wait for start()
@@ -475,7 +493,8 @@ bool Throttle::await_fuel_until(TimePoint deadline_tp, std::int64_t n) noexcept 
       std::int64_t due;
       std::uint32_t epoch;
       if (!reserve_rel(s_, n, now - base, deadline_rel, &due, &epoch)) return false;
-      if (due > now - base) now = wait_for_slot(due, epoch, seq, deadline_rel);
+      if (due > now - base) now = wait_for_slot(due, epoch, seq, run, deadline_rel);
+      if (now == kLostSlot) continue;  // the slot could not be re-timed: reserve a new one
       if (now < 0) return false;
     }
     if (MPT_PROBE_FUEL_ENABLED()) MPT_PROBE_FUEL(segment_->id(), now - t0);
@@ -486,10 +505,11 @@ bool Throttle::await_fuel_until(TimePoint deadline_tp, std::int64_t n) noexcept 
 
 // Throttle::wait_for_slot(): sleeps until the slot minus the spin lead, then spins. stop() and
 // set_rate() bump wake_seq, which wakes the sleep; set_rate() re-times the slot. Returns the
-// absolute time the slot was reached, or -1 if the throttle stopped or a re-timed slot fell after
-// the deadline.
+// absolute time the slot was reached; -1 if the throttle stopped (or was stopped and restarted:
+// a slot belongs to one run) or a re-timed slot fell after the deadline; kLostSlot if the slot
+// could not be re-timed (more rate changes than the rebase records keep).
 std::int64_t Throttle::wait_for_slot(std::int64_t due, std::uint32_t epoch, std::uint32_t seq,
-                                     std::int64_t deadline_rel) noexcept {
+                                     std::uint32_t run, std::int64_t deadline_rel) noexcept {
   const std::int64_t base = s_->base_ns;
   for (;;) {
     const std::int64_t now = mono_ns() - base;
@@ -505,9 +525,15 @@ std::int64_t Throttle::wait_for_slot(std::int64_t due, std::uint32_t epoch, std:
     const std::uint32_t cur = s_->wake_seq.load(std::memory_order_acquire);
     if (cur != seq) {
       seq = cur;
-      if (load_state(s_) != ThrottleState::kRunning) return -1;
+      if (load_state(s_) != ThrottleState::kRunning ||
+          s_->run_gen.load(std::memory_order_acquire) != run) {
+        return -1;
+      }
       const std::uint32_t e2 = detail::word_epoch(s_->word.load(std::memory_order_acquire));
-      if (e2 != epoch && retime(s_, &due, epoch, e2)) epoch = e2;
+      if (e2 != epoch) {
+        if (!retime(s_, &due, epoch, e2)) return kLostSlot;
+        epoch = e2;
+      }
     }
   }
 }
@@ -549,7 +575,8 @@ void Throttle::set_rate(std::int64_t max_n, std::chrono::duration<double> per, T
   cfg.interval_ns.store(ni, std::memory_order_relaxed);
   cfg.tau_ns.store(compute_tau_ns(hardcap, max_n, ni), std::memory_order_relaxed);
   auto& rec = s_->rebase[e1 & (detail::kRingSlots - 1)];
-  rec.epoch.store(detail::kNoEpoch, std::memory_order_release);
+  rec.epoch.store(detail::kNoEpoch, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);  // seqlock: invalidate before the fields
   rec.at_rel_ns.store(at, std::memory_order_relaxed);
   rec.old_interval_ns.store(oi, std::memory_order_relaxed);
   rec.new_interval_ns.store(ni, std::memory_order_relaxed);
@@ -571,7 +598,11 @@ void Throttle::emit() noexcept {
 }
 
 void Throttle::emit(TimePoint timestamp) noexcept {
-  emit_at(s_, segment_->id(), 1, to_ns(timestamp));
+  // A timestamp before the segment existed or over a second ahead is counted, but it cannot move
+  // the bucket ring or the interval tracking (which would hide later emissions).
+  const std::int64_t ts = to_ns(timestamp);
+  const bool in_range = ts >= s_->base_ns && ts <= mono_ns() + 1'000'000'000;
+  emit_at(s_, segment_->id(), 1, ts, in_range);
 }
 
 Event Throttle::kill_flag() const {
@@ -591,7 +622,8 @@ Rate Throttle::latest() const noexcept {
     if (bk < 0) break;
     const std::uint64_t w =
         s_->buckets[static_cast<std::uint64_t>(bk) % s_->ring_len].load(std::memory_order_relaxed);
-    if (bucket_tag(w) == static_cast<std::uint32_t>(bk)) count += bucket_count(w);
+    if (bucket_tag(w) == (static_cast<std::uint64_t>(bk) & detail::kBucketTagMask))
+      count += bucket_count(w);
   }
   if (count == 0) return {0, 0};
   const double window_s =
@@ -601,8 +633,9 @@ Rate Throttle::latest() const noexcept {
 }
 
 Rate Throttle::mean() const noexcept {
+  const bool running = load_state(s_) == ThrottleState::kRunning;
   std::int64_t runtime = s_->runtime_accum_ns.load(std::memory_order_relaxed);
-  if (load_state(s_) == ThrottleState::kRunning) {
+  if (running) {
     runtime += mono_ns() - s_->base_ns - s_->started_at_rel_ns.load(std::memory_order_relaxed);
   }
   const auto n = total();

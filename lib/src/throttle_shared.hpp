@@ -5,6 +5,7 @@
 #include <pthread.h>
 
 #include <atomic>
+#include <climits>
 #include <cstddef>
 #include <cstdint>
 
@@ -50,6 +51,17 @@ struct RebaseRecord {
 };
 inline constexpr std::uint32_t kNoEpoch = 0xffffffff;
 
+inline constexpr int kBucketCountBits = 28;
+inline constexpr std::uint64_t kBucketCountMask = (std::uint64_t{1} << kBucketCountBits) - 1;
+inline constexpr std::uint64_t kBucketTagMask = (std::uint64_t{1} << (64 - kBucketCountBits)) - 1;
+
+// a - b for 64-bit nanosecond values without signed overflow: saturates at the int64 limits.
+constexpr std::int64_t sat_sub(std::int64_t a, std::int64_t b) {
+  std::int64_t r;
+  if (__builtin_sub_overflow(a, b, &r)) return b > 0 ? INT64_MIN : INT64_MAX;
+  return r;
+}
+
 }  // namespace detail
 
 struct Throttle::Shared {
@@ -75,6 +87,7 @@ struct Throttle::Shared {
   alignas(64) std::atomic<std::uint32_t> state;  // ThrottleState
   std::atomic<std::uint32_t> wake_seq;   // bumped by start/stop/set_rate; sleepers wait here
   std::atomic<std::uint32_t> kill_flag;  // the Event word
+  std::atomic<std::uint32_t> run_gen;    // bumped by start and stop: a slot belongs to one run
   detail::ConfigSlot cfg[detail::kRingSlots];
   detail::RebaseRecord rebase[detail::kRingSlots];
 

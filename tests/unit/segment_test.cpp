@@ -8,11 +8,13 @@
 #include <unistd.h>
 
 #include <cstddef>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
 #include "../test_util.hpp"
 #include "mpt/error.hpp"
+#include "mpt/event.hpp"
 #include "mpt/throttle.hpp"
 #include "throttle_shared.hpp"
 
@@ -312,6 +314,40 @@ TEST(SegmentTest, ThrottleBodyIsValidatedToo) {
   EXPECT_THROW(Throttle::open(name), IncompatibleSegment);
   *ring_len = saved;
   EXPECT_NO_THROW(Throttle::open(name));
+}
+
+}  // namespace
+}  // namespace mpt
+
+namespace mpt {
+namespace {
+
+TEST(SegmentEdgeTest, FullFilesystemIsAnErrorNotASigbus) {
+  if (geteuid() != 0) GTEST_SKIP() << "skipped: mounting a small tmpfs needs root";
+  char dir[] = "/tmp/mpt-full-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  if (::system((std::string("mount -t tmpfs -o size=8k tmpfs ") + dir + " 2>/dev/null").c_str()) !=
+      0) {
+    ::rmdir(dir);
+    GTEST_SKIP() << "skipped: cannot mount tmpfs here";
+  }
+  // Fill it, then ask for a segment there.
+  ::system((std::string("dd if=/dev/zero of=") + dir + "/fill bs=4k count=16 2>/dev/null").c_str());
+  setenv("MPT_SHM_DIR", dir, 1);
+  EXPECT_THROW(Throttle::create("full", 10), SegmentError);
+  unsetenv("MPT_SHM_DIR");
+  ::system((std::string("umount ") + dir).c_str());
+  ::rmdir(dir);
+}
+
+TEST(SegmentEdgeTest, EventTooSmallIsIncompatible) {
+  const std::string name = test::unique_name("smallevent");
+  auto bytes = valid_bytes();
+  bytes.resize(sizeof(SegmentHeader));
+  reinterpret_cast<SegmentHeader*>(bytes.data())->size_bytes = bytes.size();
+  write_file(name, bytes);
+  EXPECT_THROW(Event::open(name), IncompatibleSegment);
+  Segment::remove(name);
 }
 
 }  // namespace

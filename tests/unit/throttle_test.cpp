@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <mutex>
@@ -429,6 +430,89 @@ TEST(ThrottleTest, NamedThrottleOpenedTwiceSharesState) {
   EXPECT_EQ(a.total(), 1u);
   EXPECT_THROW(Throttle::create(name, 4, 1s), AlreadyExists);
   EXPECT_THROW(Throttle::open(test::unique_name("nope")), NotFound);
+}
+
+}  // namespace
+}  // namespace mpt
+
+namespace mpt {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+TEST(ThrottleEdgeTest, AWaiterThatMissedStopAndStartDoesNotKeepItsOldSlot) {
+  ThrottleOptions o;
+  o.hardcap = Hardcap::kOne;
+  Throttle t(1, 2s, o);
+  t.start();
+  ASSERT_TRUE(t.has_fuel());
+  std::atomic<int> result{-1};
+  std::thread waiter([&] { result = t.await_fuel() ? 1 : 0; });  // slot 2 s away
+  std::this_thread::sleep_for(100ms);
+  t.stop();
+  t.start();  // both before the waiter runs again: its slot belonged to the old run
+  waiter.join();
+  EXPECT_EQ(result, 0);
+}
+
+TEST(ThrottleEdgeTest, HugeNTakesNothing) {
+  Throttle t(4, 1s);
+  const auto t0 = Clock::now();
+  t.start(t0);
+  ASSERT_TRUE(t.has_fuel(1, t0));
+  EXPECT_FALSE(t.has_fuel(36893488148LL, t0 + 1s));
+  EXPECT_FALSE(t.has_fuel(INT64_MAX, t0 + 1s));
+  EXPECT_FALSE(t.reserve(INT64_MAX / 2, t0, Clock::time_point::max()));
+  EXPECT_EQ(t.total(), 1u);
+  EXPECT_TRUE(t.has_fuel(4, t0 + 10s)) << "the schedule was not moved";
+}
+
+TEST(ThrottleEdgeTest, OutOfRangeTimestampsDoNotHideLaterEmissions) {
+  ThrottleOptions o;
+  o.auto_emit = false;
+  Throttle t(1000, 1s, o);
+  const auto now = Clock::now();
+  t.emit(now + 1h);
+  t.emit(Clock::time_point::max());
+  t.emit(Clock::time_point::min());
+  t.emit(now - 20ms);
+  t.emit(now - 10ms);
+  EXPECT_EQ(t.total(), 5u);
+  EXPECT_NEAR(t.lo_hi().interval_s, 0.010, 1e-9);
+}
+
+TEST(ThrottleEdgeTest, ExtremeDeadlinesDoNotOverflow) {
+  Throttle t(1, 100s);
+  t.start();
+  ASSERT_TRUE(t.has_fuel());
+  const auto t0 = Clock::now();
+  EXPECT_FALSE(t.await_fuel_until(Clock::time_point::min()));
+  EXPECT_FALSE(t.reserve(1, Clock::now(), Clock::time_point::min()));
+  EXPECT_LT(Clock::now() - t0, 50ms);
+  EXPECT_FALSE(t.has_fuel(1, Clock::time_point::min()));
+}
+
+TEST(ThrottleEdgeTest, ManyRateChangesDuringOneSleepStillFollowTheNewSchedule) {
+  ThrottleOptions o;
+  o.hardcap = Hardcap::kOne;
+  Throttle t(1, 1s, o);
+  t.start();
+  ASSERT_TRUE(t.has_fuel());
+  std::atomic<bool> done{false};
+  Clock::time_point got;
+  std::thread waiter([&] {
+    EXPECT_TRUE(t.await_fuel());
+    got = Clock::now();
+    done = true;
+  });
+  std::this_thread::sleep_for(50ms);
+  const auto t0 = Clock::now();
+  for (int i = 0; i < 40; ++i)
+    t.set_rate(1 + i % 3, 1s);
+  t.set_rate(20, 1s);  // 50 ms
+  waiter.join();
+  EXPECT_LT(got - t0, 500ms) << "stranded on the 1 s schedule";
 }
 
 }  // namespace

@@ -162,8 +162,9 @@ class Throttle {
 
  private:
   explicit Throttle(std::shared_ptr<Segment> segment);
+  static constexpr std::int64_t kLostSlot = -2;
   std::int64_t wait_for_slot(std::int64_t due_rel, std::uint32_t epoch, std::uint32_t seq,
-                             std::int64_t deadline_rel) noexcept;
+                             std::uint32_t run, std::int64_t deadline_rel) noexcept;
   std::shared_ptr<Segment> segment_;
   Shared* s_;
 };
