@@ -1,0 +1,494 @@
+// Drives the built `mpt` binary (fork/exec) and checks its output, JSON and exit codes. Each test
+// gets a private segment directory ($MPT_SHM_DIR) under /dev/shm, so `ls` and `rm --stale` see
+// only what the test made.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "mpt/throttle.hpp"
+#include "test_util.hpp"
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Result {
+  int code = -1;
+  std::string out;
+  std::string err;
+};
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// A running `mpt` whose stdout and stderr go to files.
+class Mpt {
+ public:
+  explicit Mpt(const std::vector<std::string>& args) {
+    char out[] = "/tmp/mpt-cli-out.XXXXXX";
+    char err[] = "/tmp/mpt-cli-err.XXXXXX";
+    const int fo = mkstemp(out);
+    const int fe = mkstemp(err);
+    out_ = out;
+    err_ = err;
+    pid_ = fork();
+    if (pid_ == 0) {
+      dup2(fo, STDOUT_FILENO);
+      dup2(fe, STDERR_FILENO);
+      std::vector<char*> argv;
+      argv.push_back(const_cast<char*>(MPT_BINARY));
+      for (auto& a : args)
+        argv.push_back(const_cast<char*>(a.c_str()));
+      argv.push_back(nullptr);
+      execv(MPT_BINARY, argv.data());
+      _exit(127);
+    }
+    close(fo);
+    close(fe);
+  }
+  ~Mpt() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+    unlink(out_.c_str());
+    unlink(err_.c_str());
+  }
+  void signal(int sig) { kill(pid_, sig); }
+  Result wait(std::chrono::milliseconds limit = 60s) {
+    Result r;
+    r.code = mpt::test::wait_child(pid_, limit);
+    pid_ = -1;
+    r.out = slurp(out_);
+    r.err = slurp(err_);
+    return r;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  std::string out_, err_;
+};
+
+Result mpt_run(const std::vector<std::string>& args) {
+  return Mpt(args).wait();
+}
+
+json parse(const std::string& s) {
+  try {
+    return json::parse(s);
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "not JSON (" << e.what() << "): " << s;
+    return json();
+  }
+}
+
+const std::regex kHexId("0x[0-9a-f]{16}");
+
+class MptCliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = "/dev/shm/" + mpt::test::unique_name("cli-dir");
+    fs::create_directories(dir_);
+    setenv("MPT_SHM_DIR", dir_.c_str(), 1);
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+    unsetenv("MPT_SHM_DIR");
+  }
+  bool exists(const std::string& name) const { return fs::exists(dir_ + "/mpt." + name); }
+  std::string dir_;
+};
+
+// A child process that creates a persistent named throttle (and optionally does not) or opens
+// one, says so through a pipe, and sleeps until killed.
+pid_t hold(const std::string& name, bool create) {
+  int fds[2];
+  if (pipe(fds) != 0) return -1;
+  const pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    try {
+      mpt::ThrottleOptions o;
+      o.segment.persist = true;
+      auto t = create ? mpt::Throttle::create(name, 10, 1s, o) : mpt::Throttle::open(name);
+      if (write(fds[1], "k", 1) != 1) _exit(1);
+      for (;;)
+        pause();
+    } catch (...) {
+      _exit(3);
+    }
+  }
+  close(fds[1]);
+  char c = 0;
+  const bool ok = read(fds[0], &c, 1) == 1;
+  close(fds[0]);
+  if (!ok) {
+    waitpid(pid, nullptr, 0);
+    return -1;
+  }
+  return pid;
+}
+
+void kill_and_reap(pid_t pid) {
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+}
+
+}  // namespace
+
+TEST_F(MptCliTest, RunJsonTotalsTheRate) {
+  const Result r = mpt_run({"run", "--rate", "50", "--workers", "2", "--seconds", "2", "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.err, "");
+  const json j = parse(r.out);
+  EXPECT_EQ(j["schema"], 1);
+  EXPECT_EQ(j["command"], "run");
+  const auto total = j["summary"]["total"].get<std::uint64_t>();
+  EXPECT_GE(total, 98u);
+  EXPECT_LE(total, 102u);
+  EXPECT_NEAR(j["summary"]["runtime_s"].get<double>(), 2.0, 0.2);
+  EXPECT_NEAR(j["summary"]["mean_rate_per_sec"].get<double>(), 50.0, 2.0);
+  EXPECT_NEAR(j["summary"]["mean_interval_s"].get<double>(), 0.02, 0.001);
+  EXPECT_EQ(j["config"]["rate"], 50);
+  EXPECT_EQ(j["config"]["workers"], 2);
+  EXPECT_EQ(j["config"]["per_s"], 1.0);
+  EXPECT_EQ(j["config"]["hardcap"], "limit");
+  EXPECT_EQ(j["config"]["interval_ns"], 20'000'000);
+  EXPECT_TRUE(j["config"]["correction"].is_null());
+  ASSERT_EQ(j["samples"].size(), 2u);
+  EXPECT_NEAR(j["samples"][0]["elapsed_s"].get<double>(), 1.0, 0.2);
+  EXPECT_NEAR(j["samples"][1]["latest"]["rate_per_sec"].get<double>(), 50.0, 3.0);
+  EXPECT_TRUE(std::regex_match(j["throttle_id"].get<std::string>(), kHexId));
+  EXPECT_TRUE(j["name"].is_null());
+  EXPECT_TRUE(j["interrupted"].is_null());
+  EXPECT_EQ(j["workers_exited_cleanly"], 2);
+  EXPECT_FALSE(j["host"]["hostname"].get<std::string>().empty());
+  EXPECT_FALSE(j["host"]["kernel"].get<std::string>().empty());
+  EXPECT_GE(j["host"]["cores"].get<int>(), 1);
+  EXPECT_TRUE(j["host"].contains("cpu_model"));
+  EXPECT_TRUE(j["host"].contains("clocksource"));
+}
+
+TEST_F(MptCliTest, RunHumanOutputHasSamplesAndSummary) {
+  const Result r = mpt_run({"run", "--rate", "20", "--workers", "3", "--seconds", "1.5", "--every",
+                            "0.5", "--hardcap", "one", "--name", mpt::test::unique_name("run")});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("TIME(s)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("hardcap one, 3 workers"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find('\033'), std::string::npos) << "no status line when not a terminal";
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(r.out, m, std::regex("Total: (\\d+)"))) << r.out;
+  const int total = std::stoi(m[1]);
+  EXPECT_GE(total, 28);
+  EXPECT_LE(total, 32);
+  EXPECT_NE(r.out.find("Runtime: "), std::string::npos);
+  EXPECT_NE(r.out.find("Mean rate: "), std::string::npos);
+  // Three sample rows (0.5, 1.0, 1.5 s).
+  const std::regex row("\\n +[0-9]+\\.[0-9]{2} +[0-9]+ ");
+  EXPECT_EQ(
+      std::distance(std::sregex_iterator(r.out.begin(), r.out.end(), row), std::sregex_iterator()),
+      3)
+      << r.out;
+  EXPECT_EQ(fs::directory_iterator(dir_), fs::directory_iterator()) << "named throttle removed";
+}
+
+TEST_F(MptCliTest, RunStopsOnSigintAndStillReports) {
+  Mpt p({"run", "--rate", "100", "--workers", "2", "--seconds", "60", "--json"});
+  std::this_thread::sleep_for(1200ms);
+  p.signal(SIGINT);
+  const Result r = p.wait(10s);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json j = parse(r.out);
+  EXPECT_EQ(j["interrupted"], "SIGINT");
+  EXPECT_LT(j["summary"]["runtime_s"].get<double>(), 5.0);
+  EXPECT_GT(j["summary"]["total"].get<std::uint64_t>(), 50u);
+  EXPECT_EQ(j["workers_exited_cleanly"], 2);
+}
+
+TEST_F(MptCliTest, RunStopsOnSigterm) {
+  Mpt p({"run", "--rate", "10", "--workers", "1", "--seconds", "60"});
+  std::this_thread::sleep_for(800ms);
+  p.signal(SIGTERM);
+  const Result r = p.wait(10s);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("interrupted by SIGTERM"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("Total: "), std::string::npos) << r.out;
+}
+
+TEST_F(MptCliTest, UsageErrorsExit2AndNameTheFlag) {
+  const std::vector<std::string> base = {"run", "--workers", "1", "--seconds", "1"};
+  struct Case {
+    std::vector<std::string> extra;
+    std::string flag;
+  };
+  const std::vector<Case> cases = {
+      {{"--rate", "nan"}, "--rate"},
+      {{"--rate", "inf"}, "--rate"},
+      {{"--rate", "5x"}, "--rate"},
+      {{"--rate", "-3"}, "--rate"},
+      {{"--rate", "0"}, "--rate"},
+      {{"--rate", "99999999999999999999999"}, "--rate"},
+      {{"--rate", "2.5"}, "--rate"},
+      {{"--rate", "5", "--per", "nan"}, "--per"},
+      {{"--rate", "5", "--per", "inf"}, "--per"},
+      {{"--rate", "5", "--per", "0"}, "--per"},
+      {{"--rate", "5", "--per", "-1"}, "--per"},
+      {{"--rate", "5", "--per", "1s"}, "--per"},
+      {{"--rate", "5", "--per", "1e400"}, "--per"},
+      {{"--rate", "5", "--per", "0x10"}, "--per"},
+      {{"--rate", "5", "--hardcap", "sometimes"}, "--hardcap"},
+      {{"--rate", "5", "--correction", "1"}, "--correction"},
+      {{"--rate", "5", "--correction", "-1.5"}, "--correction"},
+      {{"--rate", "5", "--every", "0"}, "--every"},
+      {{"--rate", "5", "--every", "1e9"}, "--every"},
+      {{"--rate", "5", "--name", "a/b"}, "--name"},
+      {{"--rate", "5", "--bogus"}, "--bogus"},
+      {{}, "--rate"},  // required
+  };
+  for (const auto& c : cases) {
+    std::vector<std::string> args = base;
+    args.insert(args.end(), c.extra.begin(), c.extra.end());
+    const Result r = mpt_run(args);
+    EXPECT_EQ(r.code, 2) << c.flag << " " << r.out << r.err;
+    EXPECT_NE(r.err.find(c.flag), std::string::npos) << r.err;
+    EXPECT_EQ(r.out, "");
+    args.push_back("--json");
+    const Result rj = mpt_run(args);
+    EXPECT_EQ(rj.code, 2) << c.flag;
+    const json j = parse(rj.out);
+    ASSERT_TRUE(j.contains("error")) << rj.out;
+    EXPECT_NE(j["error"].get<std::string>().find(c.flag), std::string::npos) << rj.out;
+  }
+  const std::vector<std::pair<std::vector<std::string>, std::string>> others = {
+      {{"run", "--rate", "5", "--workers", "0", "--seconds", "1"}, "--workers"},
+      {{"run", "--rate", "5", "--workers", "1", "--seconds", "-1"}, "--seconds"},
+      {{"run", "--rate", "5", "--workers", "1", "--seconds", "1e7"}, "--seconds"},
+      {{"stat"}, "NAME"},
+      {{"stat", "x", "--watch", "nan"}, "--watch"},
+      {{"stat", "bad/name"}, "NAME"},
+      {{"ls", "--long"}, "--long"},
+      {{"rm"}, "--stale"},
+      {{"rm", "x", "--stale"}, "--stale"},
+      {{"rm", "x", "--dry-run"}, "--dry-run"},
+      {{"frobnicate"}, "frobnicate"},
+      {{}, "subcommand"},
+  };
+  for (const auto& [args, flag] : others) {
+    const Result r = mpt_run(args);
+    EXPECT_EQ(r.code, 2) << flag << " " << r.err;
+    EXPECT_NE(r.err.find(flag), std::string::npos) << r.err;
+  }
+}
+
+TEST_F(MptCliTest, HelpExitsZero) {
+  const Result r = mpt_run({"run", "--help"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_NE(r.out.find("--rate"), std::string::npos);
+}
+
+TEST_F(MptCliTest, StatMissingNameExits1AndNamesIt) {
+  const Result r = mpt_run({"stat", "no-such-throttle"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("no-such-throttle"), std::string::npos) << r.err;
+  const Result rj = mpt_run({"stat", "no-such-throttle", "--json"});
+  EXPECT_EQ(rj.code, 1);
+  const json j = parse(rj.out);
+  EXPECT_NE(j["error"].get<std::string>().find("no-such-throttle"), std::string::npos);
+}
+
+TEST_F(MptCliTest, StatOnAnotherKindExits1) {
+  const std::string name = mpt::test::unique_name("event");
+  auto e = mpt::Event::create(name);
+  const Result r = mpt_run({"stat", name});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find(name), std::string::npos) << r.err;
+}
+
+TEST_F(MptCliTest, StatShowsALiveThrottle) {
+  const std::string name = mpt::test::unique_name("stat");
+  mpt::ThrottleOptions o;
+  o.hardcap = mpt::Hardcap::kOne;
+  auto t = mpt::Throttle::create(name, 1000, 1s, o);
+  t.start();
+  for (int i = 0; i < 5; ++i)
+    ASSERT_TRUE(t.await_fuel());
+
+  const Result rj = mpt_run({"stat", name, "--json"});
+  ASSERT_EQ(rj.code, 0) << rj.err;
+  const json j = parse(rj.out);
+  EXPECT_EQ(j["schema"], 1);
+  EXPECT_EQ(j["name"], name);
+  char id[24];
+  std::snprintf(id, sizeof id, "0x%016llx", static_cast<unsigned long long>(t.id()));
+  EXPECT_EQ(j["id"], id);
+  EXPECT_EQ(j["max_n"], 1000);
+  EXPECT_EQ(j["per_s"], 1.0);
+  EXPECT_EQ(j["rate_per_sec"], 1000.0);
+  EXPECT_EQ(j["hardcap"], "one");
+  EXPECT_EQ(j["state"], "running");
+  EXPECT_EQ(j["running"], true);
+  EXPECT_EQ(j["total"], 5);
+  EXPECT_EQ(j["creator_pid"], getpid());
+  EXPECT_EQ(j["interval_ns"], t.interval().count());
+  for (const char* k : {"latest", "mean", "lo_hi", "hi_lo"}) {
+    EXPECT_TRUE(j[k].contains("interval_s") && j[k].contains("rate_per_sec")) << k;
+  }
+  EXPECT_GT(j["mean"]["rate_per_sec"].get<double>(), 0);
+
+  const Result r = mpt_run({"stat", name});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find(name), std::string::npos);
+  EXPECT_NE(r.out.find("running"), std::string::npos);
+  EXPECT_NE(r.out.find("1000 per 1 s"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("hardcap one"), std::string::npos) << r.out;
+
+  t.stop();
+  const json stopped = parse(mpt_run({"stat", name, "--json"}).out);
+  EXPECT_EQ(stopped["state"], "stopped");
+  EXPECT_EQ(stopped["running"], false);
+}
+
+TEST_F(MptCliTest, StatWatchPrintsJsonLinesUntilInterrupted) {
+  const std::string name = mpt::test::unique_name("watch");
+  auto t = mpt::Throttle::create(name, 10, 1s);
+  Mpt p({"stat", name, "--watch", "0.1", "--json"});
+  std::this_thread::sleep_for(700ms);
+  p.signal(SIGINT);
+  const Result r = p.wait(10s);
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::istringstream lines(r.out);
+  std::string line;
+  int n = 0;
+  while (std::getline(lines, line)) {
+    const json j = parse(line);
+    EXPECT_EQ(j["name"], name);
+    ++n;
+  }
+  EXPECT_GE(n, 3);
+  EXPECT_LE(n, 10);
+}
+
+TEST_F(MptCliTest, LsListsEverySegment) {
+  const std::string a = mpt::test::unique_name("ls-a");
+  const std::string b = mpt::test::unique_name("ls-b");
+  auto ta = mpt::Throttle::create(a, 10, 1s);
+  auto eb = mpt::Event::create(b);
+  {
+    std::ofstream junk(dir_ + "/mpt.junk");
+    junk << "not a segment";
+  }
+  const Result rj = mpt_run({"ls", "--json"});
+  ASSERT_EQ(rj.code, 0) << rj.err;
+  const json j = parse(rj.out);
+  EXPECT_EQ(j["schema"], 1);
+  EXPECT_EQ(j["directory"], dir_);
+  ASSERT_EQ(j["segments"].size(), 3u) << rj.out;
+  std::map<std::string, json> by_name;
+  for (const auto& s : j["segments"])
+    by_name[s["name"].get<std::string>()] = s;
+  ASSERT_TRUE(by_name.count(a) && by_name.count(b) && by_name.count("junk"));
+  EXPECT_EQ(by_name[a]["kind"], "throttle");
+  EXPECT_EQ(by_name[b]["kind"], "event");
+  EXPECT_EQ(by_name[a]["valid"], true);
+  EXPECT_EQ(by_name[a]["creator_pid"], getpid());
+  EXPECT_EQ(by_name[a]["creator_alive"], true);
+  EXPECT_EQ(by_name[a]["mode"], "0600");
+  EXPECT_GT(by_name[a]["size_bytes"].get<std::uint64_t>(), 64u);
+  EXPECT_GE(by_name[a]["age_s"].get<double>(), 0.0);
+  EXPECT_LT(by_name[a]["age_s"].get<double>(), 60.0);
+  char id[24];
+  std::snprintf(id, sizeof id, "0x%016llx", static_cast<unsigned long long>(ta.id()));
+  EXPECT_EQ(by_name[a]["id"], id);
+  EXPECT_EQ(by_name["junk"]["valid"], false);
+  EXPECT_FALSE(by_name["junk"]["problem"].get<std::string>().empty());
+
+  const Result r = mpt_run({"ls"});
+  ASSERT_EQ(r.code, 0);
+  EXPECT_NE(r.out.find("NAME"), std::string::npos);
+  EXPECT_NE(r.out.find("AGE(s)"), std::string::npos);
+  EXPECT_NE(r.out.find(a), std::string::npos);
+  EXPECT_NE(r.out.find(id), std::string::npos);
+  EXPECT_NE(r.out.find("invalid"), std::string::npos);
+}
+
+TEST_F(MptCliTest, RmRemovesNamesAndReportsMissingOnes) {
+  const std::string a = mpt::test::unique_name("rm-a");
+  const std::string b = mpt::test::unique_name("rm-b");
+  auto ta = mpt::Throttle::create(a, 10, 1s);
+  auto tb = mpt::Throttle::create(b, 10, 1s);
+  const Result r = mpt_run({"rm", a, b});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_FALSE(exists(a));
+  EXPECT_FALSE(exists(b));
+  EXPECT_NE(r.out.find("removed " + a), std::string::npos);
+
+  const Result missing = mpt_run({"rm", a, "--json"});
+  EXPECT_EQ(missing.code, 1);
+  const json j = parse(missing.out);
+  EXPECT_NE(j["error"].get<std::string>().find(a), std::string::npos);
+  EXPECT_EQ(j["failed"].size(), 1u);
+  EXPECT_EQ(j["removed"].size(), 0u);
+}
+
+TEST_F(MptCliTest, RmStaleRemovesDeadCreatorsAndKeepsSegmentsInUse) {
+  const std::string dead = mpt::test::unique_name("dead");
+  const std::string used = mpt::test::unique_name("used");
+  const std::string alive = mpt::test::unique_name("alive");
+  const pid_t dead_creator = hold(dead, true);
+  const pid_t used_creator = hold(used, true);
+  ASSERT_GT(dead_creator, 0);
+  ASSERT_GT(used_creator, 0);
+  const pid_t user = hold(used, false);
+  ASSERT_GT(user, 0);
+  auto mine = mpt::Throttle::create(alive, 10, 1s);
+  kill_and_reap(dead_creator);
+  kill_and_reap(used_creator);
+  ASSERT_TRUE(exists(dead));
+  ASSERT_TRUE(exists(used));
+
+  const Result dry = mpt_run({"rm", "--stale", "--dry-run", "--json"});
+  ASSERT_EQ(dry.code, 0) << dry.err;
+  EXPECT_EQ(parse(dry.out)["removed"], json::array({dead}));
+  EXPECT_TRUE(exists(dead));
+
+  const Result r = mpt_run({"rm", "--stale", "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json j = parse(r.out);
+  EXPECT_EQ(j["removed"], json::array({dead}));
+  std::map<std::string, std::string> kept;
+  for (const auto& k : j["kept"])
+    kept[k["name"]] = k["reason"];
+  EXPECT_NE(kept[used].find("mapped"), std::string::npos);
+  EXPECT_NE(kept[alive].find("alive"), std::string::npos);
+  EXPECT_FALSE(exists(dead));
+  EXPECT_TRUE(exists(used));
+  EXPECT_TRUE(exists(alive));
+
+  kill_and_reap(user);
+  const Result r2 = mpt_run({"rm", "--stale"});
+  ASSERT_EQ(r2.code, 0) << r2.err;
+  EXPECT_NE(r2.out.find("removed " + used), std::string::npos) << r2.out;
+  EXPECT_FALSE(exists(used));
+  EXPECT_TRUE(exists(alive));
+}

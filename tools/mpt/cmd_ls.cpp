@@ -1,0 +1,37 @@
+// tools/mpt/cmd_ls.cpp — `mpt ls`: every mpthrottle segment in the segment directory.
+#include <cstdio>
+
+#include "commands.hpp"
+#include "common.hpp"
+
+namespace mpt::cli {
+
+CLI::App* setup_ls(CLI::App& app, LsOptions& opts) {
+  CLI::App* cmd = app.add_subcommand("ls", "List mpthrottle segments ($MPT_SHM_DIR or /dev/shm)");
+  cmd->add_flag("--json", opts.json, "print one JSON document");
+  return cmd;
+}
+
+int run_ls(const LsOptions& opts) {
+  const auto segments = Segment::list();
+  if (opts.json) {
+    print_json(
+        {{"schema", kSchemaVersion}, {"directory", Segment::directory()}, {"segments", segments}});
+    return kExitOk;
+  }
+  std::printf("%-24s %-9s %-18s %9s %8s %-5s %9s\n", "NAME", "KIND", "ID", "SIZE(B)", "PID",
+              "ALIVE", "AGE(s)");
+  for (const auto& s : segments) {
+    if (!s.valid) {
+      std::printf("%-24s %-9s %-18s %9llu %8s %-5s %9s  (%s)\n", s.name.c_str(), "invalid", "-",
+                  static_cast<unsigned long long>(s.size_bytes), "-", "-", "-", s.problem.c_str());
+      continue;
+    }
+    std::printf("%-24s %-9s %-18s %9llu %8d %-5s %9.1f\n", s.name.c_str(), to_string(s.kind),
+                hex_id(s.id).c_str(), static_cast<unsigned long long>(s.size_bytes), s.creator_pid,
+                pid_alive(s.creator_pid) ? "yes" : "no", age_seconds(s.created_realtime_ns));
+  }
+  return kExitOk;
+}
+
+}  // namespace mpt::cli

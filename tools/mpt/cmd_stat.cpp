@@ -1,0 +1,87 @@
+// tools/mpt/cmd_stat.cpp — `mpt stat NAME`: a named throttle's live snapshot, once or every
+// --watch seconds until SIGINT/SIGTERM (JSON Lines with --json --watch).
+#include <time.h>
+
+#include <chrono>
+#include <cstdio>
+
+#include "commands.hpp"
+#include "common.hpp"
+#include "mpt/throttle.hpp"
+
+namespace mpt::cli {
+
+namespace {
+
+void print_rate(const char* label, const Rate& r) {
+  std::printf("%-12s %.4f per second (%.6f s between emissions)\n", label, r.rate_per_sec,
+              r.interval_s);
+}
+
+void print_human(const Snapshot& s) {
+  std::printf("%-12s %s (id %s)\n", "throttle", s.name.c_str(), hex_id(s.id).c_str());
+  std::printf("%-12s %s\n", "state", to_string(s.state));
+  std::printf("%-12s %lld per %g s (%g/s), hardcap %s, interval %lld ns\n", "rate",
+              static_cast<long long>(s.max_n), s.per_s,
+              s.per_s > 0 ? static_cast<double>(s.max_n) / s.per_s : 0.0, to_string(s.hardcap),
+              static_cast<long long>(s.interval_ns));
+  std::printf("%-12s as_monitor=%d as_throttle=%d auto_emit=%d auto_calibrate=%d rf_rate=%g s\n",
+              "options", s.as_monitor, s.as_throttle, s.auto_emit, s.auto_calibrate, s.rf_rate_s);
+  std::printf("%-12s %g (%s), spin lead %lld ns\n", "correction", s.correction,
+              s.correction_source.c_str(), static_cast<long long>(s.spin_lead_ns));
+  std::printf("%-12s %llu in %.6f s, %lld available now\n", "total",
+              static_cast<unsigned long long>(s.total), s.runtime_s,
+              static_cast<long long>(s.available));
+  print_rate("latest", s.latest);
+  print_rate("mean", s.mean);
+  print_rate("lo_hi", s.lo_hi);
+  print_rate("hi_lo", s.hi_lo);
+  std::printf("%-12s pid %d (%s), %.1f s ago\n", "created by", s.creator_pid,
+              pid_alive(s.creator_pid) ? "alive" : "gone", age_seconds(s.created_realtime_ns));
+}
+
+}  // namespace
+
+CLI::App* setup_stat(CLI::App& app, StatOptions& opts) {
+  CLI::App* cmd = app.add_subcommand("stat", "Show a named throttle's live statistics");
+  cmd->add_option("NAME", opts.name, "throttle name (/dev/shm/mpt.NAME)")
+      ->required()
+      ->check(segment_name());
+  cmd->add_option("--watch", opts.watch_s, "refresh every S seconds until interrupted")
+      ->check(number_in(0.01, 3600));
+  cmd->add_flag("--json", opts.json, "JSON (JSON Lines with --watch)");
+  return cmd;
+}
+
+int run_stat(const StatOptions& opts) {
+  Throttle throttle = Throttle::open(opts.name);
+  if (opts.watch_s > 0) install_stop_handlers();
+  const auto every = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      std::chrono::duration<double>(opts.watch_s));
+  auto next = std::chrono::steady_clock::now();
+  bool first = true;
+  do {
+    const Snapshot s = throttle.snapshot();
+    if (opts.json) {
+      nlohmann::json j = s;
+      j["schema"] = kSchemaVersion;
+      print_json(j, opts.watch_s == 0);
+    } else {
+      if (!first) std::printf("\n");
+      print_human(s);
+      std::fflush(stdout);
+    }
+    first = false;
+    if (opts.watch_s <= 0) break;
+    next += every;
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(next.time_since_epoch());
+    timespec ts{static_cast<time_t>(ns.count() / 1'000'000'000),
+                static_cast<long>(ns.count() % 1'000'000'000)};
+    while (stop_signal() == 0 &&
+           ::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
+    }
+  } while (stop_signal() == 0);
+  return kExitOk;
+}
+
+}  // namespace mpt::cli

@@ -1,0 +1,65 @@
+// tools/mpt/commands.hpp — the subcommands of `mpt`. Each has an options struct, a setup_<verb>()
+// that declares its flags into that struct, and a run_<verb>() that does the work and returns the
+// exit code (see common.hpp). run_<verb>() may throw: main() maps the exception to the exit code.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+namespace mpt::cli {
+
+struct RunOptions {
+  std::int64_t rate = 0;
+  double per_s = 1;
+  int workers = 0;
+  double seconds = 0;
+  std::string hardcap = "limit";
+  double correction = NAN;  // NaN: not given
+  std::string name;         // empty: anonymous throttle
+  double every_s = 1;
+  bool probe = false;  // count with the eBPF probe too, and compare
+  bool json = false;
+};
+CLI::App* setup_run(CLI::App& app, RunOptions& opts);
+int run_run(const RunOptions& opts);
+
+struct StatOptions {
+  std::string name;
+  double watch_s = 0;  // 0: once
+  bool json = false;
+};
+CLI::App* setup_stat(CLI::App& app, StatOptions& opts);
+int run_stat(const StatOptions& opts);
+
+struct LsOptions {
+  bool json = false;
+};
+CLI::App* setup_ls(CLI::App& app, LsOptions& opts);
+int run_ls(const LsOptions& opts);
+
+struct RmOptions {
+  std::vector<std::string> names;
+  bool stale = false;
+  bool dry_run = false;
+  bool json = false;
+};
+CLI::App* setup_rm(CLI::App& app, RmOptions& opts);
+int run_rm(const RmOptions& opts);
+
+// `mpt probe` exists only in builds with the eBPF counter (MPT_BPF, the default).
+struct ProbeOptions {
+  std::int64_t pid = 0;  // 0: every process
+  std::string lib;
+  std::string binary;
+  double seconds_s = 0;  // 0: until Ctrl-C
+  double interval_s = 1;
+  bool json = false;
+};
+CLI::App* setup_probe(CLI::App& app, ProbeOptions& opts);
+int run_probe(const ProbeOptions& opts);
+
+}  // namespace mpt::cli

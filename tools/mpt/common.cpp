@@ -1,0 +1,246 @@
+// tools/mpt/common.cpp — see common.hpp.
+#include "common.hpp"
+
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include "mpt/error.hpp"
+
+namespace mpt::cli {
+
+namespace {
+
+volatile std::sig_atomic_t g_stop_signal = 0;
+
+extern "C" void on_stop_signal(int sig) {
+  g_stop_signal = sig;
+}
+
+std::string trim(std::string s) {
+  const auto b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string::npos) return {};
+  const auto e = s.find_last_not_of(" \t\r\n");
+  return s.substr(b, e - b + 1);
+}
+
+std::string read_first_line(const char* path) {
+  std::ifstream in(path);
+  std::string line;
+  if (in) std::getline(in, line);
+  return trim(line);
+}
+
+std::string format_number(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
+
+}  // namespace
+
+CLI::Validator integer_in(std::int64_t min, std::int64_t max) {
+  const std::string desc = "INT in [" + std::to_string(min) + ", " + std::to_string(max) + "]";
+  return CLI::Validator(
+      [min, max](std::string& s) -> std::string {
+        const std::string t = trim(s);
+        if (t.empty()) return "expected an integer, got an empty value";
+        std::size_t i = (t[0] == '-' || t[0] == '+') ? 1 : 0;
+        if (i == t.size()) return "expected an integer, got '" + s + "'";
+        for (std::size_t k = i; k < t.size(); ++k) {
+          if (t[k] < '0' || t[k] > '9') return "expected an integer, got '" + s + "'";
+        }
+        errno = 0;
+        char* end = nullptr;
+        const long long v = std::strtoll(t.c_str(), &end, 10);
+        if (errno == ERANGE || v < min || v > max) {
+          return "'" + s + "' is out of range [" + std::to_string(min) + ", " +
+                 std::to_string(max) + "]";
+        }
+        s = t;
+        return {};
+      },
+      desc);
+}
+
+CLI::Validator number_in(double min, double max, bool min_exclusive, bool max_exclusive) {
+  const std::string range = std::string(min_exclusive ? "(" : "[") + format_number(min) + ", " +
+                            format_number(max) + (max_exclusive ? ")" : "]");
+  return CLI::Validator(
+      [=](std::string& s) -> std::string {
+        const std::string t = trim(s);
+        if (t.empty()) return "expected a number, got an empty value";
+        // strtod accepts "nan", "inf", hex floats; allow only plain decimal notation.
+        for (char c : t) {
+          const bool ok =
+              (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '+' || c == 'e' || c == 'E';
+          if (!ok) return "expected a number, got '" + s + "'";
+        }
+        errno = 0;
+        char* end = nullptr;
+        const double v = std::strtod(t.c_str(), &end);
+        if (end == t.c_str() || *end != '\0') return "expected a number, got '" + s + "'";
+        if (errno == ERANGE || !std::isfinite(v) || v < min || v > max ||
+            (min_exclusive && v == min) || (max_exclusive && v == max)) {
+          return "'" + s + "' is out of range " + range;
+        }
+        s = t;
+        return {};
+      },
+      "NUMBER in " + range);
+}
+
+CLI::Validator segment_name() {
+  return CLI::Validator(
+      [](std::string& s) -> std::string {
+        try {
+          Segment::validate_name(s);
+        } catch (const std::exception& e) {
+          return e.what();
+        }
+        return {};
+      },
+      "NAME");
+}
+
+HostInfo host_info() {
+  HostInfo h;
+  char name[256] = {};
+  if (::gethostname(name, sizeof name - 1) == 0) h.hostname = name;
+  struct utsname u;
+  if (::uname(&u) == 0) {
+    h.kernel = std::string(u.sysname) + " " + u.release + " " + u.version + " " + u.machine;
+  }
+  std::ifstream cpu("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(cpu, line)) {
+    if (line.rfind("model name", 0) == 0) {
+      const auto colon = line.find(':');
+      if (colon != std::string::npos) h.cpu_model = trim(line.substr(colon + 1));
+      break;
+    }
+  }
+  h.cores = std::thread::hardware_concurrency();
+  h.clocksource =
+      read_first_line("/sys/devices/system/clocksource/clocksource0/current_clocksource");
+  return h;
+}
+
+void to_json(nlohmann::json& j, const HostInfo& h) {
+  j = {{"hostname", h.hostname},
+       {"kernel", h.kernel},
+       {"cpu_model", h.cpu_model},
+       {"cores", h.cores},
+       {"clocksource", h.clocksource}};
+}
+
+std::string hex_id(std::uint64_t id) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "0x%016llx", static_cast<unsigned long long>(id));
+  return buf;
+}
+
+bool pid_alive(std::int32_t pid) {
+  if (pid <= 0) return false;
+  return ::kill(pid, 0) == 0 || errno == EPERM;
+}
+
+double age_seconds(std::int64_t created_realtime_ns) {
+  const auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  return static_cast<double>(now - created_realtime_ns) / 1e9;
+}
+
+void install_stop_handlers() {
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = 0;  // no SA_RESTART: sleeps end early
+  ::sigaction(SIGINT, &sa, nullptr);
+  ::sigaction(SIGTERM, &sa, nullptr);
+}
+
+int stop_signal() {
+  return g_stop_signal;
+}
+
+void print_json(const nlohmann::json& j, bool pretty) {
+  std::cout << (pretty ? j.dump(2) : j.dump()) << "\n" << std::flush;
+}
+
+}  // namespace mpt::cli
+
+namespace mpt {
+
+void to_json(nlohmann::json& j, const Rate& r) {
+  j = {{"interval_s", r.interval_s}, {"rate_per_sec", r.rate_per_sec}};
+}
+
+void to_json(nlohmann::json& j, const Summary& s) {
+  j = {{"runtime_s", s.runtime.count()},
+       {"total", s.total},
+       {"mean_interval_s", s.mean_interval_s},
+       {"mean_rate_per_sec", s.mean_rate_per_sec}};
+}
+
+void to_json(nlohmann::json& j, const Snapshot& s) {
+  j = nlohmann::json::object();
+  j["id"] = cli::hex_id(s.id);
+  j["name"] = s.name.empty() ? nlohmann::json(nullptr) : nlohmann::json(s.name);
+  j["max_n"] = s.max_n;
+  j["per_s"] = s.per_s;
+  j["rate_per_sec"] = s.per_s > 0 ? static_cast<double>(s.max_n) / s.per_s : 0.0;
+  j["hardcap"] = to_string(s.hardcap);
+  j["as_monitor"] = s.as_monitor;
+  j["as_throttle"] = s.as_throttle;
+  j["auto_emit"] = s.auto_emit;
+  j["auto_calibrate"] = s.auto_calibrate;
+  j["rf_rate_s"] = s.rf_rate_s;
+  j["interval_ns"] = s.interval_ns;
+  j["correction"] = s.correction;
+  j["correction_source"] = s.correction_source;
+  j["spin_lead_ns"] = s.spin_lead_ns;
+  j["state"] = to_string(s.state);
+  j["running"] = s.state == ThrottleState::kRunning;
+  j["available"] = s.available;
+  j["total"] = s.total;
+  j["runtime_s"] = s.runtime_s;
+  j["latest"] = s.latest;
+  j["mean"] = s.mean;
+  j["lo_hi"] = s.lo_hi;
+  j["hi_lo"] = s.hi_lo;
+  j["creator_pid"] = s.creator_pid;
+  j["created_realtime_ns"] = s.created_realtime_ns;
+}
+
+void to_json(nlohmann::json& j, const SegmentInfo& s) {
+  char mode[8];
+  std::snprintf(mode, sizeof mode, "%04o", s.mode);
+  j = nlohmann::json::object();
+  j["name"] = s.name;
+  j["path"] = s.path;
+  j["valid"] = s.valid;
+  j["problem"] = s.valid ? nlohmann::json(nullptr) : nlohmann::json(s.problem);
+  j["kind"] = s.valid ? to_string(s.kind) : "unknown";
+  j["id"] = cli::hex_id(s.id);
+  j["size_bytes"] = s.size_bytes;
+  j["creator_pid"] = s.creator_pid;
+  j["creator_alive"] = s.valid && cli::pid_alive(s.creator_pid);
+  j["creator_uid"] = s.creator_uid;
+  j["owner_uid"] = s.owner_uid;
+  j["mode"] = mode;
+  j["created_realtime_ns"] = s.created_realtime_ns;
+  j["age_s"] =
+      s.valid ? nlohmann::json(cli::age_seconds(s.created_realtime_ns)) : nlohmann::json(nullptr);
+}
+
+}  // namespace mpt

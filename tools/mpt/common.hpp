@@ -1,0 +1,75 @@
+// tools/mpt/common.hpp — what the `mpt` subcommands share: option validators, host information,
+// JSON conversions, signal handling and the error/exit-code policy.
+//
+// Exit codes: 0 success, 1 runtime error (segment not found, permission, incompatible segment,
+// any other operating-system failure), 2 usage error (bad flag or value; the message names it).
+// With --json every error is printed as {"error": "..."} on stdout; without it, as text on stderr.
+#pragma once
+
+#include <csignal>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "mpt/monitor.hpp"
+#include "mpt/segment.hpp"
+
+namespace mpt::cli {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitRuntime = 1;
+inline constexpr int kExitUsage = 2;
+inline constexpr int kSchemaVersion = 1;
+
+// A usage error found after parsing (a combination of flags, say): exit code 2.
+class UsageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Validators for CLI11 options. Each accepts only the whole string as a number (no trailing
+// garbage, no NaN or infinity) within [min, max]; the error names the flag through CLI11.
+CLI::Validator integer_in(std::int64_t min, std::int64_t max);
+CLI::Validator number_in(double min, double max, bool min_exclusive = false,
+                         bool max_exclusive = false);
+CLI::Validator segment_name();
+
+// The host a report was made on.
+struct HostInfo {
+  std::string hostname;
+  std::string kernel;  // uname: sysname release version machine
+  std::string cpu_model;
+  unsigned cores = 0;
+  std::string clocksource;
+};
+HostInfo host_info();
+
+void to_json(nlohmann::json& j, const HostInfo& h);
+
+// "0x" and 16 hex digits: 64-bit ids do not survive JSON numbers in most readers.
+std::string hex_id(std::uint64_t id);
+
+// kill(pid, 0) succeeds or fails with EPERM.
+bool pid_alive(std::int32_t pid);
+double age_seconds(std::int64_t created_realtime_ns);
+
+// Installs SIGINT/SIGTERM handlers (without SA_RESTART) that record the signal.
+void install_stop_handlers();
+// The signal received since install_stop_handlers(), or 0.
+int stop_signal();
+
+// Prints a JSON document on one line... (pretty when `pretty`).
+void print_json(const nlohmann::json& j, bool pretty = true);
+
+}  // namespace mpt::cli
+
+// JSON for the library's types; in namespace mpt so that nlohmann_json finds them by ADL.
+namespace mpt {
+void to_json(nlohmann::json& j, const Rate& r);
+void to_json(nlohmann::json& j, const Summary& s);
+void to_json(nlohmann::json& j, const Snapshot& s);
+void to_json(nlohmann::json& j, const SegmentInfo& s);
+}  // namespace mpt

@@ -1,0 +1,81 @@
+// tools/mpt/main.cpp — the `mpt` command: run, stat, ls, rm, probe.
+//
+// Exit codes: 0 success, 1 runtime error (the message names the segment), 2 usage error (the
+// message names the flag or argument). CLI11's own parse errors are mapped to 2 as well. With
+// --json anywhere on the command line, errors are printed as {"error": "..."} on stdout.
+#include <cstring>
+#include <iostream>
+
+#include "commands.hpp"
+#include "common.hpp"
+#include "mpt/error.hpp"
+
+namespace {
+
+int report_error(bool json, int code, const std::string& message) {
+  if (json) {
+    mpt::cli::print_json({{"error", message}});
+  } else {
+    std::cerr << "mpt: " << message << "\n";
+    if (code == mpt::cli::kExitUsage) std::cerr << "Run 'mpt --help' for usage.\n";
+  }
+  return code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace mpt::cli;
+  bool json = false;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--") == 0) break;
+    if (std::strcmp(argv[i], "--json") == 0) json = true;
+  }
+
+  CLI::App app{"mpt: run, inspect and remove mpthrottle rate limiters in shared memory", "mpt"};
+  app.require_subcommand(1, 1);
+  app.failure_message(CLI::FailureMessage::simple);
+  RunOptions run_opts;
+  StatOptions stat_opts;
+  LsOptions ls_opts;
+  RmOptions rm_opts;
+  CLI::App* run = setup_run(app, run_opts);
+  CLI::App* stat = setup_stat(app, stat_opts);
+  CLI::App* ls = setup_ls(app, ls_opts);
+  CLI::App* rm = setup_rm(app, rm_opts);
+#ifdef MPT_HAVE_BPF
+  ProbeOptions probe_opts;
+  CLI::App* probe = setup_probe(app, probe_opts);
+#endif
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    if (argc > 1 && argv[1][0] != '-' && app.get_subcommands().empty()) {
+      return report_error(
+          json, kExitUsage,
+          std::string("unknown subcommand '") + argv[1] + "'; expected run, stat, ls or rm");
+    }
+    return report_error(json, kExitUsage, e.what());
+  }
+
+  try {
+    if (run->parsed()) return run_run(run_opts);
+    if (stat->parsed()) return run_stat(stat_opts);
+    if (ls->parsed()) return run_ls(ls_opts);
+    if (rm->parsed()) return run_rm(rm_opts);
+#ifdef MPT_HAVE_BPF
+    if (probe->parsed()) return run_probe(probe_opts);
+#endif
+    return report_error(json, kExitUsage, "a subcommand is required");
+  } catch (const UsageError& e) {
+    return report_error(json, kExitUsage, e.what());
+  } catch (const CLI::ParseError& e) {
+    return report_error(json, kExitUsage, e.what());
+  } catch (const mpt::InvalidArgument& e) {
+    return report_error(json, kExitUsage, e.what());
+  } catch (const std::exception& e) {
+    return report_error(json, kExitRuntime, e.what());
+  }
+}
