@@ -3,6 +3,7 @@
 // otherwise.
 #include "emissions.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -118,6 +119,28 @@ TEST_F(EmissionsTest, UnrelatedProcessesAndEarlyExitsAreAllSeen) {
   EXPECT_EQ(k.per_pid[static_cast<std::uint32_t>(early)], 50u) << "the early exit keeps its count";
   for (pid_t p : pids)
     EXPECT_GT(k.per_pid[static_cast<std::uint32_t>(p)], 0u);
+}
+
+TEST_F(EmissionsTest, StaticallyLinkedBinaryIsProbedThroughItsOwnFile) {
+  probe::EmissionCounter counter({-1, MPT_STATIC_HELPER_PATH});
+  const std::string name = test::unique_name("static");
+  auto t = Throttle::create(name, 500, 1s);
+  pid_t pid = fork();
+  if (pid == 0) {
+    int null = open("/dev/null", O_WRONLY);
+    dup2(null, 1);
+    execl(MPT_STATIC_HELPER_PATH, MPT_STATIC_HELPER_PATH, name.c_str(),
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  std::this_thread::sleep_for(200ms);
+  t.start();
+  std::this_thread::sleep_for(500ms);
+  const Summary s = t.stop();
+  ASSERT_EQ(test::wait_child(pid, 5s), 0);
+  const Totals k = totals_for(counter, t.id());
+  EXPECT_EQ(k.emits, s.total) << "every emission of the static binary seen";
+  EXPECT_GT(k.emits, 200u);
 }
 
 TEST_F(EmissionsTest, PidFilterCountsOnlyThatProcess) {
