@@ -23,18 +23,7 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-// A child process running the seed's worker loop; exits with the number of units it took.
-pid_t fork_worker(Throttle& t) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    int taken = 0;
-    auto kill = t.kill_flag();
-    while (!kill.is_set())
-      taken += t.await_fuel() ? 1 : 0;
-    _exit(std::min(taken, 250));
-  }
-  return pid;
-}
+using test::fork_worker;
 
 struct Spawned {
   pid_t pid;
@@ -93,14 +82,9 @@ TEST(ThrottleProcessesTest, FourForkedWorkersAtFourPerSecond) {
 
 TEST(ThrottleProcessesTest, SeedExampleFourWorkersFiveSecondsTake20Or21) {
   Throttle t(4, 1s);
-  std::vector<pid_t> pids;
-  for (int i = 0; i < 4; ++i)
-    pids.push_back(fork_worker(t));
-  t.start();
-  std::this_thread::sleep_for(5s);
-  const Summary s = t.stop();
-  for (pid_t p : pids)
-    ASSERT_GE(test::wait_child(p, 5s), 0);
+  const auto r = test::run_workers(t, 4, 5s);
+  ASSERT_TRUE(r.all_exited) << "a worker hung after stop()";
+  const Summary& s = r.summary;
   EXPECT_GE(s.total, 20u);
   EXPECT_LE(s.total, 21u) << "never the 24 a full bucket would give";
 }
@@ -172,14 +156,9 @@ TEST(ThrottleProcessesTest, StatsSurviveRestartAcrossProcesses) {
 TEST(ThrottleProcessesTest, ManyProcessesHoldAHighRate) {
   // 4 processes at 2,000/s for 1 s: every unit is accounted for and the rate is held (±1%).
   Throttle t(2000, 1s);
-  std::vector<pid_t> pids;
-  for (int i = 0; i < 4; ++i)
-    pids.push_back(fork_worker(t));
-  t.start();
-  std::this_thread::sleep_for(1s);
-  const Summary s = t.stop();
-  for (pid_t p : pids)
-    ASSERT_GE(test::wait_child(p, 5s), 0);
+  const auto r = test::run_workers(t, 4, 1s);
+  ASSERT_TRUE(r.all_exited) << "a worker hung after stop()";
+  const Summary& s = r.summary;
   EXPECT_NEAR(static_cast<double>(s.total), 2000.0 * s.runtime.count(), 20.0 + 1);
 }
 
