@@ -207,7 +207,7 @@ inline Rate rate_from_interval_ns(std::int64_t ns) {
 
 // Counts n emissions at absolute time ts in the monitor (lock-free) and fires the probe.
 // With record_time false (a caller's timestamp out of range) only the total and the probe count it.
-inline void emit_at(Throttle::Shared* s, std::uint64_t id, std::int64_t n, std::int64_t ts,
+inline void emit_at(Throttle::Shared* s, const Segment& seg, std::int64_t n, std::int64_t ts,
                     bool record_time = true) noexcept {
   if (!(s->flags & detail::kFlagMonitor)) return;
   const std::int64_t t = record_time ? detail::sat_sub(ts, s->base_ns) : -1;
@@ -254,6 +254,7 @@ inline void emit_at(Throttle::Shared* s, std::uint64_t id, std::int64_t n, std::
     }
   }
   if (MPT_PROBE_EMIT_ENABLED()) {
+    const std::uint64_t id = seg.id();  // read only when a tracer listens
     for (std::int64_t i = 0; i < n; ++i)
       MPT_PROBE_EMIT(id, ts);
   }
@@ -437,7 +438,7 @@ bool Throttle::has_fuel(std::int64_t n, TimePoint now_tp) noexcept {
     if (!reserve_rel(s_, n, rel, rel, &due, &e)) return false;
   }
   if (MPT_PROBE_FUEL_ENABLED()) MPT_PROBE_FUEL(segment_->id(), std::int64_t{0});
-  if (s_->flags & detail::kFlagAutoEmit) emit_at(s_, segment_->id(), n, now);
+  if (s_->flags & detail::kFlagAutoEmit) emit_at(s_, *segment_, n, now);
   return true;
 }
 
@@ -498,7 +499,7 @@ bool Throttle::await_fuel_until(TimePoint deadline_tp, std::int64_t n) noexcept 
       if (now < 0) return false;
     }
     if (MPT_PROBE_FUEL_ENABLED()) MPT_PROBE_FUEL(segment_->id(), now - t0);
-    if (s_->flags & detail::kFlagAutoEmit) emit_at(s_, segment_->id(), n, now);
+    if (s_->flags & detail::kFlagAutoEmit) emit_at(s_, *segment_, n, now);
     return true;
   }
 }
@@ -594,7 +595,7 @@ void Throttle::set_rate(std::int64_t max_n, std::chrono::duration<double> per, T
 }
 
 void Throttle::emit() noexcept {
-  emit_at(s_, segment_->id(), 1, mono_ns());
+  emit_at(s_, *segment_, 1, mono_ns());
 }
 
 void Throttle::emit(TimePoint timestamp) noexcept {
@@ -602,7 +603,7 @@ void Throttle::emit(TimePoint timestamp) noexcept {
   // the bucket ring or the interval tracking (which would hide later emissions).
   const std::int64_t ts = to_ns(timestamp);
   const bool in_range = ts >= s_->base_ns && ts <= mono_ns() + 1'000'000'000;
-  emit_at(s_, segment_->id(), 1, ts, in_range);
+  emit_at(s_, *segment_, 1, ts, in_range);
 }
 
 Event Throttle::kill_flag() const {

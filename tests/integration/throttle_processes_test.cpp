@@ -128,26 +128,23 @@ TEST(ThrottleProcessesTest, StopReleasesAProcessBlockedWithoutTimeout) {
 
 TEST(ThrottleProcessesTest, StatsSurviveRestartAcrossProcesses) {
   Throttle t(100, 1s);
+  // A child that takes 10 units (1 s timeout each) and exits with how many it got.
+  auto take_ten_in_a_child = [&t] {
+    pid_t p = fork();
+    if (p == 0) {
+      int ok = 0;
+      for (int i = 0; i < 10; ++i)
+        ok += t.await_fuel(1s) ? 1 : 0;
+      _exit(ok);
+    }
+    return test::wait_child(p);
+  };
   t.start();
-  pid_t p = fork();
-  if (p == 0) {
-    int ok = 0;
-    for (int i = 0; i < 10; ++i)
-      ok += t.await_fuel(1s) ? 1 : 0;
-    _exit(ok);
-  }
-  ASSERT_EQ(test::wait_child(p), 10);
+  ASSERT_EQ(take_ten_in_a_child(), 10);
   const Summary s1 = t.stop();
   EXPECT_EQ(s1.total, 10u);
   t.start();
-  p = fork();
-  if (p == 0) {
-    int ok = 0;
-    for (int i = 0; i < 10; ++i)
-      ok += t.await_fuel(1s) ? 1 : 0;
-    _exit(ok);
-  }
-  ASSERT_EQ(test::wait_child(p), 10);
+  ASSERT_EQ(take_ten_in_a_child(), 10);
   const Summary s2 = t.stop();
   EXPECT_EQ(s2.total, 20u);
   EXPECT_GT(s2.runtime, s1.runtime);
