@@ -15,6 +15,7 @@
 #include "mpt/error.hpp"
 #include "probes.hpp"
 #include "throttle_shared.hpp"
+#include "tuning.hpp"
 
 namespace mpt {
 
@@ -48,6 +49,18 @@ std::int64_t compute_tau_ns(Hardcap h, std::int64_t max_n, std::int64_t interval
       return -1;
   }
   return 0;
+}
+
+// hardcap one's least distance between grants: per / max_n rounded up, no correction applied, so
+// that the promise of at most max_n in any window of `per` holds whatever the correction.
+std::int64_t compute_gate_ns(Hardcap h, std::int64_t max_n, double per_s) {
+  if (h != Hardcap::kOne) return 0;
+  return static_cast<std::int64_t>(std::ceil(per_s * 1e9 / static_cast<double>(max_n)));
+}
+std::int64_t compute_gate_m(std::int64_t max_n) {
+  for (std::int64_t m = detail::kGateSlots; m > 1; --m)
+    if (max_n % m == 0) return m;
+  return 1;
 }
 
 void validate_rate(std::int64_t max_n, double per_s, double correction) {
@@ -107,7 +120,8 @@ class AdminLock {
 };
 
 Segment::Init make_init(std::int64_t max_n, double per_s, const ThrottleOptions& o,
-                        std::uint32_t window, std::uint32_t ring_len) {
+                        const detail::Tuning& tuning, std::uint32_t window,
+                        std::uint32_t ring_len) {
   return [=](void* data, std::size_t) {
     void* body = static_cast<char*>(data) + Segment::kBodyOffset;
     auto* s = new (body) Throttle::Shared();
@@ -117,7 +131,8 @@ Segment::Init make_init(std::int64_t max_n, double per_s, const ThrottleOptions&
     const bool auto_cal = o.auto_calibrate.value_or(static_cast<double>(max_n) / per_s >= 49.0);
     s->flags =
         (o.as_monitor ? detail::kFlagMonitor : 0) | (o.as_throttle ? detail::kFlagThrottle : 0) |
-        (o.auto_emit ? detail::kFlagAutoEmit : 0) | (auto_cal ? detail::kFlagAutoCalibrate : 0);
+        (o.auto_emit ? detail::kFlagAutoEmit : 0) | (auto_cal ? detail::kFlagAutoCalibrate : 0) |
+        (o.spin_lead ? detail::kFlagSpinLeadGiven : 0);
     s->hardcap = static_cast<std::uint32_t>(o.hardcap);
     s->rf_ns = std::llround(o.rf_rate.count() * 1e9);
     s->window_buckets = window;
@@ -130,17 +145,23 @@ Segment::Init make_init(std::int64_t max_n, double per_s, const ThrottleOptions&
     pthread_mutex_init(&s->admin, &a);
     pthread_mutexattr_destroy(&a);
 
-    const double c = o.correction.value_or(0.0);
+    const double c = tuning.correction;
     s->max_n = max_n;
     s->per_s = per_s;
     s->correction = c;
-    s->spin_lead_ns = o.spin_lead.value_or(kDefaultSpinLead).count();
-    std::strncpy(s->correction_source, o.correction ? "explicit" : "none",
-                 sizeof s->correction_source - 1);
+    s->spin_lead_ns = tuning.spin_lead_ns;
+    std::strncpy(s->correction_source, tuning.source.c_str(), sizeof s->correction_source - 1);
 
     const std::int64_t interval = compute_interval_ns(max_n, per_s, c);
     s->cfg[0].interval_ns = interval;
     s->cfg[0].tau_ns = compute_tau_ns(o.hardcap, max_n, interval);
+    s->cfg[0].gate_ns = compute_gate_ns(o.hardcap, max_n, per_s);
+    s->cfg[0].gate_m = compute_gate_m(max_n);
+    s->gate_head = detail::kGateFirst;
+    for (std::uint64_t i = 0; i < detail::kGateSlots; ++i) {
+      const std::uint64_t k = detail::kGateFirst - detail::kGateSlots + i;
+      s->gate_ring[k % detail::kGateSlots] = detail::gate_entry(k, 0);
+    }
     for (auto& r : s->rebase)
       r.epoch = detail::kNoEpoch;
     s->word = detail::pack_word(0, 0);
@@ -305,6 +326,58 @@ inline bool retime(const Throttle::Shared* s, std::int64_t* due, std::uint32_t f
   return true;
 }
 
+// hardcap one's gate (see Shared::gate_ring): tries to grant one unit at `now`. True when granted
+// (with commit false: when it could be, taking nothing); false with *need set to the earliest time
+// the gate could allow it.
+inline bool try_gate(Throttle::Shared* s, std::int64_t now, std::int64_t* need,
+                     bool commit = true) noexcept {
+  using detail::gate_entry;
+  using detail::gate_tag;
+  using detail::gate_time;
+  constexpr std::uint64_t kSlots = detail::kGateSlots;
+  for (;;) {
+    const std::uint64_t k = s->gate_head.load(std::memory_order_acquire);
+    auto& mine = s->gate_ring[k % kSlots];
+    std::uint64_t cur = mine.load(std::memory_order_acquire);
+    if (gate_tag(cur) == (k & 0xff)) {  // unit k is granted; move the head on for its granter
+      std::uint64_t kk = k;
+      s->gate_head.compare_exchange_strong(kk, k + 1, std::memory_order_acq_rel);
+      continue;
+    }
+    if (gate_tag(cur) != ((k - kSlots) & 0xff)) continue;  // the head moved under us
+    const std::uint32_t e = detail::word_epoch(s->word.load(std::memory_order_acquire));
+    const auto& c = s->cfg[e & (detail::kRingSlots - 1)];
+    const std::int64_t gi = c.gate_ns.load(std::memory_order_relaxed);
+    const std::int64_t m = c.gate_m.load(std::memory_order_relaxed);
+    if (gi <= 0 || m < 1 || m > static_cast<std::int64_t>(kSlots)) return true;  // being written
+    const std::uint64_t prev = s->gate_ring[(k - 1) % kSlots].load(std::memory_order_acquire);
+    const std::uint64_t back =
+        s->gate_ring[(k - static_cast<std::uint64_t>(m)) % kSlots].load(std::memory_order_acquire);
+    if (gate_tag(prev) != ((k - 1) & 0xff) ||
+        gate_tag(back) != ((k - static_cast<std::uint64_t>(m)) & 0xff)) {
+      continue;  // the head moved under us
+    }
+    std::int64_t n = gate_time(prev);
+    if (gate_time(back) > 0) {
+      std::int64_t span;
+      if (__builtin_mul_overflow(m, gi, &span) ||
+          __builtin_add_overflow(gate_time(back), span, &span))
+        span = kForever;
+      n = std::max(n, span);
+    }
+    if (now < n) {
+      *need = n;
+      return false;
+    }
+    if (!commit) return true;
+    if (mine.compare_exchange_strong(cur, gate_entry(k, now), std::memory_order_acq_rel)) {
+      std::uint64_t kk = k;
+      s->gate_head.compare_exchange_strong(kk, k + 1, std::memory_order_acq_rel);
+      return true;
+    }
+  }
+}
+
 inline ThrottleState load_state(const Throttle::Shared* s) {
   return static_cast<ThrottleState>(s->state.load(std::memory_order_acquire));
 }
@@ -342,10 +415,12 @@ Throttle::Throttle(std::int64_t max_n, std::chrono::duration<double> per,
                    const ThrottleOptions& options) {
   validate_options(options);
   validate_rate(max_n, per.count(), options.correction.value_or(0.0));
+  const detail::Tuning tuning = detail::resolve_tuning(max_n, per.count(), options);
+  validate_rate(max_n, per.count(), tuning.correction);
   auto [window, ring_len] = ring_shape(options);
   segment_ =
       Segment::anonymous(SegmentKind::kThrottle, Segment::kBodyOffset + Shared::size_for(ring_len),
-                         make_init(max_n, per.count(), options, window, ring_len));
+                         make_init(max_n, per.count(), options, tuning, window, ring_len));
   s_ = static_cast<Shared*>(segment_->body());
 }
 
@@ -354,10 +429,12 @@ Throttle Throttle::create(std::string_view name, std::int64_t max_n,
   Segment::validate_name(name);
   validate_options(options);
   validate_rate(max_n, per.count(), options.correction.value_or(0.0));
+  const detail::Tuning tuning = detail::resolve_tuning(max_n, per.count(), options);
+  validate_rate(max_n, per.count(), tuning.correction);
   auto [window, ring_len] = ring_shape(options);
   return Throttle(Segment::create(
       name, SegmentKind::kThrottle, Segment::kBodyOffset + Shared::size_for(ring_len),
-      make_init(max_n, per.count(), options, window, ring_len), options.segment));
+      make_init(max_n, per.count(), options, tuning, window, ring_len), options.segment));
 }
 
 Throttle Throttle::open(std::string_view name, const OpenOptions& options) {
@@ -435,8 +512,26 @@ bool Throttle::has_fuel(std::int64_t n, TimePoint now_tp) noexcept {
     std::int64_t due;
     std::uint32_t e;
     const std::int64_t rel = detail::sat_sub(now, s_->base_ns);
+    if (s_->hardcap == static_cast<std::uint32_t>(Hardcap::kOne)) return has_fuel_one(n, now);
     if (!reserve_rel(s_, n, rel, rel, &due, &e)) return false;
   }
+  if (MPT_PROBE_FUEL_ENABLED()) MPT_PROBE_FUEL(segment_->id(), std::int64_t{0});
+  if (s_->flags & detail::kFlagAutoEmit) emit_at(s_, *segment_, n, now);
+  return true;
+}
+
+// has_fuel() for hardcap one: takes nothing unless the gate allows a unit now. The n units then
+// go through the gate one after the other; if another grant closes it in between, the call
+// returns false and what it took is lost (the rate under-shoots, never over-shoots).
+bool Throttle::has_fuel_one(std::int64_t n, std::int64_t now) noexcept {
+  const std::int64_t rel = detail::sat_sub(now, s_->base_ns);
+  std::int64_t need;
+  if (!try_gate(s_, rel, &need, false)) return false;
+  std::int64_t due;
+  std::uint32_t e;
+  if (!reserve_rel(s_, n, rel, rel, &due, &e)) return false;
+  for (std::int64_t i = 0; i < n; ++i)
+    if (!try_gate(s_, rel, &need)) return false;
   if (MPT_PROBE_FUEL_ENABLED()) MPT_PROBE_FUEL(segment_->id(), std::int64_t{0});
   if (s_->flags & detail::kFlagAutoEmit) emit_at(s_, *segment_, n, now);
   return true;
@@ -473,7 +568,19 @@ bool Throttle::await_fuel(std::int64_t n,
 }
 
 bool Throttle::await_fuel_until(TimePoint deadline_tp, std::int64_t n) noexcept {
-  if (n < 1) return false;
+  return acquire(deadline_tp, n) >= 0;
+}
+
+std::optional<Throttle::TimePoint> Throttle::await_grant(TimePoint deadline,
+                                                         std::int64_t n) noexcept {
+  const std::int64_t at = acquire(deadline, n);
+  if (at < 0) return std::nullopt;
+  return detail::from_ns(at);
+}
+
+// Throttle::acquire(): await_fuel_until that returns the grant's CLOCK_MONOTONIC time, or -1.
+std::int64_t Throttle::acquire(TimePoint deadline_tp, std::int64_t n) noexcept {
+  if (n < 1) return -1;
   const std::int64_t deadline = deadline_tp == TimePoint::max() ? kForever : to_ns(deadline_tp);
   const std::int64_t base = s_->base_ns;
   const std::int64_t deadline_rel =
@@ -482,9 +589,9 @@ bool Throttle::await_fuel_until(TimePoint deadline_tp, std::int64_t n) noexcept 
     const std::uint32_t seq = s_->wake_seq.load(std::memory_order_acquire);
     const std::uint32_t run = s_->run_gen.load(std::memory_order_acquire);
     const ThrottleState st = load_state(s_);
-    if (st == ThrottleState::kStopped) return false;
+    if (st == ThrottleState::kStopped) return -1;
     if (st == ThrottleState::kCreated) {  // wait for start()
-      if (deadline != kForever && mono_ns() >= deadline) return false;
+      if (deadline != kForever && mono_ns() >= deadline) return -1;
       detail::futex_wait(&s_->wake_seq, seq, deadline);
       continue;
     }
@@ -493,14 +600,54 @@ bool Throttle::await_fuel_until(TimePoint deadline_tp, std::int64_t n) noexcept 
     if (s_->flags & detail::kFlagThrottle) {
       std::int64_t due;
       std::uint32_t epoch;
-      if (!reserve_rel(s_, n, now - base, deadline_rel, &due, &epoch)) return false;
+      if (!reserve_rel(s_, n, now - base, deadline_rel, &due, &epoch)) return -1;
       if (due > now - base) now = wait_for_slot(due, epoch, seq, run, deadline_rel);
       if (now == kLostSlot) continue;  // the slot could not be re-timed: reserve a new one
-      if (now < 0) return false;
+      if (now < 0) return -1;
+      if (s_->hardcap == static_cast<std::uint32_t>(Hardcap::kOne)) {
+        // Unit by unit through the gate, each counted at its own grant time.
+        for (std::int64_t i = 0; i < n; ++i) {
+          now = pass_gate(now, seq, run, deadline_rel);
+          if (now < 0) return -1;
+          if (MPT_PROBE_FUEL_ENABLED()) MPT_PROBE_FUEL(segment_->id(), now - t0);
+          if (s_->flags & detail::kFlagAutoEmit) emit_at(s_, *segment_, 1, now);
+        }
+        return now;
+      }
     }
     if (MPT_PROBE_FUEL_ENABLED()) MPT_PROBE_FUEL(segment_->id(), now - t0);
     if (s_->flags & detail::kFlagAutoEmit) emit_at(s_, *segment_, n, now);
-    return true;
+    return now;
+  }
+}
+
+// Throttle::pass_gate(): hardcap one's last step for one unit after the slot is reached. Grants
+// woken late can close the gate past the next slot: sleep while the gate is more than the spin
+// lead away, spin the rest. Returns the grant time, or -1 if the throttle
+// stopped or the gate opens after the deadline (the slot is then lost: the rate under-shoots).
+std::int64_t Throttle::pass_gate(std::int64_t now, std::uint32_t seq, std::uint32_t run,
+                                 std::int64_t deadline_rel) noexcept {
+  const std::int64_t base = s_->base_ns;
+  for (;;) {
+    const std::int64_t rel = now - base;
+    std::int64_t need;
+    if (try_gate(s_, rel, &need)) return now;
+    if (need > deadline_rel) return -1;
+    const std::int64_t lead = s_->spin_lead_ns.load(std::memory_order_relaxed);
+    if (need - rel > lead) {
+      detail::futex_wait(&s_->wake_seq, seq, need - lead + base);
+    } else {
+      detail::cpu_relax();
+    }
+    const std::uint32_t cur = s_->wake_seq.load(std::memory_order_acquire);
+    if (cur != seq) {
+      seq = cur;
+      if (load_state(s_) != ThrottleState::kRunning ||
+          s_->run_gen.load(std::memory_order_acquire) != run) {
+        return -1;
+      }
+    }
+    now = mono_ns();
   }
 }
 
@@ -559,10 +706,27 @@ void Throttle::set_rate(std::int64_t max_n, std::chrono::duration<double> per) {
 }
 
 void Throttle::set_rate(std::int64_t max_n, std::chrono::duration<double> per, TimePoint now_tp) {
+  const auto hardcap = static_cast<Hardcap>(s_->hardcap);
+  // An auto-calibrated throttle takes the correction (and spin lead) for its new rate from the
+  // calibration file; an explicit correction stays.
+  std::optional<detail::Tuning> retuned;
+  if ((s_->flags & detail::kFlagAutoCalibrate) && snapshot().correction_source != "explicit") {
+    ThrottleOptions o;
+    o.hardcap = hardcap;
+    o.auto_calibrate = true;
+    if (s_->flags & detail::kFlagSpinLeadGiven) o.spin_lead = spin_lead();
+    validate_rate(max_n, per.count(), 0.0);
+    retuned = detail::resolve_tuning(max_n, per.count(), o);
+  }
   AdminLock lock(&s_->admin);
+  if (retuned) {
+    s_->correction.store(retuned->correction, std::memory_order_relaxed);
+    s_->spin_lead_ns.store(retuned->spin_lead_ns, std::memory_order_relaxed);
+    std::memset(s_->correction_source, 0, sizeof s_->correction_source);
+    std::strncpy(s_->correction_source, retuned->source.c_str(), sizeof s_->correction_source - 1);
+  }
   const double c = s_->correction.load(std::memory_order_relaxed);
   validate_rate(max_n, per.count(), c);
-  const auto hardcap = static_cast<Hardcap>(s_->hardcap);
   const std::int64_t ni = compute_interval_ns(max_n, per.count(), c);
   const std::int64_t at = to_ns(now_tp) - s_->base_ns;
 
@@ -575,6 +739,9 @@ void Throttle::set_rate(std::int64_t max_n, std::chrono::duration<double> per, T
   auto& cfg = s_->cfg[e1 & (detail::kRingSlots - 1)];
   cfg.interval_ns.store(ni, std::memory_order_relaxed);
   cfg.tau_ns.store(compute_tau_ns(hardcap, max_n, ni), std::memory_order_relaxed);
+  const std::int64_t new_gate = compute_gate_ns(hardcap, max_n, per.count());
+  cfg.gate_ns.store(new_gate, std::memory_order_relaxed);
+  cfg.gate_m.store(compute_gate_m(max_n), std::memory_order_relaxed);
   auto& rec = s_->rebase[e1 & (detail::kRingSlots - 1)];
   rec.epoch.store(detail::kNoEpoch, std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_release);  // seqlock: invalidate before the fields
@@ -588,6 +755,7 @@ void Throttle::set_rate(std::int64_t max_n, std::chrono::duration<double> per, T
       w, detail::pack_word(e1, detail::gcra_rescale(detail::word_tat(w), at, oi, ni)),
       std::memory_order_acq_rel, std::memory_order_acquire)) {
   }
+  // The gate (hardcap one) needs nothing: it compares past grant times with the new spacing.
   s_->max_n.store(max_n, std::memory_order_relaxed);
   s_->per_s.store(per.count(), std::memory_order_relaxed);
   s_->wake_seq.fetch_add(1, std::memory_order_acq_rel);
@@ -686,10 +854,13 @@ Snapshot Throttle::snapshot() const {
   out.auto_calibrate = s_->flags & detail::kFlagAutoCalibrate;
   out.rf_rate_s = static_cast<double>(s_->rf_ns) / 1e9;
   out.interval_ns = interval().count();
-  out.correction = s_->correction.load(std::memory_order_relaxed);
-  out.correction_source.assign(s_->correction_source,
-                               strnlen(s_->correction_source, sizeof s_->correction_source));
-  out.spin_lead_ns = spin_lead().count();
+  {
+    AdminLock lock(&s_->admin);  // set_rate() may rewrite the source
+    out.correction = s_->correction.load(std::memory_order_relaxed);
+    out.correction_source.assign(s_->correction_source,
+                                 strnlen(s_->correction_source, sizeof s_->correction_source));
+    out.spin_lead_ns = spin_lead().count();
+  }
   out.state = state();
   out.available = available();
   out.total = total();

@@ -24,6 +24,7 @@ inline constexpr std::uint32_t kFlagMonitor = 1;
 inline constexpr std::uint32_t kFlagThrottle = 2;
 inline constexpr std::uint32_t kFlagAutoEmit = 4;
 inline constexpr std::uint32_t kFlagAutoCalibrate = 8;
+inline constexpr std::uint32_t kFlagSpinLeadGiven = 16;  // options.spin_lead was set explicitly
 
 constexpr std::uint64_t pack_word(std::uint32_t epoch, std::int64_t tat_rel) {
   return (std::uint64_t{epoch & kEpochMask} << kEpochShift) |
@@ -39,7 +40,25 @@ constexpr std::int64_t word_tat(std::uint64_t w) {
 struct ConfigSlot {
   std::atomic<std::int64_t> interval_ns;
   std::atomic<std::int64_t> tau_ns;  // < 0: unbounded
+  // hardcap one (0 for the others): the nominal interval per/max_n rounded up, no correction
+  // applied, and the gate's span m (the largest divisor of max_n up to kGateSlots). See
+  // Throttle::Shared::gate_ring.
+  std::atomic<std::int64_t> gate_ns;
+  std::atomic<std::int64_t> gate_m;
 };
+
+inline constexpr std::uint64_t kGateSlots = 64;
+inline constexpr std::uint64_t kGateFirst = 256;  // the first grant's number
+inline constexpr int kGateTagShift = 56;
+constexpr std::uint64_t gate_entry(std::uint64_t k, std::int64_t t_rel) {
+  return ((k & 0xff) << kGateTagShift) | (static_cast<std::uint64_t>(t_rel) & kTatMask);
+}
+constexpr std::uint64_t gate_tag(std::uint64_t e) {
+  return e >> kGateTagShift;
+}
+constexpr std::int64_t gate_time(std::uint64_t e) {
+  return static_cast<std::int64_t>(e & kTatMask);
+}
 
 // What set_rate() did at epoch `epoch`, so sleepers can move their slot onto the new schedule.
 struct RebaseRecord {
@@ -89,6 +108,15 @@ struct Throttle::Shared {
   std::atomic<std::uint32_t> kill_flag;  // the Event word
   std::atomic<std::uint32_t> run_gen;    // bumped by start and stop: a slot belongs to one run
   detail::ConfigSlot cfg[detail::kRingSlots];
+  // hardcap one's gate: the grant times of the last detail::kGateSlots units, numbered k =
+  // gate_head - 1, gate_head - 2, ... (entry k in gate_ring[k % detail::kGateSlots], tagged with
+  // k's low 8 bits; time 0: none yet). Unit k may be granted at g when g >= time(k - 1) and g >=
+  // time(k - m) + m * gate_ns. As m divides max_n, chaining gives time(k) >= time(k - max_n) + per:
+  // never more than max_n grants in any window of `per`, while a late grant can be caught up within
+  // m units. A grant is one CAS on its ring entry, then gate_head moves on (any process helps it):
+  // lock-free.
+  alignas(64) std::atomic<std::uint64_t> gate_head;
+  std::atomic<std::uint64_t> gate_ring[detail::kGateSlots];
   detail::RebaseRecord rebase[detail::kRingSlots];
 
   // Monitor.

@@ -50,6 +50,20 @@ struct RmOptions {
 CLI::App* setup_rm(CLI::App& app, RmOptions& opts);
 int run_rm(const RmOptions& opts);
 
+struct CalibrateOptions {
+  std::vector<std::int64_t> rates;    // empty: 10,100,1000,10000,100000
+  std::vector<std::string> hardcaps;  // empty: limit,one
+  int workers = 4;
+  double seconds = 2;
+  std::string output;  // empty: default_calibration_path()
+  bool show = false;
+  bool dry_run = false;
+  std::string probe = "auto";
+  bool json = false;
+};
+CLI::App* setup_calibrate(CLI::App& app, CalibrateOptions& opts);
+int run_calibrate(const CalibrateOptions& opts);
+
 // `mpt probe` exists only in builds with the eBPF counter (MPT_BPF, the default).
 struct ProbeOptions {
   std::int64_t pid = 0;  // 0: every process

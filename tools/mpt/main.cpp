@@ -1,4 +1,4 @@
-// tools/mpt/main.cpp — the `mpt` command: run, stat, ls, rm, probe.
+// tools/mpt/main.cpp — the `mpt` command: run, stat, ls, rm, calibrate, probe.
 //
 // Exit codes: 0 success, 1 runtime error (the message names the segment), 2 usage error (the
 // message names the flag or argument). CLI11's own parse errors are mapped to 2 as well. With
@@ -39,10 +39,12 @@ int main(int argc, char** argv) {
   StatOptions stat_opts;
   LsOptions ls_opts;
   RmOptions rm_opts;
+  CalibrateOptions calibrate_opts;
   CLI::App* run = setup_run(app, run_opts);
   CLI::App* stat = setup_stat(app, stat_opts);
   CLI::App* ls = setup_ls(app, ls_opts);
   CLI::App* rm = setup_rm(app, rm_opts);
+  CLI::App* calibrate = setup_calibrate(app, calibrate_opts);
 #ifdef MPT_HAVE_BPF
   ProbeOptions probe_opts;
   CLI::App* probe = setup_probe(app, probe_opts);
@@ -53,9 +55,9 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help
     if (argc > 1 && argv[1][0] != '-' && app.get_subcommands().empty()) {
-      return report_error(
-          json, kExitUsage,
-          std::string("unknown subcommand '") + argv[1] + "'; expected run, stat, ls or rm");
+      return report_error(json, kExitUsage,
+                          std::string("unknown subcommand '") + argv[1] +
+                              "'; expected run, stat, ls, rm, calibrate or probe");
     }
     return report_error(json, kExitUsage, e.what());
   }
@@ -65,6 +67,7 @@ int main(int argc, char** argv) {
     if (stat->parsed()) return run_stat(stat_opts);
     if (ls->parsed()) return run_ls(ls_opts);
     if (rm->parsed()) return run_rm(rm_opts);
+    if (calibrate->parsed()) return run_calibrate(calibrate_opts);
 #ifdef MPT_HAVE_BPF
     if (probe->parsed()) return run_probe(probe_opts);
 #endif

@@ -116,6 +116,12 @@ class Throttle {
                   std::optional<std::chrono::nanoseconds> timeout = std::nullopt) noexcept;
   // Throttle::await_fuel_until(): the same with an absolute deadline.
   bool await_fuel_until(TimePoint deadline, std::int64_t n = 1) noexcept;
+  // Throttle::await_grant(): await_fuel_until() that says when: the CLOCK_MONOTONIC time at which
+  // the units were granted (the timestamp of the emissions it counts), or nullopt where
+  // await_fuel_until() returns false. With hardcap one, grant times are what the promise is about:
+  // any max_n + 1 consecutive granted units span at least `per`.
+  [[nodiscard]] std::optional<TimePoint> await_grant(TimePoint deadline = TimePoint::max(),
+                                                     std::int64_t n = 1) noexcept;
 
   // Throttle::reserve()
   // Never blocks. Reserves n units and returns the time at which they are due (at or before `now`
@@ -163,6 +169,10 @@ class Throttle {
  private:
   explicit Throttle(std::shared_ptr<Segment> segment);
   static constexpr std::int64_t kLostSlot = -2;
+  std::int64_t acquire(TimePoint deadline, std::int64_t n) noexcept;
+  std::int64_t pass_gate(std::int64_t now, std::uint32_t seq, std::uint32_t run,
+                         std::int64_t deadline_rel) noexcept;
+  bool has_fuel_one(std::int64_t n, std::int64_t now) noexcept;
   std::int64_t wait_for_slot(std::int64_t due_rel, std::uint32_t epoch, std::uint32_t seq,
                              std::uint32_t run, std::int64_t deadline_rel) noexcept;
   std::shared_ptr<Segment> segment_;

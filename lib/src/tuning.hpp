@@ -1,0 +1,22 @@
+// Internal: the correction and spin lead a new throttle starts with, and where they came from.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "mpt/throttle.hpp"
+
+namespace mpt::detail {
+
+struct Tuning {
+  double correction = 0;
+  std::int64_t spin_lead_ns = 0;
+  std::string source = "none";  // "none", "explicit", or "calibration <path>"
+};
+
+// An explicit correction wins; else, with auto_calibrate (default: rate >= 49/s), the host's
+// calibration file (loaded once per process; bad files are ignored with one warning); else none.
+// An explicit spin lead always wins over the file's.
+Tuning resolve_tuning(std::int64_t max_n, double per_s, const ThrottleOptions& options);
+
+}  // namespace mpt::detail

@@ -1,0 +1,175 @@
+// hardcap one's promise, with real processes: never more than max_n grants in any window of
+// `per`, whatever the wake-up lateness, the correction or the way units are taken. The check is
+// exact (it is a guarantee, not a timing target): for sorted grant times t, t[i + max_n] - t[i] is
+// at least `per` for every i.
+#include <gtest/gtest.h>
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "../test_util.hpp"
+#include "mpt/throttle.hpp"
+#include "trial.hpp"
+
+namespace mpt {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+std::int64_t ns(Clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
+// The first i where max_n + 1 consecutive grants span less than `per`, or -1.
+std::int64_t first_violation(const std::vector<std::int64_t>& sorted, std::int64_t max_n,
+                             std::int64_t per_ns) {
+  for (std::size_t i = 0; i + static_cast<std::size_t>(max_n) < sorted.size(); ++i) {
+    if (sorted[i + static_cast<std::size_t>(max_n)] - sorted[i] < per_ns)
+      return static_cast<std::int64_t>(i);
+  }
+  return -1;
+}
+
+// Grant times recorded by forked workers in a shared anonymous mapping.
+class Stamps {
+ public:
+  explicit Stamps(std::size_t capacity) : capacity_(capacity) {
+    bytes_ = sizeof(std::atomic<std::uint64_t>) + capacity * sizeof(std::int64_t);
+    void* p = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::runtime_error("mmap");
+    base_ = p;
+    new (base_) std::atomic<std::uint64_t>(0);
+  }
+  ~Stamps() { munmap(base_, bytes_); }
+  void add(std::int64_t t) {
+    const std::uint64_t i = count().fetch_add(1);
+    if (i < capacity_) data()[i] = t;
+  }
+  std::vector<std::int64_t> sorted() {
+    const std::uint64_t n = std::min<std::uint64_t>(count().load(), capacity_);
+    std::vector<std::int64_t> v(data(), data() + n);
+    std::sort(v.begin(), v.end());
+    return v;
+  }
+  std::uint64_t recorded() { return count().load(); }
+
+ private:
+  std::atomic<std::uint64_t>& count() { return *static_cast<std::atomic<std::uint64_t>*>(base_); }
+  std::int64_t* data() {
+    return reinterpret_cast<std::int64_t*>(static_cast<char*>(base_) + sizeof(std::uint64_t));
+  }
+  std::size_t capacity_;
+  std::size_t bytes_ = 0;
+  void* base_ = nullptr;
+};
+
+// Runs `workers` processes doing `body` until the kill flag, for `run`.
+void run_processes(Throttle& t, int workers, std::chrono::milliseconds run,
+                   const std::function<void()>& body) {
+  std::vector<pid_t> pids;
+  for (int i = 0; i < workers; ++i) {
+    const pid_t pid = fork();
+    if (pid == 0) {
+      const Event kill = t.kill_flag();
+      while (!kill.is_set())
+        body();
+      _exit(0);
+    }
+    pids.push_back(pid);
+  }
+  t.start();
+  std::this_thread::sleep_for(run);
+  (void)t.stop();
+  for (pid_t p : pids)
+    EXPECT_EQ(test::wait_child(p, 10s), 0);
+}
+
+TEST(HardcapOneTest, AwaitGrantNeverMoreThanMaxNInAWindowWithoutSpinLead) {
+  // No spin lead: every grant wakes late, which is where a slot schedule alone over-fills.
+  trial::TrialOptions o;
+  o.rate_per_sec = 5000;
+  o.workers = 4;
+  o.seconds = 2.5;
+  o.throttle.hardcap = Hardcap::kOne;
+  o.throttle.auto_calibrate = false;
+  o.throttle.spin_lead = 0ns;
+  const trial::TrialResult r = trial::run_trial(o);
+  ASSERT_GT(r.times.size(), 5000u);
+  EXPECT_TRUE(r.totals_match());
+  EXPECT_LE(r.max_in_window, 5000u);
+  EXPECT_EQ(first_violation(r.times, 5000, 1'000'000'000), -1);
+}
+
+TEST(HardcapOneTest, APositiveCorrectionCannotBreakThePromise) {
+  // The correction makes slots come 30 % early; the gate still spaces grants by per / max_n.
+  ThrottleOptions o;
+  o.hardcap = Hardcap::kOne;
+  o.correction = 0.3;
+  o.spin_lead = 50us;
+  Throttle t(200, 100ms, o);  // 2,000/s in windows of 100 ms
+  Stamps stamps(20000);
+  run_processes(t, 3, 1200ms, [&] {
+    if (auto g = t.await_grant()) stamps.add(ns(*g));
+  });
+  const auto v = stamps.sorted();
+  ASSERT_GT(v.size(), 1000u);
+  EXPECT_EQ(first_violation(v, 200, 100'000'000), -1);
+  EXPECT_LE(trial::max_in_window(v, 100'000'000), 200u);
+}
+
+TEST(HardcapOneTest, HasFuelSpinnersNeverMoreThanMaxNInAWindow) {
+  ThrottleOptions o;
+  o.hardcap = Hardcap::kOne;
+  o.auto_calibrate = false;
+  Throttle t(300, 100ms, o);  // 3,000/s in windows of 100 ms
+  Stamps stamps(20000);
+  run_processes(t, 3, 1s, [&] {
+    const auto now = Clock::now();
+    if (t.has_fuel(1, now)) stamps.add(ns(now));
+  });
+  const auto v = stamps.sorted();
+  ASSERT_GT(v.size(), 1000u);
+  EXPECT_EQ(first_violation(v, 300, 100'000'000), -1);
+  EXPECT_EQ(stamps.recorded(), t.total());
+}
+
+TEST(HardcapOneTest, SeveralUnitsAtOnceAreCountedUnitByUnit) {
+  ThrottleOptions o;
+  o.hardcap = Hardcap::kOne;
+  o.auto_calibrate = false;
+  Throttle t(100, 100ms, o);  // 1,000/s
+  Stamps stamps(20000);
+  run_processes(t, 2, 1s, [&] {
+    if (auto g = t.await_grant(Clock::time_point::max(), 3)) stamps.add(ns(*g));
+  });
+  const auto v = stamps.sorted();  // the time of each call's last unit
+  ASSERT_GT(v.size(), 100u);
+  // 35 calls ending in one window would put at least 35 + 34 * 2 = 104 units in it.
+  EXPECT_EQ(first_violation(v, 100 / 3 + 1, 100'000'000), -1);
+  EXPECT_GE(t.total(), 3 * v.size());
+}
+
+TEST(HardcapOneTest, TheGateHoldsWhenTheCorrectionWouldBurst) {
+  // correction 0.5: slots every 0.5 s, so four grants come early (catching up is allowed within
+  // the gate's span of m = 4 grants), but never a fifth within 4 s of the first. Clock injected.
+  ThrottleOptions o;
+  o.hardcap = Hardcap::kOne;
+  o.correction = 0.5;
+  Throttle t(4, 4s, o);
+  const auto t0 = Clock::now();
+  t.start(t0);
+  for (int i = 0; i < 4; ++i)
+    EXPECT_TRUE(t.has_fuel(1, t0 + i * 500ms)) << i;
+  EXPECT_FALSE(t.has_fuel(1, t0 + 2s));
+  EXPECT_FALSE(t.has_fuel(1, t0 + 3999ms));
+  EXPECT_TRUE(t.has_fuel(1, t0 + 4s));
+}
+
+}  // namespace
+}  // namespace mpt

@@ -1,0 +1,321 @@
+// The calibration file: store/load, every kind of bad file, band choice, and what a new Throttle
+// takes from it (auto_calibrate) or not (explicit correction).
+#include "mpt/calibration.hpp"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "../test_util.hpp"
+#include "mpt/error.hpp"
+#include "mpt/throttle.hpp"
+
+namespace mpt {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+Calibration sample() {
+  Calibration c;
+  c.host = HostIdentity::current();
+  c.created_utc = "2026-11-22T06:00:00Z";
+  c.tool_version = "0.1.0";
+  c.ground_truth = "monitor";
+  c.workers = 4;
+  c.seconds = 2;
+  c.futex_lateness = {300, 55.5, 120.25, 900};
+  c.nanosleep_lateness = {300, 56, 130, 1000};
+  c.spin_lead_ns = 70'000;
+  c.spin_lead_trials = {{35'000, {300, 1, 40, 90}, 30.5}, {70'000, {300, 0.5, 3, 20}, 71}};
+  auto band = [](Hardcap h, double rate, double corr, std::int64_t lead) {
+    CalibrationBand b;
+    b.hardcap = h;
+    b.rate_per_sec = rate;
+    b.correction = corr;
+    b.spin_lead_ns = lead;
+    b.uncorrected = {rate * 0.99, -0.01, 1000, 999, 0, lead};
+    b.verified = {rate, 0.0001, 1001, 1000, corr, lead};
+    b.note = "test band";
+    return b;
+  };
+  c.bands = {band(Hardcap::kLimit, 100, 0.01, 60'000), band(Hardcap::kLimit, 10'000, 0.03, 80'000),
+             band(Hardcap::kOne, 1000, 0.002, 50'000)};
+  return c;
+}
+
+// A fresh directory, a calibration path in it set as $MPT_CALIBRATION, and a log hook that
+// collects warnings; all undone at the end.
+class CalibrationFileTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / test::unique_name("cal");
+    fs::create_directories(dir_);
+    path_ = dir_ / "calibration.json";
+    const char* old = std::getenv("MPT_CALIBRATION");
+    if (old) old_env_ = old;
+    setenv("MPT_CALIBRATION", path_.c_str(), 1);
+    old_hook_ = set_log_hook([this](std::string_view m) { warnings_.emplace_back(m); });
+    reload_calibration();
+  }
+  void TearDown() override {
+    set_log_hook(old_hook_);
+    if (old_env_) {
+      setenv("MPT_CALIBRATION", old_env_->c_str(), 1);
+    } else {
+      unsetenv("MPT_CALIBRATION");
+    }
+    reload_calibration();
+    fs::remove_all(dir_);
+  }
+  void write(const std::string& text) {
+    std::ofstream(path_, std::ios::trunc) << text;
+    reload_calibration();
+  }
+  std::string read() {
+    std::ifstream in(path_);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  }
+
+  fs::path dir_;
+  fs::path path_;
+  std::optional<std::string> old_env_;
+  LogHook old_hook_;
+  std::vector<std::string> warnings_;
+};
+
+TEST_F(CalibrationFileTest, StoreAndLoadRoundTrip) {
+  const Calibration c = sample();
+  c.store(path_);
+  EXPECT_EQ(fs::status(path_).permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
+                fs::perms::others_read);
+  std::string why;
+  const auto back = Calibration::load(path_, &why);
+  ASSERT_TRUE(back) << why;
+  EXPECT_EQ(back->host, c.host);
+  EXPECT_EQ(back->created_utc, c.created_utc);
+  EXPECT_EQ(back->ground_truth, "monitor");
+  EXPECT_EQ(back->spin_lead_ns, 70'000);
+  EXPECT_DOUBLE_EQ(back->futex_lateness.p99_us, 120.25);
+  ASSERT_EQ(back->spin_lead_trials.size(), 2u);
+  EXPECT_DOUBLE_EQ(back->spin_lead_trials[0].cpu_us_per_wait, 30.5);
+  ASSERT_EQ(back->bands.size(), 3u);
+  EXPECT_EQ(back->bands[2].hardcap, Hardcap::kOne);
+  EXPECT_DOUBLE_EQ(back->bands[1].correction, 0.03);
+  EXPECT_EQ(back->bands[1].verified.max_in_window, 1000u);
+  EXPECT_EQ(back->to_json(), c.to_json());
+}
+
+TEST_F(CalibrationFileTest, MissingFileMeansNoCorrectionAndNoWarning) {
+  Throttle t(1000, 1s);
+  EXPECT_EQ(t.snapshot().correction_source, "none");
+  EXPECT_EQ(t.snapshot().correction, 0);
+  EXPECT_TRUE(warnings_.empty());
+}
+
+TEST_F(CalibrationFileTest, AutoCalibrateTakesTheBandsCorrectionAndSpinLead) {
+  sample().store(path_);
+  reload_calibration();
+  Throttle t(10'000, 1s);  // exactly a band
+  const Snapshot s = t.snapshot();
+  EXPECT_DOUBLE_EQ(s.correction, 0.03);
+  EXPECT_EQ(s.spin_lead_ns, 80'000);
+  EXPECT_EQ(s.correction_source, "calibration " + path_.string());
+  EXPECT_EQ(s.interval_ns, std::llround(1e5 * (1 - 0.03)));
+  EXPECT_TRUE(warnings_.empty());
+
+  // Below 49/s auto_calibrate is off by default (the seed's rule), on when asked.
+  EXPECT_EQ(Throttle(10, 1s).snapshot().correction_source, "none");
+  ThrottleOptions on;
+  on.auto_calibrate = true;
+  EXPECT_DOUBLE_EQ(Throttle(10, 1s, on).snapshot().correction, 0.01);  // clamped to 100/s band
+  ThrottleOptions off;
+  off.auto_calibrate = false;
+  EXPECT_EQ(Throttle(10'000, 1s, off).snapshot().correction_source, "none");
+}
+
+TEST_F(CalibrationFileTest, ExplicitCorrectionBeatsTheFile) {
+  sample().store(path_);
+  reload_calibration();
+  ThrottleOptions o;
+  o.correction = 0.001;
+  const Snapshot s = Throttle(10'000, 1s, o).snapshot();
+  EXPECT_DOUBLE_EQ(s.correction, 0.001);
+  EXPECT_EQ(s.correction_source, "explicit");
+  EXPECT_EQ(s.spin_lead_ns, kDefaultSpinLead.count());
+
+  // An explicit spin lead wins over the file's, while the correction still comes from it.
+  ThrottleOptions lead;
+  lead.spin_lead = 5us;
+  const Snapshot s2 = Throttle(10'000, 1s, lead).snapshot();
+  EXPECT_EQ(s2.spin_lead_ns, 5000);
+  EXPECT_DOUBLE_EQ(s2.correction, 0.03);
+}
+
+TEST_F(CalibrationFileTest, SetRateTakesTheNewRatesCorrection) {
+  sample().store(path_);
+  reload_calibration();
+  Throttle t(100, 1s);
+  EXPECT_DOUBLE_EQ(t.snapshot().correction, 0.01);
+  t.set_rate(10'000, 1s);
+  EXPECT_DOUBLE_EQ(t.snapshot().correction, 0.03);
+  EXPECT_EQ(t.interval().count(), std::llround(1e5 * (1 - 0.03)));
+}
+
+TEST(CalibrationChoose, InterpolatesInLogRateAndClampsOutside) {
+  const Calibration c = sample();
+  // limit: 100/s -> 0.01, 10,000/s -> 0.03; 1,000/s is half way in log-rate.
+  EXPECT_NEAR(c.choose(1000, Hardcap::kLimit).correction, 0.02, 1e-12);
+  EXPECT_EQ(c.choose(1000, Hardcap::kLimit).spin_lead_ns, 70'000);
+  EXPECT_NEAR(c.choose(std::sqrt(100.0 * 1000), Hardcap::kLimit).correction, 0.015, 1e-12);
+  EXPECT_DOUBLE_EQ(c.choose(1, Hardcap::kLimit).correction, 0.01);
+  EXPECT_DOUBLE_EQ(c.choose(1e7, Hardcap::kLimit).correction, 0.03);
+  EXPECT_EQ(c.choose(1e7, Hardcap::kLimit).spin_lead_ns, 80'000);
+  // one has a single band: it applies everywhere; none borrows limit's.
+  EXPECT_DOUBLE_EQ(c.choose(5, Hardcap::kOne).correction, 0.002);
+  EXPECT_DOUBLE_EQ(c.choose(1e6, Hardcap::kOne).correction, 0.002);
+  EXPECT_NEAR(c.choose(1000, Hardcap::kNone).correction, 0.02, 1e-12);
+  // No bands at all for a hardcap: no correction, the host's spin lead.
+  Calibration bare = c;
+  bare.bands.clear();
+  EXPECT_EQ(bare.choose(1000, Hardcap::kOne).correction, 0);
+  EXPECT_EQ(bare.choose(1000, Hardcap::kOne).spin_lead_ns, 70'000);
+}
+
+// Each bad file: ignored (no correction) with exactly one warning naming the problem.
+TEST_F(CalibrationFileTest, EveryBadFileIsIgnoredWithOneWarning) {
+  const std::string good = sample().to_json();
+  auto replace = [&](const std::string& from, const std::string& to) {
+    std::string s = good;
+    const auto at = s.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    return at == std::string::npos ? s : s.replace(at, from.size(), to);
+  };
+  HostIdentity other = HostIdentity::current();
+  other.hostname += "-elsewhere";
+  Calibration foreign = sample();
+  foreign.host = other;
+
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"truncated", good.substr(0, good.size() / 2)},
+      {"empty", ""},
+      {"not an object", "[1, 2, 3]"},
+      {"wrong type", replace("\"correction\": 0.03", "\"correction\": \"0.03\"")},
+      {"NaN", replace("\"correction\": 0.03", "\"correction\": NaN")},
+      {"negative", replace("\"spin_lead_ns\": 70000", "\"spin_lead_ns\": -5")},
+      {"huge", replace("\"correction\": 0.03", "\"correction\": 1e308")},
+      {"overflowing", replace("\"correction\": 0.03", "\"correction\": 1e999")},
+      {"out of range", replace("\"correction\": 0.03", "\"correction\": 0.9")},
+      {"missing field", replace("\"ground_truth\": \"monitor\",", "")},
+      {"bad hardcap", replace("\"hardcap\": \"one\"", "\"hardcap\": \"two\"")},
+      {"other schema", replace("\"schema\": 1", "\"schema\": 2")},
+      {"other host", foreign.to_json()},
+  };
+  for (const auto& [what, text] : cases) {
+    SCOPED_TRACE(what);
+    warnings_.clear();
+    write(text);
+    const Snapshot s = Throttle(10'000, 1s).snapshot();
+    EXPECT_EQ(s.correction_source, "none");
+    EXPECT_EQ(s.correction, 0);
+    EXPECT_EQ(s.spin_lead_ns, kDefaultSpinLead.count());
+    // Loaded once per process: a second throttle does not warn again.
+    (void)Throttle(1000, 1s);
+    ASSERT_EQ(warnings_.size(), 1u);
+    EXPECT_NE(warnings_[0].find(path_.string()), std::string::npos) << warnings_[0];
+    std::string why;
+    EXPECT_FALSE(Calibration::load(path_, &why));
+    EXPECT_FALSE(why.empty());
+  }
+  // The reasons are specific.
+  write(replace("\"schema\": 1", "\"schema\": 2"));
+  std::string why;
+  Calibration::load(path_, &why);
+  EXPECT_NE(why.find("schema"), std::string::npos) << why;
+  write(foreign.to_json());
+  Calibration::load(path_, &why);
+  EXPECT_NE(why.find("-elsewhere"), std::string::npos) << why;
+  write(replace("\"correction\": 0.03", "\"correction\": 0.9"));
+  Calibration::load(path_, &why);
+  EXPECT_NE(why.find("bands[1].correction"), std::string::npos) << why;
+}
+
+TEST_F(CalibrationFileTest, FailureBeforeRenameLeavesTheOldFile) {
+  Calibration old = sample();
+  old.created_utc = "2000-01-01T00:00:00Z";
+  old.store(path_);
+  const std::string before = read();
+
+  Calibration next = sample();
+  fs::path temp_seen;
+  EXPECT_THROW(next.store(path_,
+                          [&](const fs::path& temp) {
+                            temp_seen = temp;
+                            EXPECT_TRUE(fs::exists(temp));
+                            throw std::runtime_error("injected failure");
+                          }),
+               std::runtime_error);
+  EXPECT_EQ(read(), before);
+  EXPECT_FALSE(temp_seen.empty());
+  EXPECT_FALSE(fs::exists(temp_seen));
+  // Nothing else was left in the directory.
+  std::size_t entries = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator(dir_))
+    ++entries;
+  EXPECT_EQ(entries, 1u);
+
+  // A directory that cannot be made: SystemError, nothing written.
+  std::ofstream(dir_ / "plainfile") << "x";
+  EXPECT_THROW(next.store(dir_ / "plainfile" / "calibration.json"), SystemError);
+
+  next.store(path_);
+  EXPECT_NE(read(), before);
+}
+
+TEST(CalibrationPath, EnvironmentThenRootThenStateHome) {
+  const char* old = std::getenv("MPT_CALIBRATION");
+  const std::optional<std::string> saved = old ? std::optional<std::string>(old) : std::nullopt;
+  setenv("MPT_CALIBRATION", "/tmp/some/cal.json", 1);
+  EXPECT_EQ(default_calibration_path(), "/tmp/some/cal.json");
+  unsetenv("MPT_CALIBRATION");
+  if (geteuid() == 0) {
+    EXPECT_EQ(default_calibration_path(), "/var/lib/mpthrottle/calibration.json");
+  } else {
+    const char* xdg = std::getenv("XDG_STATE_HOME");
+    if (xdg && *xdg) {
+      EXPECT_EQ(default_calibration_path(), fs::path(xdg) / "mpthrottle" / "calibration.json");
+    } else {
+      EXPECT_EQ(default_calibration_path(),
+                fs::path(std::getenv("HOME")) / ".local/state/mpthrottle/calibration.json");
+    }
+  }
+  if (saved) setenv("MPT_CALIBRATION", saved->c_str(), 1);
+}
+
+TEST(CalibrationMeasure, LatenessIsMeasuredAndSpinningHidesIt) {
+  double cpu_sleep = 0, cpu_spin = 0;
+  const LatenessStats slept = calibration::measure_futex_lateness(50, 200us, 0ns, &cpu_sleep);
+  const LatenessStats spun = calibration::measure_futex_lateness(50, 200us, 200us, &cpu_spin);
+  EXPECT_EQ(slept.samples, 50);
+  EXPECT_LE(slept.p50_us, slept.p99_us);
+  EXPECT_LE(slept.p99_us, slept.max_us);
+  EXPECT_GT(slept.p50_us, 0);  // a futex wake-up is never exactly on time
+  // Spinning the whole 200 us: a wait ends on time bar the clock read, and costs its CPU.
+  EXPECT_LT(spun.p50_us, slept.p50_us);
+  EXPECT_GT(cpu_spin, cpu_sleep);
+  const LatenessStats ns = calibration::measure_nanosleep_lateness(20, 100us);
+  EXPECT_EQ(ns.samples, 20);
+  EXPECT_THROW(calibration::measure_futex_lateness(0, 1ms), InvalidArgument);
+}
+
+}  // namespace
+}  // namespace mpt

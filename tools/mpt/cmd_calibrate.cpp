@@ -1,0 +1,429 @@
+// tools/mpt/cmd_calibrate.cpp — `mpt calibrate`: measure this host, store the correction.
+//
+// Steps, each shown on the progress bar when stderr is a terminal (quiet with --json):
+//   1. the lateness of futex timed waits and of clock_nanosleep (p50, p99, max);
+//   2. the spin lead: the least lead, from a ladder around the futex p99, whose waits are late by
+//      under 10 us at p99 (the least CPU that meets it);
+//   3. per hardcap and rate: a trial with no correction (W processes, S seconds, the spin lead),
+//      the correction that follows (target / achieved - 1), and a verification trial with it.
+// Ground truth is the eBPF counter (the kernel's count, --probe auto as root) or the monitor's
+// grant timestamps; the file says which. The file is written atomically (temp + fsync + rename);
+// a failed or interrupted run leaves the previous file as it was.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <sstream>
+
+#include "commands.hpp"
+#include "common.hpp"
+#include "mpt/calibration.hpp"
+#include "mpt/error.hpp"
+#include "mpt/mpt.h"
+#include "trial.hpp"
+#ifdef MPT_HAVE_BPF
+#include "emissions.hpp"
+#endif
+
+namespace mpt::cli {
+
+namespace {
+
+constexpr double kTargetP99Us = 10.0;  // the spin lead must bring a wait's p99 under this
+constexpr int kLatenessSamples = 300;  // per lateness measurement
+constexpr auto kLatenessSleep = std::chrono::microseconds(1000);
+
+Hardcap parse_hardcap(const std::string& h) {
+  if (h == "limit") return Hardcap::kLimit;
+  if (h == "one") return Hardcap::kOne;
+  if (h == "none") return Hardcap::kNone;
+  throw UsageError("--hardcaps: each must be limit, one or none, got '" + h + "'");
+}
+
+std::string utc_now() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// The progress bar: one line on stderr, redrawn in place; nothing when not a terminal.
+class Progress {
+ public:
+  Progress(bool enabled, int steps, double seconds)
+      : on_(enabled), steps_(steps), total_s_(seconds) {}
+  ~Progress() { done(); }
+  void step(const std::string& what, double step_s) {
+    if (step_ > 0) spent_s_ += last_s_;
+    ++step_;
+    what_ = what;
+    last_s_ = step_s;
+    draw(0);
+  }
+  void draw(double elapsed_in_step) {
+    if (!on_) return;
+    const double left = std::max(0.0, total_s_ - spent_s_ - std::min(elapsed_in_step, last_s_));
+    const int width = 24;
+    const int filled = static_cast<int>(width * (total_s_ - left) / std::max(total_s_, 1e-9));
+    std::string bar(static_cast<std::size_t>(std::clamp(filled, 0, width)), '#');
+    bar.resize(width, '.');
+    std::fprintf(stderr, "\r\033[K[%s] %d/%d %s, about %.0f s left", bar.c_str(), step_, steps_,
+                 what_.c_str(), std::ceil(left));
+    std::fflush(stderr);
+  }
+  void done() {
+    if (on_ && step_ > 0) std::fprintf(stderr, "\r\033[K");
+    on_ = false;
+  }
+
+ private:
+  bool on_;
+  int steps_;
+  double total_s_;
+  int step_ = 0;
+  double spent_s_ = 0;
+  double last_s_ = 0;
+  std::string what_;
+};
+
+// The kernel's count of one throttle's emissions, summed over processes.
+struct KernelCount {
+  std::uint64_t count = 0;
+  std::uint64_t first_ns = UINT64_MAX;
+  std::uint64_t last_ns = 0;
+};
+
+class GroundTruth {
+ public:
+  // mode: auto, on, off. Throws std::runtime_error when "on" cannot be had.
+  explicit GroundTruth(const std::string& mode) {
+    if (mode == "off") return;
+#ifdef MPT_HAVE_BPF
+    const std::string missing = probe::missing_privileges();
+    if (!missing.empty()) {
+      if (mode == "on") throw std::runtime_error("--probe on: " + missing);
+      why_not_ = missing;
+      return;
+    }
+    try {
+      counter_ = std::make_unique<probe::EmissionCounter>(
+          probe::Target{-1, probe::default_library_path()});
+    } catch (const std::exception& e) {
+      if (mode == "on") throw std::runtime_error(std::string("--probe on: ") + e.what());
+      why_not_ = e.what();
+    }
+#else
+    if (mode == "on") throw std::runtime_error("--probe on: this mpt was built without eBPF");
+    why_not_ = "built without eBPF";
+#endif
+  }
+  bool kernel() const {
+#ifdef MPT_HAVE_BPF
+    return counter_ != nullptr;
+#else
+    return false;
+#endif
+  }
+  const std::string& why_not() const {
+    return why_not_;
+  }
+
+  KernelCount count(std::uint64_t throttle_id) const {
+    KernelCount k;
+#ifdef MPT_HAVE_BPF
+    if (!counter_) return k;
+    for (const auto& e : counter_->read()) {
+      if (e.throttle_id != throttle_id || e.kind != MPT_KIND_EMIT || e.stats.count == 0) continue;
+      k.count += e.stats.count;
+      k.first_ns = std::min<std::uint64_t>(k.first_ns, e.stats.first_ns);
+      k.last_ns = std::max<std::uint64_t>(k.last_ns, e.stats.last_ns);
+    }
+#else
+    (void)throttle_id;
+#endif
+    return k;
+  }
+
+ private:
+#ifdef MPT_HAVE_BPF
+  std::unique_ptr<probe::EmissionCounter> counter_;
+#endif
+  std::string why_not_;
+};
+
+volatile std::sig_atomic_t g_interrupted = 0;
+
+struct Run {
+  BandRun band;
+  std::uint64_t monitor_count = 0;
+};
+
+Run measure(const CalibrateOptions& o, const GroundTruth& truth, Progress& progress, Hardcap h,
+            std::int64_t rate, double correction, std::int64_t lead_ns) {
+  trial::TrialOptions t;
+  t.rate_per_sec = rate;
+  t.workers = o.workers;
+  t.seconds = o.seconds;
+  t.throttle.hardcap = h;
+  t.throttle.correction = correction;
+  t.throttle.auto_calibrate = false;
+  t.throttle.spin_lead = std::chrono::nanoseconds(lead_ns);
+  t.tick = [&](double elapsed) {
+    progress.draw(elapsed);
+    if (g_interrupted) throw std::runtime_error("interrupted; the previous file is unchanged");
+  };
+  const trial::TrialResult r = trial::run_trial(t);
+  if (g_interrupted) throw std::runtime_error("interrupted; the previous file is unchanged");
+  Run out;
+  out.monitor_count = r.achieved_total;
+  out.band.max_in_window = r.max_in_window;
+  out.band.correction = correction;
+  out.band.spin_lead_ns = lead_ns;
+  if (truth.kernel()) {
+    const KernelCount k = truth.count(r.throttle_id);
+    out.band.count = k.count;
+    if (k.count >= 2 && k.last_ns > k.first_ns) {
+      out.band.achieved_rate_per_sec =
+          static_cast<double>(k.count - 1) / (static_cast<double>(k.last_ns - k.first_ns) / 1e9);
+    }
+  } else {
+    out.band.count = r.achieved_total;
+    out.band.achieved_rate_per_sec = r.span_rate_per_sec;
+  }
+  out.band.rel_error = out.band.achieved_rate_per_sec / static_cast<double>(rate) - 1.0;
+  return out;
+}
+
+SpinLeadTrial try_lead(std::int64_t lead_ns) {
+  SpinLeadTrial t;
+  t.spin_lead_ns = lead_ns;
+  t.lateness = calibration::measure_futex_lateness(
+      kLatenessSamples, kLatenessSleep, std::chrono::nanoseconds(lead_ns), &t.cpu_us_per_wait);
+  return t;
+}
+
+std::string lateness_words(const LatenessStats& l) {
+  char buf[128];
+  std::snprintf(buf, sizeof buf, "p50 %.1f us, p99 %.1f us, max %.1f us (%lld samples)", l.p50_us,
+                l.p99_us, l.max_us, static_cast<long long>(l.samples));
+  return buf;
+}
+
+void print_words(const Calibration& c, const std::string& path) {
+  std::printf("calibration %s\n", path.c_str());
+  std::printf("  host        %s, kernel %s, %s, %d cores, clocksource %s\n",
+              c.host.hostname.c_str(), c.host.kernel.c_str(), c.host.cpu_model.c_str(),
+              c.host.cores, c.host.clocksource.c_str());
+  std::printf("  made        %s by mpthrottle %s; ground truth: %s; %d workers, %g s per trial\n",
+              c.created_utc.c_str(), c.tool_version.c_str(),
+              c.ground_truth == "ebpf" ? "the kernel's count (eBPF)" : "the monitor's timestamps",
+              c.workers, c.seconds);
+  std::printf("  futex wait  late by %s\n", lateness_words(c.futex_lateness).c_str());
+  std::printf("  nanosleep   late by %s\n", lateness_words(c.nanosleep_lateness).c_str());
+  std::printf("  spin lead   %.1f us\n", static_cast<double>(c.spin_lead_ns) / 1e3);
+  for (const auto& t : c.spin_lead_trials) {
+    std::printf("    lead %7.1f us: late by p99 %7.1f us, %6.1f us CPU per wait\n",
+                static_cast<double>(t.spin_lead_ns) / 1e3, t.lateness.p99_us, t.cpu_us_per_wait);
+  }
+  std::printf("  %-6s %10s %12s %12s %12s %10s\n", "HARDCAP", "RATE/s", "UNCORRECTED", "CORRECTION",
+              "VERIFIED", "MAX/WINDOW");
+  for (const auto& b : c.bands) {
+    std::printf("  %-6s %10g %+11.3f%% %12.6f %+11.3f%% %10llu\n", to_string(b.hardcap),
+                b.rate_per_sec, b.uncorrected.rel_error * 100, b.correction,
+                b.verified.rel_error * 100,
+                static_cast<unsigned long long>(b.verified.max_in_window));
+  }
+}
+
+int show(const CalibrateOptions& o, const std::string& path) {
+  std::string why;
+  std::optional<Calibration> c = Calibration::load(path, &why);
+  std::string note;
+  if (!c) {
+    // Show a file from another host too, saying so; anything else is an error.
+    std::ifstream in(path);
+    if (!in) throw NotFound("calibration file " + path + " does not exist or is unreadable");
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    try {
+      c = Calibration::from_json(text);
+    } catch (const InvalidArgument& e) {
+      throw std::runtime_error("calibration file " + path + ": " + e.what());
+    }
+    note = why;
+  }
+  if (o.json) {
+    nlohmann::json j;
+    j["path"] = path;
+    j["in_force"] = note.empty();
+    if (!note.empty()) j["ignored_because"] = note;
+    j["calibration"] = nlohmann::json::parse(c->to_json());
+    print_json(j);
+  } else {
+    print_words(*c, path);
+    if (!note.empty()) std::printf("  NOT IN FORCE: %s\n", note.c_str());
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+CLI::App* setup_calibrate(CLI::App& app, CalibrateOptions& o) {
+  CLI::App* c = app.add_subcommand(
+      "calibrate",
+      "Measure this host (wake-up lateness, spin lead, achieved rate per band) and store the "
+      "correction throttles use with auto_calibrate");
+  c->add_option("--rates", o.rates, "rate bands, per second (default 10,100,1000,10000,100000)")
+      ->delimiter(',')
+      ->check(integer_in(1, 10'000'000));
+  c->add_option("--hardcaps", o.hardcaps,
+                "hardcaps to calibrate: limit, one, none (default "
+                "limit,one)")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"limit", "one", "none"}));
+  c->add_option("--workers", o.workers, "worker processes per trial (default 4)")
+      ->check(integer_in(1, 256));
+  c->add_option("--seconds", o.seconds, "seconds per trial (default 2)")
+      ->check(number_in(0.1, 600));
+  c->add_option("--output", o.output,
+                "file to write (default: $MPT_CALIBRATION, else /var/lib/mpthrottle/"
+                "calibration.json as root, else $XDG_STATE_HOME/mpthrottle/calibration.json)");
+  c->add_flag("--show", o.show, "print the stored file in words (or JSON) and exit");
+  c->add_flag("--dry-run", o.dry_run, "measure, print, write nothing");
+  c->add_option("--probe", o.probe,
+                "ground truth: auto (the eBPF counter when privileged, else the monitor), on, "
+                "off (default auto)")
+      ->check(CLI::IsMember({"auto", "on", "off"}));
+  c->add_flag("--json", o.json, "print JSON instead of text (no progress bar)");
+  return c;
+}
+
+int run_calibrate(const CalibrateOptions& o) {
+  const std::string path = o.output.empty() ? default_calibration_path().string() : o.output;
+  if (o.show) return show(o, path);
+
+  std::vector<std::int64_t> rates = o.rates;
+  if (rates.empty()) rates = {10, 100, 1000, 10000, 100000};
+  std::sort(rates.begin(), rates.end());
+  rates.erase(std::unique(rates.begin(), rates.end()), rates.end());
+  std::vector<Hardcap> hardcaps;
+  for (const auto& h : o.hardcaps.empty() ? std::vector<std::string>{"limit", "one"} : o.hardcaps) {
+    const Hardcap hc = parse_hardcap(h);
+    if (std::find(hardcaps.begin(), hardcaps.end(), hc) == hardcaps.end()) hardcaps.push_back(hc);
+  }
+
+  GroundTruth truth(o.probe);
+  if (!truth.why_not().empty() && !o.json && o.probe == "auto") {
+    std::fprintf(stderr,
+                 "mpt: the kernel's count is not available (%s); counting with the monitor\n",
+                 truth.why_not().c_str());
+  }
+
+  // Interrupting leaves the previous file: stop at the next tick, write nothing.
+  struct sigaction sa {};
+  sa.sa_handler = [](int) { g_interrupted = 1; };
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+
+  const int trials = static_cast<int>(rates.size() * hardcaps.size()) * 2;
+  const double lateness_s = 2 * kLatenessSamples * 1e-3 * 1.1;
+  const double ladder_s = 6 * kLatenessSamples * 1e-3 * 1.1;
+  Progress progress(isatty(STDERR_FILENO) && !o.json, trials + 3,
+                    lateness_s + ladder_s + trials * (o.seconds + 0.1));
+
+  Calibration c;
+  c.host = HostIdentity::current();
+  c.created_utc = utc_now();
+  c.tool_version = mpt_version();
+  c.ground_truth = truth.kernel() ? "ebpf" : "monitor";
+  c.workers = o.workers;
+  c.seconds = o.seconds;
+
+  progress.step("futex lateness", lateness_s / 2);
+  c.futex_lateness = calibration::measure_futex_lateness(kLatenessSamples, kLatenessSleep);
+  progress.step("nanosleep lateness", lateness_s / 2);
+  c.nanosleep_lateness = calibration::measure_nanosleep_lateness(kLatenessSamples, kLatenessSleep);
+  if (g_interrupted) throw std::runtime_error("interrupted; the previous file is unchanged");
+
+  // The ladder: from half the futex p99 up; the first lead that meets the target wins.
+  progress.step("spin lead", ladder_s);
+  const double p99_ns = c.futex_lateness.p99_us * 1e3;
+  std::optional<std::int64_t> chosen;
+  for (double f : {0.5, 0.75, 1.0, 1.5, 2.0, 3.0}) {
+    const auto lead =
+        std::clamp<std::int64_t>(std::llround(p99_ns * f / 1000.0) * 1000, 0, 10'000'000);
+    if (!c.spin_lead_trials.empty() && lead <= c.spin_lead_trials.back().spin_lead_ns) continue;
+    c.spin_lead_trials.push_back(try_lead(lead));
+    if (c.spin_lead_trials.back().lateness.p99_us < kTargetP99Us) {
+      chosen = lead;
+      break;
+    }
+  }
+  // None met it (a very noisy host): the largest tried is the best there is.
+  c.spin_lead_ns = chosen.value_or(c.spin_lead_trials.back().spin_lead_ns);
+
+  for (Hardcap h : hardcaps) {
+    for (std::int64_t rate : rates) {
+      CalibrationBand b;
+      b.hardcap = h;
+      b.rate_per_sec = static_cast<double>(rate);
+      b.spin_lead_ns = c.spin_lead_ns;
+      const std::string label = std::string(to_string(h)) + " " + std::to_string(rate) + "/s";
+      progress.step(label + " uncorrected", o.seconds + 0.1);
+      const Run u = measure(o, truth, progress, h, rate, 0.0, b.spin_lead_ns);
+      b.uncorrected = u.band;
+      const double a = u.band.achieved_rate_per_sec;
+      // One emission's worth of the count is noise, not drift: no correction below it.
+      const double noise = u.band.count > 0 ? 2.0 / static_cast<double>(u.band.count) : 1.0;
+      std::ostringstream note;
+      if (a <= 0) {
+        b.correction = 0;
+        note << "nothing counted: no correction";
+      } else if (std::abs(u.band.rel_error) <= noise) {
+        b.correction = 0;
+        note << "error within the count's resolution (" << noise * 100 << " %): no correction";
+      } else {
+        b.correction = std::clamp(static_cast<double>(rate) / a - 1.0, -0.5, 0.5);
+        b.correction = std::round(b.correction * 1e6) / 1e6;
+        note << "correction = target / achieved - 1";
+        if (h == Hardcap::kOne) {
+          note << "; it only moves the slots: the gate keeps at most max_n grants in any window";
+        }
+      }
+      b.note = note.str();
+      progress.step(label + " verify", o.seconds + 0.1);
+      b.verified = measure(o, truth, progress, h, rate, b.correction, b.spin_lead_ns).band;
+      c.bands.push_back(std::move(b));
+    }
+  }
+  progress.done();
+
+  bool written = false;
+  if (!o.dry_run) {
+    c.store(path);
+    written = true;
+    reload_calibration();
+  }
+  if (o.json) {
+    nlohmann::json j;
+    j["path"] = path;
+    j["written"] = written;
+    j["calibration"] = nlohmann::json::parse(c.to_json());
+    print_json(j);
+  } else {
+    print_words(c, path);
+    std::printf(written ? "  written to %s\n" : "  --dry-run: nothing written to %s\n",
+                path.c_str());
+  }
+  return kExitOk;
+}
+
+}  // namespace mpt::cli

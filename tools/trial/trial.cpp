@@ -1,0 +1,262 @@
+#include "trial.hpp"
+
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <new>
+#include <stdexcept>
+
+#include "mpt/calibration.hpp"
+#include "mpt/error.hpp"
+
+namespace mpt::trial {
+
+namespace {
+
+constexpr std::int64_t kPerNs = 1'000'000'000;  // the window of the rate: one second
+constexpr int kMaxWorkers = 256;
+constexpr std::size_t kMaxRecordBytes = std::size_t{4} << 30;  // timestamps kept, all workers
+
+std::int64_t mono_ns() noexcept {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return std::int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec;
+}
+
+std::int64_t to_ns(std::chrono::steady_clock::time_point t) noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
+void sleep_until_ns(std::int64_t deadline_ns) noexcept {
+  timespec ts;
+  ts.tv_sec = deadline_ns / 1'000'000'000;
+  ts.tv_nsec = deadline_ns % 1'000'000'000;
+  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
+  }
+}
+
+double cpu_seconds(const rusage& r) {
+  auto s = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
+  return s(r.ru_utime) + s(r.ru_stime);
+}
+
+// What each worker leaves for the parent, one cache line each.
+struct alignas(64) WorkerSlot {
+  std::atomic<std::uint64_t> recorded{0};  // timestamps written
+  std::atomic<std::uint64_t> dropped{0};   // grants that did not fit
+  std::atomic<std::uint32_t> ready{0};     // about to wait for the start
+};
+
+// The shared anonymous mapping: W slots, then W arrays of `capacity` timestamps.
+class Record {
+ public:
+  Record(int workers, std::uint64_t capacity) : workers_(workers), capacity_(capacity) {
+    const std::size_t slots = sizeof(WorkerSlot) * static_cast<std::size_t>(workers);
+    const double stamps = static_cast<double>(capacity) * workers * sizeof(std::int64_t);
+    if (stamps > static_cast<double>(kMaxRecordBytes)) {
+      throw std::runtime_error("recording every grant would need " +
+                               std::to_string(static_cast<std::uint64_t>(stamps) >> 20) +
+                               " MiB (limit 4096); lower the rate or the seconds");
+    }
+    bytes_ = slots + static_cast<std::size_t>(stamps);
+    // Populated up front, so that workers do not take page faults while they are being measured.
+    void* p = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE | MAP_POPULATE, -1, 0);
+    if (p == MAP_FAILED) {
+      throw std::runtime_error("cannot map " + std::to_string(bytes_ >> 20) +
+                               " MiB for the timestamps: " + std::strerror(errno));
+    }
+    base_ = p;
+    for (int w = 0; w < workers; ++w)
+      new (&slots_begin()[w]) WorkerSlot();
+  }
+  ~Record() { munmap(base_, bytes_); }
+  Record(const Record&) = delete;
+  Record& operator=(const Record&) = delete;
+
+  WorkerSlot& slot(int w) const noexcept { return slots_begin()[w]; }
+  std::int64_t* stamps(int w) const noexcept {
+    auto* first = reinterpret_cast<std::int64_t*>(slots_begin() + workers_);
+    return first + static_cast<std::size_t>(w) * capacity_;
+  }
+  std::uint64_t capacity() const noexcept { return capacity_; }
+
+ private:
+  WorkerSlot* slots_begin() const noexcept { return static_cast<WorkerSlot*>(base_); }
+  int workers_;
+  std::uint64_t capacity_;
+  std::size_t bytes_ = 0;
+  void* base_ = nullptr;
+};
+
+// The body of one worker process; never returns.
+[[noreturn]] void run_worker(Throttle& throttle, Record& record, int w) {
+  WorkerSlot& slot = record.slot(w);
+  std::int64_t* stamps = record.stamps(w);
+  const std::uint64_t capacity = record.capacity();
+  std::uint64_t n = 0;
+  std::uint64_t dropped = 0;
+  const Event kill = throttle.kill_flag();
+  slot.ready.store(1, std::memory_order_release);
+  while (!kill.is_set()) {
+    const auto granted = throttle.await_grant();
+    if (!granted) continue;
+    if (n < capacity) {
+      stamps[n++] = to_ns(*granted);
+    } else {
+      ++dropped;
+    }
+  }
+  slot.recorded.store(n, std::memory_order_release);
+  slot.dropped.store(dropped, std::memory_order_release);
+  _exit(0);
+}
+
+}  // namespace
+
+std::uint64_t max_in_window(const std::vector<std::int64_t>& sorted, std::int64_t width) {
+  std::uint64_t best = 0;
+  std::size_t j = 0;
+  for (std::size_t i = 0; i < sorted.size(); ++i) {
+    j = std::max(j, i);
+    while (j < sorted.size() && sorted[j] < sorted[i] + width)
+      ++j;
+    best = std::max<std::uint64_t>(best, j - i);
+  }
+  return best;
+}
+
+TrialResult run_trial(const TrialOptions& o) {
+  if (o.rate_per_sec < 1) throw InvalidArgument("the rate must be at least 1 per second");
+  if (o.workers < 1 || o.workers > kMaxWorkers) {
+    throw InvalidArgument("workers must be between 1 and " + std::to_string(kMaxWorkers));
+  }
+  if (!(o.seconds > 0) || o.seconds > 3600) {
+    throw InvalidArgument("seconds must be greater than 0 and at most 3600");
+  }
+  Throttle throttle(o.rate_per_sec, std::chrono::seconds(1), o.throttle);
+
+  const double expected = static_cast<double>(o.rate_per_sec) * o.seconds;
+  const auto capacity = static_cast<std::uint64_t>(std::ceil(expected * 1.2)) + 1000;
+  Record record(o.workers, capacity);
+
+  rusage before{};
+  getrusage(RUSAGE_CHILDREN, &before);
+  std::fflush(nullptr);
+  std::vector<pid_t> pids;
+  for (int w = 0; w < o.workers; ++w) {
+    const pid_t pid = fork();
+    if (pid < 0) {
+      const int e = errno;
+      (void)throttle.stop();  // the workers forked so far see the kill flag and leave
+      for (pid_t p : pids)
+        waitpid(p, nullptr, 0);
+      throw std::runtime_error(std::string("cannot fork worker ") + std::to_string(w) + ": " +
+                               std::strerror(e));
+    }
+    if (pid == 0) run_worker(throttle, record, w);
+    pids.push_back(pid);
+  }
+  for (int w = 0; w < o.workers; ++w) {
+    while (record.slot(w).ready.load(std::memory_order_acquire) == 0) {
+      sleep_until_ns(mono_ns() + 100'000);
+    }
+  }
+  if (o.before_start) o.before_start(throttle);
+
+  const auto start_tp = std::chrono::steady_clock::now();
+  const std::int64_t start_ns = to_ns(start_tp);
+  const std::int64_t end_ns = start_ns + std::llround(o.seconds * 1e9);
+  throttle.start(start_tp);
+  try {
+    for (std::int64_t now = mono_ns(); now < end_ns; now = mono_ns()) {
+      sleep_until_ns(std::min(end_ns, now + 100'000'000));
+      if (o.tick) o.tick(static_cast<double>(mono_ns() - start_ns) / 1e9);
+    }
+  } catch (...) {  // the tick gave up (an interrupt, say): no worker is left behind
+    (void)throttle.stop();
+    for (pid_t p : pids)
+      while (waitpid(p, nullptr, 0) < 0 && errno == EINTR) {
+      }
+    throw;
+  }
+  const Summary summary = throttle.stop();
+  const std::int64_t stop_ns = mono_ns();
+
+  std::string failure;
+  for (std::size_t w = 0; w < pids.size(); ++w) {
+    int status = 0;
+    while (waitpid(pids[w], &status, 0) < 0 && errno == EINTR) {
+    }
+    if (failure.empty() && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+      failure = "worker " + std::to_string(w) +
+                (WIFSIGNALED(status) ? " was killed by signal " + std::to_string(WTERMSIG(status))
+                                     : " exited with status " + std::to_string(status));
+    }
+  }
+  rusage after{};
+  getrusage(RUSAGE_CHILDREN, &after);
+  if (!failure.empty()) throw std::runtime_error(failure);
+
+  TrialResult r;
+  const Snapshot snap = throttle.snapshot();
+  r.throttle_id = snap.id;
+  r.interval_ns = snap.interval_ns;
+  r.correction = snap.correction;
+  r.correction_source = snap.correction_source;
+  r.spin_lead_ns = snap.spin_lead_ns;
+
+  std::vector<std::int64_t>& times = r.times;
+  for (int w = 0; w < o.workers; ++w) {
+    const std::uint64_t n = record.slot(w).recorded.load(std::memory_order_acquire);
+    r.dropped += record.slot(w).dropped.load(std::memory_order_acquire);
+    r.recorded_total += n;
+    const std::int64_t* s = record.stamps(w);
+    for (std::uint64_t i = 0; i < n; ++i) {
+      if (s[i] >= start_ns && s[i] <= stop_ns) times.push_back(s[i]);
+    }
+  }
+  std::sort(times.begin(), times.end());
+
+  r.target_total = expected;
+  r.achieved_total = times.size();
+  r.monitor_total = summary.total;
+  r.monitor_total_after_reap = throttle.total();
+  r.runtime_s = summary.runtime.count();
+  if (r.runtime_s > 0)
+    r.achieved_rate_per_sec = static_cast<double>(r.achieved_total) / r.runtime_s;
+  r.rel_error = r.achieved_rate_per_sec / static_cast<double>(o.rate_per_sec) - 1.0;
+  if (times.size() >= 2) {
+    r.first_ns = times.front();
+    r.last_ns = times.back();
+    r.span_rate_per_sec =
+        static_cast<double>(times.size() - 1) / (static_cast<double>(r.last_ns - r.first_ns) / 1e9);
+  }
+  r.max_in_window = max_in_window(times, kPerNs);
+
+  std::vector<std::int64_t> gaps;
+  gaps.reserve(times.empty() ? 0 : times.size() - 1);
+  for (std::size_t i = 1; i < times.size(); ++i)
+    gaps.push_back(times[i] - times[i - 1]);
+  std::sort(gaps.begin(), gaps.end());
+  r.interval_p50_ns = calibration::percentile(gaps, 0.50);
+  r.interval_p99_ns = calibration::percentile(gaps, 0.99);
+  r.interval_max_ns = gaps.empty() ? 0 : gaps.back();
+
+  r.cpu_s = cpu_seconds(after) - cpu_seconds(before);
+  if (r.achieved_total > 0) {
+    r.cpu_s_per_1000 = r.cpu_s / static_cast<double>(r.achieved_total) * 1000.0;
+  }
+  return r;
+}
+
+}  // namespace mpt::trial
