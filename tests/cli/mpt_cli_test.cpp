@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "mpt/calibration.hpp"
 #include "mpt/throttle.hpp"
 #include "test_util.hpp"
 
@@ -491,4 +492,110 @@ TEST_F(MptCliTest, RmStaleRemovesDeadCreatorsAndKeepsSegmentsInUse) {
   EXPECT_NE(r2.out.find("removed " + used), std::string::npos) << r2.out;
   EXPECT_FALSE(exists(used));
   EXPECT_TRUE(exists(alive));
+}
+
+// --- mpt calibrate
+// --------------------------------------------------------------------------------
+
+class MptCalibrateTest : public MptCliTest {
+ protected:
+  void SetUp() override {
+    MptCliTest::SetUp();
+    file_ = dir_ + "/calibration.json";
+  }
+  std::string file_;
+};
+
+TEST_F(MptCalibrateTest, WritesAFileThatANewThrottleUses) {
+  const Result r = mpt_run({"calibrate", "--rates", "100,1000", "--seconds", "1", "--workers", "2",
+                            "--output", file_, "--json"});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  const json j = parse(r.out);
+  EXPECT_EQ(j["path"], file_);
+  EXPECT_EQ(j["written"], true);
+  ASSERT_TRUE(fs::exists(file_));
+  const json c = parse(slurp(file_));
+  EXPECT_EQ(c, j["calibration"]);
+  EXPECT_EQ(c["schema"], 1);
+  EXPECT_EQ(c["host"]["cores"], static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)));
+  const std::string truth = c["ground_truth"];
+  EXPECT_EQ(truth, geteuid() == 0 ? "ebpf" : "monitor");
+  EXPECT_GT(c["lateness"]["futex"]["samples"].get<int>(), 0);
+  EXPECT_GE(c["spin_lead_trials"].size(), 1u);
+  ASSERT_EQ(c["bands"].size(), 4u);  // limit and one, at 100 and 1,000 per second
+  for (const auto& b : c["bands"]) {
+    const double rate = b["rate_per_sec"];
+    // Each run counted about a second's worth at its rate (2 workers, 1 s).
+    EXPECT_GT(b["uncorrected"]["count"].get<double>(), rate * 0.5) << b.dump();
+    EXPECT_NEAR(b["verified"]["rel_error"].get<double>(), 0, 0.05) << b.dump();
+    if (b["hardcap"] == "one") {
+      EXPECT_LE(b["verified"]["max_in_window"].get<double>(), rate) << b.dump();
+      EXPECT_LE(b["uncorrected"]["max_in_window"].get<double>(), rate) << b.dump();
+    }
+  }
+
+  // A new throttle in this process picks it up.
+  setenv("MPT_CALIBRATION", file_.c_str(), 1);
+  mpt::reload_calibration();
+  const mpt::Snapshot s = mpt::Throttle(500, 1s).snapshot();
+  EXPECT_EQ(s.correction_source, "calibration " + file_);
+  EXPECT_EQ(s.spin_lead_ns, c["spin_lead_ns"].get<std::int64_t>());
+  unsetenv("MPT_CALIBRATION");
+  mpt::reload_calibration();
+
+  // --show, in words and in JSON.
+  const Result shown = mpt_run({"calibrate", "--show", "--output", file_});
+  EXPECT_EQ(shown.code, 0) << shown.err;
+  EXPECT_NE(shown.out.find("spin lead"), std::string::npos) << shown.out;
+  EXPECT_NE(shown.out.find("one"), std::string::npos) << shown.out;
+  const Result shown_json = mpt_run({"calibrate", "--show", "--output", file_, "--json"});
+  EXPECT_EQ(shown_json.code, 0);
+  const json sj = parse(shown_json.out);
+  EXPECT_EQ(sj["in_force"], true);
+  EXPECT_EQ(sj["calibration"], c);
+}
+
+TEST_F(MptCalibrateTest, DryRunWritesNothing) {
+  const Result r = mpt_run({"calibrate", "--rates", "200", "--hardcaps", "limit", "--seconds",
+                            "0.3", "--workers", "1", "--output", file_, "--dry-run"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("nothing written"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(file_));
+}
+
+TEST_F(MptCalibrateTest, InterruptedLeavesThePreviousFile) {
+  { std::ofstream(file_) << "previous\n"; }
+  Mpt m({"calibrate", "--rates", "1000", "--hardcaps", "limit", "--seconds", "20", "--output",
+         file_});
+  std::this_thread::sleep_for(2500ms);  // past the lateness measurements, inside a trial
+  m.signal(SIGINT);
+  const Result r = m.wait(30s);
+  EXPECT_EQ(r.code, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find("interrupted"), std::string::npos) << r.err;
+  EXPECT_EQ(slurp(file_), "previous\n");
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir_), fs::directory_iterator()), 1);
+}
+
+TEST_F(MptCalibrateTest, BadArgumentsExit2AndShowOfNothingExits1) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--rates", "0"}, "--rates"},     {{"--rates", "10,abc"}, "--rates"},
+      {{"--rates", "nan"}, "--rates"},   {{"--hardcaps", "two"}, "--hardcaps"},
+      {{"--workers", "0"}, "--workers"}, {{"--seconds", "inf"}, "--seconds"},
+      {{"--seconds", "0"}, "--seconds"}, {{"--probe", "maybe"}, "--probe"},
+  };
+  for (const auto& [extra, flag] : cases) {
+    std::vector<std::string> args = {"calibrate", "--output", file_};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const Result r = mpt_run(args);
+    EXPECT_EQ(r.code, 2) << flag << " " << r.err;
+    EXPECT_NE(r.err.find(flag), std::string::npos) << r.err;
+  }
+  EXPECT_FALSE(fs::exists(file_));
+  const Result none = mpt_run({"calibrate", "--show", "--output", file_});
+  EXPECT_EQ(none.code, 1);
+  EXPECT_NE(none.err.find(file_), std::string::npos) << none.err;
+  { std::ofstream(file_) << "{ not json"; }
+  const Result corrupt = mpt_run({"calibrate", "--show", "--output", file_, "--json"});
+  EXPECT_EQ(corrupt.code, 1);
+  EXPECT_TRUE(parse(corrupt.out).contains("error")) << corrupt.out;
 }
