@@ -197,9 +197,12 @@ void validate_body(const Segment& seg) {
   for (const auto& c : s->cfg) {
     if (c.interval_ns.load() < 0) corrupt("negative interval");
   }
-  if (s->cfg[detail::word_epoch(s->word.load()) & (detail::kRingSlots - 1)].interval_ns.load() <=
-      0) {
-    corrupt("no interval for the current epoch");
+  const auto& now_cfg = s->cfg[detail::word_epoch(s->word.load()) & (detail::kRingSlots - 1)];
+  if (now_cfg.interval_ns.load() <= 0) corrupt("no interval for the current epoch");
+  if (s->hardcap == static_cast<std::uint32_t>(Hardcap::kOne) &&
+      (now_cfg.gate_ns.load() <= 0 || now_cfg.gate_m.load() < 1 ||
+       now_cfg.gate_m.load() > static_cast<std::int64_t>(detail::kGateSlots))) {
+    corrupt("bad gate for hardcap one");
   }
 }
 

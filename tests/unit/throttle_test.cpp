@@ -2,7 +2,9 @@
 // and blocking behaviour with threads (multi-process behaviour is in tests/integration).
 #include "mpt/throttle.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cmath>
@@ -13,6 +15,7 @@
 
 #include "../test_util.hpp"
 #include "mpt/error.hpp"
+#include "throttle_shared.hpp"
 
 namespace mpt {
 namespace {
@@ -513,6 +516,35 @@ TEST(ThrottleEdgeTest, ManyRateChangesDuringOneSleepStillFollowTheNewSchedule) {
   t.set_rate(20, 1s);  // 50 ms
   waiter.join();
   EXPECT_LT(got - t0, 500ms) << "stranded on the 1 s schedule";
+}
+
+}  // namespace
+}  // namespace mpt
+
+namespace mpt {
+namespace {
+
+// open() checks hardcap one's gate like the rest of the body: a corrupt span is refused.
+TEST(ThrottleOpenTest, RejectsACorruptGate) {
+  const std::string name = test::unique_name("gate");
+  ThrottleOptions o;
+  o.hardcap = Hardcap::kOne;
+  Throttle t = Throttle::create(name, 100, std::chrono::seconds(1), o);
+  EXPECT_NO_THROW(Throttle::open(name));
+  const std::string path = Segment::path_for(name);
+  const int fd = ::open(path.c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  const std::int64_t bad = 65;  // more than the ring holds
+  const off_t at =
+      Segment::kBodyOffset + offsetof(Throttle::Shared, cfg) + offsetof(detail::ConfigSlot, gate_m);
+  ASSERT_EQ(::pwrite(fd, &bad, sizeof bad, at), static_cast<ssize_t>(sizeof bad));
+  ::close(fd);
+  try {
+    (void)Throttle::open(name);
+    ADD_FAILURE() << "opened a throttle with a corrupt gate";
+  } catch (const IncompatibleSegment& e) {
+    EXPECT_NE(std::string(e.what()).find("gate"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace
