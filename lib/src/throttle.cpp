@@ -150,7 +150,8 @@ Segment::Init make_init(std::int64_t max_n, double per_s, const ThrottleOptions&
     s->per_s = per_s;
     s->correction = c;
     s->spin_lead_ns = tuning.spin_lead_ns;
-    std::strncpy(s->correction_source, tuning.source.c_str(), sizeof s->correction_source - 1);
+    std::strncpy(s->correction_source[0], tuning.source.c_str(),
+                 sizeof s->correction_source[0] - 1);
 
     const std::int64_t interval = compute_interval_ns(max_n, per_s, c);
     s->cfg[0].interval_ns = interval;
@@ -379,6 +380,12 @@ inline bool try_gate(Throttle::Shared* s, std::int64_t now, std::int64_t* need,
       return true;
     }
   }
+}
+
+// The correction's source, read without the admin lock (see Shared::correction_source).
+inline std::string correction_source(const Throttle::Shared* s) {
+  const char* b = s->correction_source[s->source_index.load(std::memory_order_acquire) & 1];
+  return std::string(b, strnlen(b, sizeof s->correction_source[0]));
 }
 
 inline ThrottleState load_state(const Throttle::Shared* s) {
@@ -713,7 +720,7 @@ void Throttle::set_rate(std::int64_t max_n, std::chrono::duration<double> per, T
   // An auto-calibrated throttle takes the correction (and spin lead) for its new rate from the
   // calibration file; an explicit correction stays.
   std::optional<detail::Tuning> retuned;
-  if ((s_->flags & detail::kFlagAutoCalibrate) && snapshot().correction_source != "explicit") {
+  if ((s_->flags & detail::kFlagAutoCalibrate) && correction_source(s_) != "explicit") {
     ThrottleOptions o;
     o.hardcap = hardcap;
     o.auto_calibrate = true;
@@ -725,8 +732,11 @@ void Throttle::set_rate(std::int64_t max_n, std::chrono::duration<double> per, T
   if (retuned) {
     s_->correction.store(retuned->correction, std::memory_order_relaxed);
     s_->spin_lead_ns.store(retuned->spin_lead_ns, std::memory_order_relaxed);
-    std::memset(s_->correction_source, 0, sizeof s_->correction_source);
-    std::strncpy(s_->correction_source, retuned->source.c_str(), sizeof s_->correction_source - 1);
+    const std::uint32_t next = (s_->source_index.load(std::memory_order_relaxed) + 1) & 1;
+    char* buf = s_->correction_source[next];
+    std::memset(buf, 0, sizeof s_->correction_source[next]);
+    std::strncpy(buf, retuned->source.c_str(), sizeof s_->correction_source[next] - 1);
+    s_->source_index.store(next, std::memory_order_release);
   }
   const double c = s_->correction.load(std::memory_order_relaxed);
   validate_rate(max_n, per.count(), c);
@@ -857,13 +867,9 @@ Snapshot Throttle::snapshot() const {
   out.auto_calibrate = s_->flags & detail::kFlagAutoCalibrate;
   out.rf_rate_s = static_cast<double>(s_->rf_ns) / 1e9;
   out.interval_ns = interval().count();
-  {
-    AdminLock lock(&s_->admin);  // set_rate() may rewrite the source
-    out.correction = s_->correction.load(std::memory_order_relaxed);
-    out.correction_source.assign(s_->correction_source,
-                                 strnlen(s_->correction_source, sizeof s_->correction_source));
-    out.spin_lead_ns = spin_lead().count();
-  }
+  out.correction = s_->correction.load(std::memory_order_relaxed);
+  out.correction_source = correction_source(s_);
+  out.spin_lead_ns = spin_lead().count();
   out.state = state();
   out.available = available();
   out.total = total();

@@ -99,7 +99,10 @@ struct Throttle::Shared {
   std::atomic<double> per_s;
   std::atomic<double> correction;
   std::atomic<std::int64_t> spin_lead_ns;
-  char correction_source[96];
+  // Where the correction came from, double-buffered so readers never take the admin lock:
+  // set_rate() writes the other buffer, then flips source_index.
+  char correction_source[2][96];
+  std::atomic<std::uint32_t> source_index;
 
   // Hot: the GCRA word alone on its line.
   alignas(64) std::atomic<std::uint64_t> word;
