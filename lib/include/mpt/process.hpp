@@ -34,8 +34,8 @@
 namespace mpt {
 
 struct ProcessOptions {
-  std::string name;     // empty: "Process-N", N counting from 1 in the creating process
-  bool daemon = false;  // the child dies with its parent
+  std::string name = {};  // empty: "Process-N", N counting from 1 in the creating process
+  bool daemon = false;    // the child dies with its parent
 };
 
 class Process {

@@ -178,7 +178,7 @@ struct Codec<std::vector<T, A>> {
 struct QueueOptions {
   std::size_t capacity = 64;                 // messages, 1..1,048,576
   std::size_t max_message_bytes = 64 << 10;  // 0..64 MiB; capacity × it must fit a segment
-  CreateOptions segment;                     // named queues: mode and persistence
+  CreateOptions segment = {};                // named queues: mode and persistence
 };
 
 class Queue {
