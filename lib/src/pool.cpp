@@ -29,7 +29,7 @@ void Pool::ensure_workers() {
   jobs_ = std::make_unique<Queue>(Queue::anonymous(q));
   results_ = std::make_unique<Queue>(Queue::anonymous(q));
   group_ = std::make_unique<detail::WorkerGroup>(
-      "Pool.map", processes_, INT64_MAX,
+      "Pool", processes_, INT64_MAX,
       [this](int, detail::WorkerControl& ctl, detail::WorkerSlot& slot) { serve(ctl, slot); });
 }
 
