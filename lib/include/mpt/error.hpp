@@ -10,8 +10,14 @@
 //     SystemError for any other operating-system failure. Each message names the object and what
 //     was wrong; code() gives the kind without parsing the message, and sys_errno() the errno
 //     where one is involved (0 otherwise).
+//   * A worker process of Pool::map() or process_parallel() that dies (signal, exit, uncaught
+//     exception) makes the call throw mpt::WorkerDied, naming the item it held and the signal or
+//     exit status.
 #pragma once
 
+#include <sys/types.h>
+
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 
@@ -74,6 +80,25 @@ class IncompatibleSegment : public SegmentError {
 class SystemError : public SegmentError {
  public:
   SystemError(const std::string& what, int e) : SegmentError(ErrorCode::kSystem, what, e) {}
+};
+
+// A worker process died while Pool::map() or process_parallel() needed it. The message names the
+// call, the worker, the item it held (if any) and "killed by signal 9 (SIGKILL)" or "exited with
+// status 3" (plus the exception's message when the worker's function threw).
+class WorkerDied : public std::runtime_error {
+ public:
+  WorkerDied(const std::string& what, pid_t pid, std::int64_t item, int exitcode)
+      : std::runtime_error(what), pid_(pid), item_(item), exitcode_(exitcode) {}
+  pid_t pid() const noexcept { return pid_; }
+  // Index of the item the worker was processing (in generator or input order); -1 if none.
+  std::int64_t item() const noexcept { return item_; }
+  // As Process::exitcode(): the exit status, or minus the signal number.
+  int exitcode() const noexcept { return exitcode_; }
+
+ private:
+  pid_t pid_;
+  std::int64_t item_;
+  int exitcode_;
 };
 
 }  // namespace mpt

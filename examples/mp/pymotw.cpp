@@ -1,0 +1,307 @@
+// The PyMOTW "multiprocessing" topics in C++, one subcommand each.
+//
+// Usage: mp_pymotw TOPIC
+//   simple     five workers print "Worker"                  (Process objects)
+//   names      the current process's name in each line      (Determining the Current Process)
+//   daemon     a daemon and a non-daemon child               (Daemon Processes)
+//   join       join with a timeout                           (Waiting for Processes)
+//   exitcodes  exit status, exception, terminate(), kill()  (Process Exit Status)
+//   event      a child waits for an Event                    (Signaling between Processes)
+//   lock       workers print under a Lock                    (Controlling access with Lock)
+//   condition  stage 2 waits for stage 1                     (Synchronizing with a Condition)
+//   semaphore  at most 2 of 5 workers at once                (Controlling concurrent access)
+//   map        Pool.map squares a list                       (Pool.map)
+//   mapreduce  word count with map_reduce                    (Map/Reduce)
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <numeric>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "mpt/event.hpp"
+#include "mpt/pool.hpp"
+#include "mpt/process.hpp"
+#include "mpt/sync.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+void say(const char* what) {
+  std::printf("%-12s %s\n", mpt::current_process_name().c_str(), what);
+  std::fflush(stdout);
+}
+
+int simple() {
+  std::vector<mpt::Process> jobs;
+  for (int i = 0; i < 5; ++i)
+    jobs.emplace_back([i] { std::printf("Worker: %d\n", i); });
+  for (auto& j : jobs)
+    j.start();
+  for (auto& j : jobs)
+    j.join();
+  return 0;
+}
+
+int names() {
+  auto worker = [] {
+    say("Starting");
+    std::this_thread::sleep_for(200ms);
+    say("Exiting");
+  };
+  mpt::Process service(
+      [] {
+        say("Starting");
+        std::this_thread::sleep_for(300ms);
+        say("Exiting");
+      },
+      {.name = "my_service"});
+  mpt::Process w1(worker, {.name = "worker 1"});
+  mpt::Process w2(worker);  // default name: Process-3
+  w1.start();
+  w2.start();
+  service.start();
+  w1.join();
+  w2.join();
+  service.join();
+  return 0;
+}
+
+int daemon() {
+  mpt::Process d(
+      [] {
+        say("Starting");
+        std::this_thread::sleep_for(2s);
+        say("Exiting");  // never printed: the parent exits first and takes the daemon with it
+      },
+      {.name = "daemon", .daemon = true});
+  mpt::Process n(
+      [] {
+        say("Starting");
+        say("Exiting");
+      },
+      {.name = "non-daemon"});
+  d.start();
+  std::this_thread::sleep_for(100ms);
+  n.start();
+  n.join();
+  std::printf("daemon pid %d still alive: %s; exiting without joining it\n", d.pid(),
+              d.is_alive() ? "yes" : "no");
+  std::fflush(stdout);
+  _exit(0);  // like Python's interpreter exit: the daemon dies with us (PR_SET_PDEATHSIG)
+}
+
+int join() {
+  mpt::Process d(
+      [] {
+        say("Starting");
+        std::this_thread::sleep_for(2s);
+        say("Exiting");
+      },
+      {.name = "daemon", .daemon = true});
+  d.start();
+  const bool done = d.join(1s);
+  std::printf("joined: %s, d.is_alive(): %s\n", done ? "yes" : "no", d.is_alive() ? "yes" : "no");
+  d.join();
+  std::printf("after join(): exitcode %d\n", *d.exitcode());
+  return 0;
+}
+
+int exitcodes() {
+  mpt::Process ok([] {}, {.name = "exit_ok"});
+  mpt::Process error([] { return 1; }, {.name = "exit_error"});
+  mpt::Process raises([] { throw std::runtime_error("raises"); }, {.name = "exception"});
+  mpt::Process terminated([] { std::this_thread::sleep_for(10s); }, {.name = "terminated"});
+  mpt::Process killed([] { std::this_thread::sleep_for(10s); }, {.name = "killed"});
+  std::vector<mpt::Process*> all{&ok, &error, &raises, &terminated, &killed};
+  for (auto* p : all)
+    p->start();
+  std::this_thread::sleep_for(100ms);
+  terminated.terminate();
+  killed.kill();
+  for (auto* p : all) {
+    p->join();
+    std::printf("%-12s exitcode = %3d  (%s)\n", p->name().c_str(), *p->exitcode(),
+                mpt::describe_exitcode(*p->exitcode()).c_str());
+  }
+  return 0;
+}
+
+int event() {
+  auto e = mpt::Event::anonymous();
+  mpt::Process block(
+      [e] {
+        say("wait_for_event: starting");
+        e.wait();
+        say("wait_for_event: e.is_set() -> true");
+      },
+      {.name = "block"});
+  mpt::Process timeout(
+      [e] {
+        say("wait_for_event_timeout: starting");
+        const bool set = e.wait(100ms);
+        say(set ? "wait_for_event_timeout: e.is_set() -> true"
+                : "wait_for_event_timeout: e.is_set() -> false");
+      },
+      {.name = "nonblock"});
+  block.start();
+  timeout.start();
+  std::this_thread::sleep_for(300ms);
+  e.set();
+  say("main: event is set");
+  block.join();
+  timeout.join();
+  return 0;
+}
+
+int lock() {
+  auto l = mpt::Lock::anonymous();
+  std::vector<mpt::Process> ps;
+  ps.emplace_back([l]() mutable {
+    mpt::LockGuard g(l);
+    say("Lock acquired via LockGuard");
+  });
+  ps.emplace_back([l]() mutable {
+    (void)l.lock();
+    say("Lock acquired directly");
+    l.unlock();
+  });
+  // A process that dies holding the lock: the next locker is told and the lock stays usable.
+  ps.emplace_back([l]() mutable {
+    (void)l.lock();
+    say("dies holding the lock");
+    std::fflush(stdout);
+    raise(SIGKILL);
+  });
+  for (auto& p : ps) {
+    p.start();
+    p.join();
+  }
+  mpt::LockGuard g(l);
+  std::printf("main: lock taken, previous owner died: %s\n", g.recovered() ? "yes" : "no");
+  return 0;
+}
+
+int condition() {
+  auto c = mpt::Condition::anonymous();
+  auto ready = mpt::Event::anonymous();  // stage 1 is done (the predicate, in shared memory)
+  auto stage_2 = [c, ready]() mutable {
+    say("Starting stage_2");
+    (void)c.lock();
+    c.wait_for([&] { return ready.is_set(); }, 10s);
+    say("stage_2 running");
+    c.unlock();
+  };
+  mpt::Process s1(
+      [c, ready]() mutable {
+        say("Starting stage_1");
+        (void)c.lock();
+        say("stage_1 done and ready for stage_2");
+        ready.set();
+        c.notify_all();
+        c.unlock();
+      },
+      {.name = "s1"});
+  mpt::Process a(stage_2, {.name = "stage_2[1]"}), b(stage_2, {.name = "stage_2[2]"});
+  a.start();
+  b.start();
+  std::this_thread::sleep_for(200ms);
+  s1.start();
+  s1.join();
+  a.join();
+  b.join();
+  return 0;
+}
+
+int semaphore() {
+  auto s = mpt::Semaphore::anonymous(2);
+  std::vector<mpt::Process> ps;
+  for (int i = 0; i < 5; ++i)
+    ps.emplace_back([s]() mutable {
+      s.acquire();
+      say("working (at most 2 at once)");
+      std::this_thread::sleep_for(100ms);
+      s.release();
+    });
+  for (auto& p : ps)
+    p.start();
+  for (auto& p : ps)
+    p.join();
+  return 0;
+}
+
+int do_calculation(int data) {
+  return data * 2;
+}
+
+int map() {
+  mpt::Pool pool(2, [] { say("Starting"); });
+  std::vector<int> inputs(10);
+  std::iota(inputs.begin(), inputs.end(), 0);
+  const auto outputs = pool.map(&do_calculation, inputs);
+  std::printf("Input  :");
+  for (int x : inputs)
+    std::printf(" %d", x);
+  std::printf("\nOutput :");
+  for (int x : outputs)
+    std::printf(" %d", x);
+  std::printf("\n");
+  return 0;
+}
+
+int mapreduce() {
+  const std::vector<std::string> lines = {"the quick brown fox", "jumps over the lazy dog",
+                                          "the dog barks"};
+  mpt::Pool pool(2);
+  auto counts = mpt::map_reduce(
+      pool, lines,
+      +[](std::string line) {  // map: (word, 1) for each word
+        std::vector<std::pair<std::string, int>> out;
+        std::size_t a = 0;
+        while (a < line.size()) {
+          std::size_t b = line.find(' ', a);
+          if (b == std::string::npos) b = line.size();
+          if (b > a) out.emplace_back(line.substr(a, b - a), 1);
+          a = b + 1;
+        }
+        return out;
+      },
+      +[](std::pair<std::string, std::vector<int>> kv) {  // reduce: sum per word
+        return std::make_pair(kv.first, std::accumulate(kv.second.begin(), kv.second.end(), 0));
+      });
+  std::printf("TOP WORDS BY FREQUENCY\n");
+  for (const auto& [word, n] : counts)
+    std::printf("%-8s: %d\n", word.c_str(), n);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::map<std::string, int (*)()> topics = {
+      {"simple", simple},       {"names", names}, {"daemon", daemon},      {"join", join},
+      {"exitcodes", exitcodes}, {"event", event}, {"lock", lock},          {"condition", condition},
+      {"semaphore", semaphore}, {"map", map},     {"mapreduce", mapreduce}};
+  setvbuf(stdout, nullptr, _IOLBF, 0);  // line by line, so parent and children interleave in order
+  auto it = argc == 2 ? topics.find(argv[1]) : topics.end();
+  if (it == topics.end()) {
+    std::fprintf(stderr, "usage: mp_pymotw TOPIC\ntopics:");
+    for (const auto& t : topics)
+      std::fprintf(stderr, " %s", t.first.c_str());
+    std::fprintf(stderr, "\n");
+    return 2;
+  }
+  try {
+    return it->second();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "mp_pymotw %s: %s\n", argv[1], e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,110 @@
+// mpt/process.hpp — a callable run in a forked child process (Python's multiprocessing.Process).
+//
+//   mpt::Process p([] { std::puts("worker"); }, {.name = "w1"});
+//   p.start();
+//   p.join(2s);                         // true once the child has exited
+//   int code = p.exitcode().value();    // 0, the exit status, or minus the signal number
+//
+// The child is a fork() of the caller: it sees a copy of the caller's memory, and shares what was
+// mapped MAP_SHARED (segments: Event, Lock, Queue, Throttle, ...). It runs the target and exits
+// with _exit(): status 0 when the target returns (or the int it returns), 1 when it throws (the
+// exception's message goes to stderr, as Python prints the traceback). stdio buffers are flushed
+// before the fork and before the child exits, so nothing is printed twice.
+//
+// Daemon children get PR_SET_PDEATHSIG SIGKILL: they die when their parent does, however it ends.
+// (Linux sends it when the *thread* that called start() exits: start daemons from a thread that
+// lives as long as they should.) Non-daemon children keep running after their parent exits.
+//
+// Lifetime: destroying a Process whose child still runs kills it (SIGKILL) if it is a daemon and
+// waits for it otherwise (Python joins non-daemon children at exit); either way it is reaped, so
+// no zombie stays behind.
+//
+// Not safe for concurrent use: one thread drives a Process object.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+namespace mpt {
+
+struct ProcessOptions {
+  std::string name = {};  // empty: "Process-N", N counting from 1 in the creating process
+  bool daemon = false;    // the child dies with its parent
+};
+
+class Process {
+ public:
+  // Process(target, options): target is any callable taking no arguments, returning void or an
+  // int (the child's exit status, 0..255). Nothing runs until start().
+  template <class F>
+  requires std::is_invocable_v<F&>
+  explicit Process(F&& target, ProcessOptions options = {})
+      : Process(wrap(std::forward<F>(target)), std::move(options), 0) {}
+
+  ~Process();
+  Process(Process&& other) noexcept;
+  Process& operator=(Process&& other) noexcept;
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  // Process::start(): forks the child. Throws InvalidArgument if already started, SystemError
+  // if fork() fails.
+  void start();
+
+  // Process::join()
+  // Blocks until the child has exited (returns true, exitcode() is set) or the timeout passes
+  // (returns false; none: forever; zero: only checks). Throws InvalidArgument before start().
+  bool join(std::optional<std::chrono::nanoseconds> timeout = std::nullopt);
+
+  // Process::is_alive(): started and not yet exited. Never blocks (reaps a finished child).
+  bool is_alive();
+
+  // Process::exitcode(): nullopt until the child has exited (checked without blocking); then 0,
+  // the exit status, or minus the signal that killed it (-9 for SIGKILL), as in Python.
+  std::optional<int> exitcode();
+
+  // Process::terminate() / kill(): SIGTERM / SIGKILL to a running child; no effect otherwise.
+  void terminate() noexcept;
+  void kill() noexcept;
+
+  pid_t pid() const noexcept { return pid_; }  // 0 before start()
+  const std::string& name() const noexcept { return name_; }
+  bool daemon() const noexcept { return daemon_; }
+
+ private:
+  template <class F>
+  static std::function<int()> wrap(F&& f) {
+    if constexpr (std::is_void_v<std::invoke_result_t<F&>>) {
+      return [g = std::forward<F>(f)]() mutable {
+        g();
+        return 0;
+      };
+    } else {
+      return [g = std::forward<F>(f)]() mutable { return static_cast<int>(g()); };
+    }
+  }
+  Process(std::function<int()> target, ProcessOptions options, int);
+  bool poll() noexcept;  // reaps without blocking; true once exited
+  void close_pidfd() noexcept;
+
+  std::function<int()> target_;
+  std::string name_;
+  bool daemon_ = false;
+  pid_t pid_ = 0;
+  int pidfd_ = -1;
+  std::optional<int> exitcode_;
+};
+
+// The calling process's name: "MainProcess", or the name of the Process it runs in (for logs).
+const std::string& current_process_name() noexcept;
+
+// "exited with status 3", "killed by signal 9 (SIGKILL)" for an exitcode as Process::exitcode().
+std::string describe_exitcode(int exitcode);
+
+}  // namespace mpt

@@ -1,0 +1,186 @@
+#include "mpt/process.hpp"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <exception>
+#include <iostream>
+#include <thread>
+
+#include "clock.hpp"
+#include "mpt/error.hpp"
+
+namespace mpt {
+
+namespace {
+
+std::atomic<int> g_process_counter{0};
+
+std::string& process_name_storage() {
+  static std::string name = "MainProcess";
+  return name;
+}
+
+int exitcode_from_status(int status) noexcept {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return -WTERMSIG(status);
+  return -1;
+}
+
+void flush_all() noexcept {
+  try {
+    std::cout.flush();
+    std::cerr.flush();
+  } catch (...) {
+  }
+  std::fflush(nullptr);
+}
+
+}  // namespace
+
+const std::string& current_process_name() noexcept {
+  return process_name_storage();
+}
+
+std::string describe_exitcode(int exitcode) {
+  if (exitcode >= 0) return "exited with status " + std::to_string(exitcode);
+  const int sig = -exitcode;
+  const char* abbrev = sigabbrev_np(sig);
+  return "killed by signal " + std::to_string(sig) +
+         (abbrev ? " (SIG" + std::string(abbrev) + ")" : std::string());
+}
+
+Process::Process(std::function<int()> target, ProcessOptions options, int)
+    : target_(std::move(target)), name_(std::move(options.name)), daemon_(options.daemon) {
+  const int n = ++g_process_counter;
+  if (name_.empty()) name_ = "Process-" + std::to_string(n);
+}
+
+Process::~Process() {
+  if (pid_ > 0 && !exitcode_) {
+    if (daemon_) kill();
+    join();
+  }
+  close_pidfd();
+}
+
+Process::Process(Process&& o) noexcept
+    : target_(std::move(o.target_)),
+      name_(std::move(o.name_)),
+      daemon_(o.daemon_),
+      pid_(std::exchange(o.pid_, 0)),
+      pidfd_(std::exchange(o.pidfd_, -1)),
+      exitcode_(std::exchange(o.exitcode_, std::nullopt)) {}
+
+Process& Process::operator=(Process&& o) noexcept {
+  if (this != &o) {
+    this->~Process();
+    new (this) Process(std::move(o));
+  }
+  return *this;
+}
+
+void Process::close_pidfd() noexcept {
+  if (pidfd_ >= 0) ::close(pidfd_);
+  pidfd_ = -1;
+}
+
+void Process::start() {
+  if (pid_ != 0) throw InvalidArgument("process '" + name_ + "' was already started");
+  flush_all();
+  const pid_t parent = getpid();
+  const pid_t pid = fork();
+  if (pid < 0) throw SystemError("process '" + name_ + "': fork failed", errno);
+  if (pid == 0) {
+    if (daemon_) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != parent) _exit(1);  // the parent died before we asked to follow it
+    }
+    process_name_storage() = name_;
+    prctl(PR_SET_NAME, name_.substr(0, 15).c_str());
+    int status = 0;
+    try {
+      status = target_();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "Process %s: uncaught exception: %s\n", name_.c_str(), e.what());
+      status = 1;
+    } catch (...) {
+      std::fprintf(stderr, "Process %s: uncaught exception\n", name_.c_str());
+      status = 1;
+    }
+    flush_all();
+    _exit(status & 0xff);
+  }
+  pid_ = pid;
+  pidfd_ = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));  // -1: join falls back to polling
+}
+
+bool Process::poll() noexcept {
+  if (exitcode_) return true;
+  if (pid_ <= 0) return false;
+  int status = 0;
+  pid_t r;
+  do {
+    r = waitpid(pid_, &status, WNOHANG);
+  } while (r < 0 && errno == EINTR);
+  if (r == pid_) {
+    exitcode_ = exitcode_from_status(status);
+    close_pidfd();
+    return true;
+  }
+  if (r < 0 && errno == ECHILD) {  // reaped by someone else (a SIGCHLD handler): unknown status
+    exitcode_ = -1;
+    close_pidfd();
+    return true;
+  }
+  return false;
+}
+
+bool Process::join(std::optional<std::chrono::nanoseconds> timeout) {
+  if (pid_ == 0) throw InvalidArgument("process '" + name_ + "' cannot be joined before start()");
+  if (poll()) return true;
+  const std::int64_t deadline =
+      timeout ? detail::mono_ns() + std::max<std::int64_t>(timeout->count(), 0) : -1;
+  for (;;) {
+    int wait_ms = 10;
+    if (timeout) {
+      const std::int64_t left = deadline - detail::mono_ns();
+      if (left <= 0) return poll();
+      wait_ms = static_cast<int>(std::min<std::int64_t>((left + 999'999) / 1'000'000, 10));
+    }
+    if (pidfd_ >= 0) {
+      pollfd p{pidfd_, POLLIN, 0};
+      ::poll(&p, 1, timeout ? wait_ms : -1);
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::min(wait_ms, 2)));
+    }
+    if (poll()) return true;
+  }
+}
+
+bool Process::is_alive() {
+  return pid_ > 0 && !poll();
+}
+
+std::optional<int> Process::exitcode() {
+  poll();
+  return exitcode_;
+}
+
+void Process::terminate() noexcept {
+  if (pid_ > 0 && !poll()) ::kill(pid_, SIGTERM);
+}
+
+void Process::kill() noexcept {
+  if (pid_ > 0 && !poll()) ::kill(pid_, SIGKILL);
+}
+
+}  // namespace mpt
