@@ -4,8 +4,8 @@
 // Each round forks one victim that loops on one operation, waits until it runs, lets it run a
 // random 0–3 ms and SIGKILLs it. Kinds:
 //   await_sleeping  await_fuel() on a slow throttle (the victim dies asleep on the futex)
-//   await_busy      await_fuel() on a fast hardcap-one throttle (dies reserving, spinning, in the
-//                   gate or in the monitor)
+//   await_busy      await_fuel() on a fast throttle (dies reserving, spinning or in the monitor)
+//   await_gate      await_fuel() on a fast hardcap-one throttle (dies in the gate, too)
 //   emit            emit() on a monitor (dies inside the lock-free counters)
 //   lock            Lock held for a random while (dies holding it, or taking it)
 //   queue_put       a producer putting numbered messages (dies in put, or blocked on a full queue)
@@ -147,9 +147,10 @@ class Harness {
     slow.auto_calibrate = false;
     sleeping_ = mpt::Throttle::create(name("sleep"), 50, 1s, slow);
     mpt::ThrottleOptions fast = slow;
-    fast.hardcap = mpt::Hardcap::kOne;
     fast.spin_lead = 100us;
     busy_ = mpt::Throttle::create(name("busy"), 2000, 1s, fast);
+    fast.hardcap = mpt::Hardcap::kOne;
+    gated_ = mpt::Throttle::create(name("gate"), 2000, 1s, fast);
     mpt::ThrottleOptions mon = slow;
     mon.as_throttle = false;
     mon.auto_emit = false;
@@ -161,6 +162,7 @@ class Harness {
     queue_ = mpt::Queue::create(name("queue"), qo);
     sleeping_->start();
     busy_->start();
+    gated_->start();
     monitor_->start();
   }
 
@@ -168,7 +170,7 @@ class Harness {
 
   void run(int kills, double seconds) {
     const auto end = Clock::now() + std::chrono::duration<double>(seconds);
-    const std::vector<std::string> kinds = {"await_sleeping", "await_busy", "emit",
+    const std::vector<std::string> kinds = {"await_sleeping", "await_busy", "await_gate", "emit",
                                             "lock",           "queue_put",  "queue_get"};
     rate_check();
     for (int k = 0; k < kills && Clock::now() < end; ++k) {
@@ -202,7 +204,7 @@ class Harness {
   }
 
   ~Harness() {
-    for (const char* w : {"sleep", "busy", "emit", "lock", "queue"})
+    for (const char* w : {"sleep", "busy", "gate", "emit", "lock", "queue"})
       try {
         mpt::Segment::remove(name(w));
       } catch (...) {
@@ -231,8 +233,10 @@ class Harness {
   }
 
   void round(const std::string& kind, std::uint32_t r) {
-    if (kind == "await_sleeping" || kind == "await_busy") {
-      mpt::Throttle& t = kind == "await_busy" ? *busy_ : *sleeping_;
+    if (kind == "await_sleeping" || kind == "await_busy" || kind == "await_gate") {
+      mpt::Throttle& t = kind == "await_busy"   ? *busy_
+                         : kind == "await_gate" ? *gated_
+                                                : *sleeping_;
       const std::uint64_t before = t.total();
       board_->done.store(0);
       kill_victim(kind, [&] {
@@ -363,21 +367,24 @@ class Harness {
   }
 
   void periodic() {
-    for (const char* w : {"sleep", "busy", "emit", "lock", "queue"}) {
+    for (const char* w : {"sleep", "busy", "gate", "emit", "lock", "queue"}) {
       const mpt::SegmentInfo info = mpt::Segment::inspect(name(w));
       if (!info.valid)
         st_.fail(std::string("segment ") + w + " no longer validates: " + info.problem);
     }
-    for (mpt::Throttle* t : {&*sleeping_, &*busy_, &*monitor_}) {
+    for (mpt::Throttle* t : {&*sleeping_, &*busy_, &*gated_, &*monitor_}) {
       const mpt::Snapshot s = t->snapshot();
       if (s.lo_hi.interval_s > s.hi_lo.interval_s && s.hi_lo.interval_s > 0)
         st_.fail("monitor: shortest interval above the longest");
     }
   }
 
-  // Two fresh workers on the busy throttle for one second: within 1 % of its rate.
+  // Two fresh workers on the busy throttle (hardcap limit, the victims' throttle) for one second,
+  // after taking the burst it saved while idle: within 1 % of its rate.
   void rate_check() {
     ++st_.rate_checks;
+    while (busy_->has_fuel(1)) {
+    }
     const std::uint64_t before = busy_->total();
     std::vector<pid_t> pids;
     const auto t0 = Clock::now();
@@ -404,7 +411,7 @@ class Harness {
   std::mt19937 rng_;
   std::string tag_;
   Board* board_ = nullptr;
-  std::optional<mpt::Throttle> sleeping_, busy_, monitor_;
+  std::optional<mpt::Throttle> sleeping_, busy_, gated_, monitor_;
   std::optional<mpt::Lock> lock_;
   std::optional<mpt::Queue> queue_;
   Stats st_;
