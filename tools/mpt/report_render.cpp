@@ -268,8 +268,13 @@ std::vector<double> linear_ticks(double lo, double hi) {
                       : raw / mag < 3.5 ? 2 * mag
                       : raw / mag < 7.5 ? 5 * mag
                                         : 10 * mag;
-  for (double v = std::ceil(lo / step) * step; v <= hi + step * 1e-9; v += step)
+  // From the last tick at or below lo to the first at or above hi, so that both are covered.
+  const double first = std::floor(lo / step + 1e-9) * step;
+  for (int i = 0; i < 64; ++i) {
+    const double v = first + step * i;
     t.push_back(std::fabs(v) < step * 1e-9 ? 0 : v);
+    if (v >= hi - step * 1e-9) break;
+  }
   return t;
 }
 
@@ -327,7 +332,7 @@ struct XYChart {
   std::string overlay;  // extra SVG drawn after the grid (reference lines)
 };
 
-constexpr double kLeft = 72, kTop = 34, kBottom = 52, kLegend = 190;
+constexpr double kLeft = 72, kTop = 34, kBottom = 52, kLegend = 150;
 
 std::string svg_open(double w, double h, const std::string& label) {
   return f("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
@@ -459,8 +464,8 @@ std::string chart_achieved(const Report& r, const Report* compare) {
   c.title = "Achieved vs target rate (log axes)";
   c.x_title = "target rate (per second)";
   c.y_title = "achieved rate (per second)";
-  c.width = 700;
-  c.height = 440;
+  c.width = 590;
+  c.height = 420;
   c.x = {a, b, kLeft, c.width - kLegend, true};
   c.y = {a, b, c.height - kBottom, kTop, true};
   c.x_ticks = c.y_ticks = decade_ticks(a, b);
@@ -664,10 +669,8 @@ std::string chart_floors(const Report& r) {
   const std::vector<double> xt = linear_ticks(0, hi * 1.15);
   const Scale x{0, xt.back(), label_w, w - 30, false};
   std::string s = svg_open(w, h, "benchmarks against their floors");
-  s +=
-      f("<text class=\"title\" x=\"%.0f\" y=\"20\">Benchmarks against their floors (ratio; "
-        "time: lower is better, ops/s: higher is better)</text>\n",
-        label_w);
+  s += "<text class=\"title\" x=\"10\" y=\"20\">Benchmarks against their floors (ratio; time: "
+       "lower is better, ops/s: higher is better)</text>\n";
   for (double t : xt) {
     s += f("<line class=\"grid\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>", x(t), top,
            x(t), h - bot);
@@ -1008,8 +1011,9 @@ std::string render_html(const Report& r, const Report* compare) {
   h += table_scenarios(r);
   h += "</section>\n";
 
-  h += "<section id=\"chart-achieved\">\n<h2>Achieved vs target, per hardcap</h2>\n" +
-       chart_achieved(r, compare) + "</section>\n";
+  h += "<section id=\"chart-achieved\">\n<h2>Achieved vs target, per hardcap</h2>\n<div "
+       "class=\"grid\">\n" +
+       chart_achieved(r, compare) + "</div>\n</section>\n";
   h += "<section id=\"chart-histograms\">\n<h2>Intervals between grants, per scenario</h2>\n" +
        chart_histograms(r) + "</section>\n";
   h += "<section id=\"chart-rate-over-time\">\n<h2>Rate over time, one run</h2>\n" +
