@@ -529,7 +529,7 @@ std::string chart_histograms(const Report& r) {
     span(s);
   if (kmax < 0) return "<p>No intervals recorded.</p>\n";
   std::string out = "<div class=\"grid\">\n";
-  const double w = 330, h = 210, l = 46, rgt = 10, top = 30, bot = 40;
+  const double w = 330, h = 210, l = 46, rgt = 22, top = 30, bot = 40;
   const Scale x{static_cast<double>(kmin), static_cast<double>(kmax + 1), l, w - rgt, false};
   const Scale y{0, 100, h - bot, top, false};
   for (std::size_t i : scenario_order(r.scenarios)) {
@@ -546,12 +546,16 @@ std::string chart_histograms(const Report& r) {
       g += f("<text class=\"tick\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%g %%</text>\n", l - 4,
              y(t) + 4, t);
     }
-    // Decade labels: 1 µs at log2(1000) ≈ 9.97, and so on.
-    for (double ns = 1; ns <= 1e10; ns *= 10) {
+    // Decade grid lines (1 µs at log2(1000) ≈ 9.97, and so on); labels on every decade when there
+    // is room, else on 1 ns, 1 µs, 1 ms and 1 s only.
+    const bool every_decade = x(std::log2(10.0)) - x(0) >= 40;
+    int decade = 0;
+    for (double ns = 1; ns <= 1e10; ns *= 10, ++decade) {
       const double k = std::log2(ns);
       if (k < kmin || k > kmax + 1) continue;
       g += f("<line class=\"grid\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>", x(k),
              h - bot, x(k), top);
+      if (!every_decade && decade % 3 != 0) continue;
       g += f("<text class=\"tick\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">", x(k),
              h - bot + 14) +
            html_escape(short_ns(ns)) + "</text>\n";
@@ -656,24 +660,29 @@ std::string chart_floors(const Report& r) {
     std::optional<bool> ok;
   };
   std::vector<Row> rows;
-  double hi = 1;
+  double lo = 1, hi = 1;
   for (const Suite& s : r.suites)
     for (const Benchmark& b : s.benchmarks)
-      if (const auto ratio = floor_ratio(s, b)) {
+      if (const auto ratio = floor_ratio(s, b); ratio && *ratio > 0) {
         rows.push_back({s.name + " / " + b.name, *ratio, &b, meets_target(s, b)});
-        hi = std::max({hi, *ratio, b.target_ratio.value_or(0)});
+        lo = std::min({lo, *ratio, b.target_ratio.value_or(1)});
+        hi = std::max({hi, *ratio, b.target_ratio.value_or(1)});
       }
   if (rows.empty()) return "<p>No benchmark with a floor in this report.</p>\n";
+  // Log axis: ratios of 0.2 and 30 are both readable; each bar runs from the floor (1×) to its
+  // ratio, to the left when below the floor.
+  const auto [a, b] = decades(lo, hi);
   const double label_w = 360, w = 900, row_h = 28, top = 34, bot = 46;
   const double h = top + row_h * static_cast<double>(rows.size()) + bot;
-  const std::vector<double> xt = linear_ticks(0, hi * 1.15);
-  const Scale x{0, xt.back(), label_w, w - 30, false};
+  const Scale x{a, b, label_w, w - 60, true};
   std::string s = svg_open(w, h, "benchmarks against their floors");
-  s += "<text class=\"title\" x=\"10\" y=\"20\">Benchmarks against their floors (ratio; time: "
-       "lower is better, ops/s: higher is better)</text>\n";
-  for (double t : xt) {
-    s += f("<line class=\"grid\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>", x(t), top,
-           x(t), h - bot);
+  s += "<text class=\"title\" x=\"10\" y=\"20\">Benchmarks against their floors (ratio, log axis; "
+       "time: lower is better, ops/s: higher is better)</text>\n";
+  for (double t = a; t <= b * 1.0001; t *= 10) {
+    for (int m = 1; m < 10 && t * m <= b * 1.0001; ++m) {
+      s += f("<line class=\"grid\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"%s/>", x(t * m),
+             top, x(t * m), h - bot, m == 1 ? "" : " stroke-opacity=\"0.4\"");
+    }
     s += f("<text class=\"tick\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%g×</text>\n", x(t),
            h - bot + 16, t);
   }
@@ -684,30 +693,37 @@ std::string chart_floors(const Report& r) {
     s += f("<text class=\"tick\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">", label_w - 8,
            y + row_h / 2 + 4) +
          html_escape(row.label) + "</text>\n";
-    s += f("<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"><title>", x(0),
-           y + 5, std::max(1.0, x(row.ratio) - x(0)), row_h - 10, fill) +
+    const double x0 = std::min(x(1), x(row.ratio)), x1 = std::max(x(1), x(row.ratio));
+    s += f("<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"><title>", x0,
+           y + 5, std::max(1.5, x1 - x0), row_h - 10, fill) +
          html_escape(row.label + ": " + f("%.3f", row.ratio) + " × its floor (" + *row.b->floor +
                      ", by " + row.b->compare_by + ")") +
          "</title></rect>\n";
-    s += f("<text class=\"tick\" x=\"%.1f\" y=\"%.1f\">%s</text>\n", x(row.ratio) + 4,
-           y + row_h / 2 + 4, html_escape(f("%.2f×", row.ratio)).c_str());
+    double text_x = x1;
     if (row.b->target_ratio) {
       const double tx = x(*row.b->target_ratio);
+      text_x = std::max(text_x, tx);
       s +=
           f("<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#000\" "
             "stroke-width=\"2.5\"><title>target %s %g</title></line>\n",
             tx, y + 2, tx, y + row_h - 2, html_escape(row.b->target_cmp).c_str(),
             *row.b->target_ratio);
     }
+    std::string value = f("%.2f×", row.ratio);
+    if (row.b->target_ratio) {
+      value += " (target " + row.b->target_cmp + f(" %g", *row.b->target_ratio) + ")";
+    }
+    s += f("<text class=\"tick\" x=\"%.1f\" y=\"%.1f\">", text_x + 5, y + row_h / 2 + 4) +
+         html_escape(value) + "</text>\n";
   }
   s +=
       f("<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#444\" "
         "stroke-dasharray=\"4 3\"/>",
         x(1), top, x(1), h - bot);
   s +=
-      f("<text class=\"axis\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">× the floor (black "
-        "tick: the target; green: met, red: missed, blue: no target)</text>\n",
-        (label_w + w) / 2, h - 10);
+      f("<text class=\"axis\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">× the floor (dashes: "
+        "1×; black tick: the target; green: met, red: missed, blue: no target)</text>\n",
+        (label_w + w - 60) / 2, h - 10);
   s += "</svg>\n";
   return s;
 }
