@@ -240,7 +240,7 @@ Scenario parse_scenario(const json& j, const std::string& path) {
     const std::string bpath = index_path(o.path("interval_histogram"), i);
     const Obj b(hist[i], bpath);
     HistogramBucket h;
-    h.lo_ns = b.integer("lo_ns", 1, kMaxNs);
+    h.lo_ns = b.integer("lo_ns", 1, kMaxNs / 2);
     h.hi_ns = b.integer("hi_ns", 2, kMaxNs);
     h.count = b.count("count");
     if ((h.lo_ns & (h.lo_ns - 1)) != 0) fail(b.path("lo_ns"), "not a power of two");

@@ -611,11 +611,21 @@ std::string chart_rate_over_time(const Report& r) {
   auto add = [&](const Scenario& sc, const std::string& who, const std::string& color,
                  bool dashed) {
     Series ser{who, color, '-', false, dashed, {}};
-    for (std::size_t i = 0; i < sc.rate_series.size(); ++i) {
-      const double rate = static_cast<double>(sc.rate_series[i]) / sc.rate_series_bin_s;
+    // At most kMaxSteps steps drawn: longer runs are shown in wider bins (the mean of each group).
+    constexpr std::size_t kMaxSteps = 1500;
+    const std::size_t n = sc.rate_series.size();
+    const std::size_t group_bins = (n + kMaxSteps - 1) / kMaxSteps;
+    const double bin_s = sc.rate_series_bin_s * static_cast<double>(group_bins);
+    for (std::size_t i = 0; i < n; i += group_bins) {
+      double count = 0;
+      for (std::size_t k = i; k < std::min(n, i + group_bins); ++k)
+        count += static_cast<double>(sc.rate_series[k]);
       const double t0 = static_cast<double>(i) * sc.rate_series_bin_s;
+      const double width = static_cast<double>(std::min(n, i + group_bins) - i);
+      const double rate = count / (width * sc.rate_series_bin_s);
       ser.points.push_back({t0, rate, ""});
-      ser.points.push_back({t0 + sc.rate_series_bin_s, rate, ""});
+      ser.points.push_back(
+          {std::min(t0 + bin_s, static_cast<double>(n) * sc.rate_series_bin_s), rate, ""});
     }
     series.push_back(std::move(ser));
   };
