@@ -530,7 +530,7 @@ std::string chart_histograms(const Report& r) {
   if (kmax < 0) return "<p>No intervals recorded.</p>\n";
   std::string out = "<div class=\"grid\">\n";
   const double w = 330, h = 210, l = 46, rgt = 22, top = 30, bot = 40;
-  const Scale x{static_cast<double>(kmin), static_cast<double>(kmax + 1), l, w - rgt, false};
+  const Scale x{static_cast<double>(kmin), static_cast<double>(kmax + 2), l, w - rgt, false};
   const Scale y{0, 100, h - bot, top, false};
   for (std::size_t i : scenario_order(r.scenarios)) {
     const Scenario& s = r.scenarios[i];
@@ -552,7 +552,7 @@ std::string chart_histograms(const Report& r) {
     int decade = 0;
     for (double ns = 1; ns <= 1e10; ns *= 10, ++decade) {
       const double k = std::log2(ns);
-      if (k < kmin || k > kmax + 1) continue;
+      if (k < kmin || k > kmax + 2) continue;
       g += f("<line class=\"grid\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>", x(k),
              h - bot, x(k), top);
       if (!every_decade && decade % 3 != 0) continue;
@@ -581,7 +581,7 @@ std::string chart_histograms(const Report& r) {
     bars(s, false);
     if (p) bars(*p, true);
     const double target_k = std::log2(1e9 / static_cast<double>(s.rate_per_sec));
-    if (target_k >= kmin && target_k <= kmax + 1) {
+    if (target_k >= kmin && target_k <= kmax + 2) {
       g +=
           f("<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#d62728\" "
             "stroke-dasharray=\"4 3\"><title>target interval %s</title></line>\n",
