@@ -132,6 +132,14 @@ const Scenario* series_scenario(const Report& r) {
   return best;
 }
 
+// What two reports' runs of one benchmark are compared on: ops/s for those measured by their rate
+// (the two-process runs, whose time is that of the whole 1 s iteration), else ns per op.
+std::pair<double, double> compared_values(const Benchmark& a, const Benchmark& b) {
+  if (a.compare_by == "ops_per_sec" && a.ops_per_sec && b.ops_per_sec)
+    return {*a.ops_per_sec, *b.ops_per_sec};
+  return {a.real_time_ns, b.real_time_ns};
+}
+
 // =================================================================================================
 // Text.
 
@@ -182,7 +190,7 @@ void text_scenarios(std::string& out, const Report& r) {
 }
 
 void text_suites(std::string& out, const Report& r) {
-  out += "\n" + pad("BENCHMARK", 52, true) + pad("TIME(ns)", 12) + pad("OPS(/s)", 12) +
+  out += "\n" + pad("BENCHMARK", 52, true) + pad("TIME(ns)", 16) + pad("OPS(/s)", 12) +
          pad("× FLOOR", 9) + pad("TARGET", 8) + "\n";
   for (const Suite& s : r.suites) {
     if (s.error) out += s.name + ": error: " + *s.error + "\n";
@@ -192,7 +200,7 @@ void text_suites(std::string& out, const Report& r) {
       std::string target = "-";
       if (b.target_ratio)
         target = b.target_cmp + f("%g", *b.target_ratio) + (*ok ? " ok" : " MISS");
-      out += pad(s.name + "/" + b.name, 52, true) + pad(group(b.real_time_ns, 1), 12) +
+      out += pad(s.name + "/" + b.name, 52, true) + pad(group(b.real_time_ns, 1), 16) +
              pad(b.ops_per_sec ? f("%.4g", *b.ops_per_sec) : "-", 12) +
              pad(ratio ? f("%.2f", *ratio) : "-", 9) + "  " + target + "\n";
     }
@@ -220,8 +228,8 @@ void text_compare(std::string& out, const Report& r, const Report& o) {
            pad(t->cpu_s_per_1000 > 0 ? ratio_text(s.cpu_s_per_1000 / t->cpu_s_per_1000) : "-", 9) +
            "\n";
   }
-  out +=
-      pad("BENCHMARK", 52, true) + pad("TIME(ns)", 12) + pad("OTHER", 12) + pad("RATIO", 9) + "\n";
+  out += pad("BENCHMARK", 52, true) + pad("THIS", 16) + pad("OTHER", 16) + pad("RATIO", 9) +
+         "  (ns per op; ops/s for the two-process runs)\n";
   for (const Suite& s : r.suites) {
     const auto so = std::find_if(o.suites.begin(), o.suites.end(),
                                  [&](const Suite& x) { return x.name == s.name; });
@@ -230,10 +238,9 @@ void text_compare(std::string& out, const Report& r, const Report& o) {
       const auto bo = std::find_if(so->benchmarks.begin(), so->benchmarks.end(),
                                    [&](const Benchmark& x) { return x.name == b.name; });
       if (bo == so->benchmarks.end()) continue;
-      out += pad(s.name + "/" + b.name, 52, true) + pad(group(b.real_time_ns, 1), 12) +
-             pad(group(bo->real_time_ns, 1), 12) +
-             pad(bo->real_time_ns > 0 ? ratio_text(b.real_time_ns / bo->real_time_ns) : "-", 9) +
-             "\n";
+      const auto [va, vb] = compared_values(b, *bo);
+      out += pad(s.name + "/" + b.name, 52, true) + pad(group(va, 1), 16) + pad(group(vb, 1), 16) +
+             pad(vb > 0 ? ratio_text(va / vb) : "-", 9) + "\n";
     }
   }
 }
@@ -912,7 +919,7 @@ std::string section_compare(const Report& r, const Report& o) {
          td(us_text(static_cast<double>(b->interval_p99_ns))) + "</tr>\n";
   }
   s += "</tbody></table>\n<table id=\"compare-suites\"><thead><tr><th>suite</th><th>benchmark"
-       "</th><th>real time (ns)</th><th>other</th><th>ratio</th></tr></thead><tbody>\n";
+       "</th><th>this</th><th>other</th><th>ratio</th><th>unit</th></tr></thead><tbody>\n";
   for (const Suite& sa : r.suites) {
     const auto sb = std::find_if(o.suites.begin(), o.suites.end(),
                                  [&](const Suite& x) { return x.name == sa.name; });
@@ -921,9 +928,12 @@ std::string section_compare(const Report& r, const Report& o) {
       const auto b = std::find_if(sb->benchmarks.begin(), sb->benchmarks.end(),
                                   [&](const Benchmark& x) { return x.name == a.name; });
       if (b == sb->benchmarks.end()) continue;
+      const auto [va, vb] = compared_values(a, *b);
       s += "<tr><td>" + html_escape(sa.name) + "</td><td>" + html_escape(a.name) + "</td>" +
-           td(group(a.real_time_ns, 1)) + td(group(b->real_time_ns, 1)) +
-           td(b->real_time_ns > 0 ? ratio_text(a.real_time_ns / b->real_time_ns) : "—") + "</tr>\n";
+           td(group(va, 1)) + td(group(vb, 1)) + td(vb > 0 ? ratio_text(va / vb) : "—") +
+           td(a.compare_by == "ops_per_sec" && a.ops_per_sec && b->ops_per_sec ? "ops/s" : "ns/op",
+              "") +
+           "</tr>\n";
     }
   }
   s += "</tbody></table>\n";
