@@ -769,7 +769,8 @@ std::string table_scenarios(const Report& r) {
       "<th>achieved (/s), monitor</th><th>achieved (/s), kernel</th>"
       "<th>error</th><th>kernel error</th><th>most in 1 s</th><th>interval p50 "
       "(µs)</th><th>p99 (µs)</th><th>max (µs)</th><th>CPU ms per 1,000</th>"
-      "<th>peer achieved (/s)</th><th>peer error</th><th>peer CPU ms per 1,000</th>"
+      "<th>peer achieved (/s)</th><th>peer error</th><th>peer most in 1 s</th>"
+      "<th>peer CPU ms per 1,000</th>"
       "<th>|error| ÷ peer's</th><th>CPU ÷ peer's</th></tr></thead>\n<tbody>\n";
   for (std::size_t i : scenario_order(r.scenarios)) {
     const Scenario& s = r.scenarios[i];
@@ -802,10 +803,12 @@ std::string table_scenarios(const Report& r) {
       t += td(pp + "/achieved_rate_per_sec", v.peer->achieved_rate_per_sec,
               rate_text(v.peer->achieved_rate_per_sec)) +
            td(pp + "/rel_error", v.peer->rel_error, pct_text(v.peer->rel_error)) +
+           td(pp + "/max_in_window", static_cast<double>(v.peer->max_in_window),
+              group(static_cast<double>(v.peer->max_in_window), 0)) +
            td(pp + "/cpu_s_per_1000", v.peer->cpu_s_per_1000,
               f("%.2f", v.peer->cpu_s_per_1000 * 1e3));
     } else {
-      t += td("—") + td("—") + td("—");
+      t += td("—") + td("—") + td("—") + td("—");
     }
     t += td(v.abs_error_ratio ? ratio_text(*v.abs_error_ratio) : "—") +
          td(v.cpu_ratio ? ratio_text(*v.cpu_ratio) : "—") + "</tr>\n";
