@@ -962,6 +962,8 @@ svg .axis { font-size: 12px; fill: #222; }
 svg .grid { stroke: #e6e6e6; stroke-width: 1; }
 svg .frame { fill: none; stroke: #888; }
 .note { color: #555; font-size: 12px; }
+.wide { overflow-x: auto; }
+#summary-table { font-size: 12px; } #summary-table th, #summary-table td { padding: 3px 5px; }
 dl { display: grid; grid-template-columns: max-content auto; gap: 2px 16px; }
 dt { color: #555; } dd { margin: 0; }
 )";
@@ -1047,7 +1049,7 @@ std::string render_html(const Report& r, const Report* compare) {
          "/ target − 1. CPU = the workers' user + system time (the peer's: all its processes, "
          "filler included).</p>\n";
   }
-  h += table_scenarios(r);
+  h += "<div class=\"wide\">\n" + table_scenarios(r) + "</div>\n";
   h += "</section>\n";
 
   h += "<section id=\"chart-achieved\">\n<h2>Achieved vs target, per hardcap</h2>\n<div "
