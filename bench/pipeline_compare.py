@@ -55,6 +55,7 @@ def main():
         "schema": 1,
         "workers": a.workers,
         "reps": a.reps,
+        "items": a.items,
         "mpt_items_per_sec_1m": median_of(mpt_1m, "items_per_sec"),
         "mpt_items_per_sec_10m": median_of(mpt_10m, "items_per_sec"),
         "imap_chunk1_items_per_sec": median_of(imap1, "items_per_sec"),

@@ -13,6 +13,16 @@
 // start() makes one unit available at once, so a perfect run takes rate * seconds units, +1 at
 // most; span_rate_per_sec, (count - 1) / (last - first), is the steady rate without that unit.
 //
+// With --probe (auto or on) the kernel counts the same emissions through the eBPF counter
+// (bpf/emissions.hpp, attached to every process that maps the library; needs root or CAP_BPF +
+// CAP_PERFMON): kernel_total, kernel_achieved_rate_per_sec and kernel_rel_error are then the
+// kernel's figures, by the same definitions. Each uprobe hit costs the worker about 1.5 us, which
+// the CPU figure includes; the default is off.
+//
+// The JSON also carries the distribution of the intervals between consecutive grants
+// (interval_histogram: log2 buckets of nanoseconds) and the rate over time (rate_series: grants
+// in each 100 ms from start()), for bench reports (`mpt report`).
+//
 // Human text by default, one JSON object with --json (schema 1). Exit 0 ok, 1 runtime error, 2 bad
 // usage.
 #include <sys/mman.h>
@@ -42,6 +52,11 @@
 
 #include "mpt/throttle.hpp"
 #include "trial.hpp"
+#ifdef MPT_HAVE_BPF
+#include <memory>
+
+#include "emissions.hpp"
+#endif
 
 namespace {
 
@@ -50,6 +65,7 @@ constexpr int kMaxWorkers = 256;
 constexpr double kMaxSeconds = 3600;
 constexpr std::size_t kMaxRecordBytes = std::size_t{4} << 30;  // timestamps kept, all workers
 constexpr int kSchema = 1;
+constexpr std::int64_t kSeriesBinNs = 100'000'000;  // rate_series: grants per 100 ms
 
 // ---------------------------------------------------------------------------------------------
 // Options.
@@ -62,6 +78,7 @@ struct ScenarioOptions {
   std::optional<double> correction;
   std::optional<double> spin_lead_us;
   std::optional<bool> auto_calibrate;  // default: the library's rule
+  std::string probe = "off";           // auto, on, off: the kernel's count too
   bool json = false;
 };
 
@@ -84,6 +101,8 @@ constexpr const char* kHelp =
     "  --spin-lead-us U    spin this many microseconds before each slot, 0 to 10000\n"
     "  --calibration on|off  use the host's calibration file (default: the library's rule,\n"
     "                      on from 49/s; an explicit --correction always wins)\n"
+    "  --probe auto|on|off count the emissions in the kernel too (eBPF; needs root);\n"
+    "                      auto: when privileged, on: fail without it (default off)\n"
     "  --json              print one JSON object instead of text\n"
     "  -h, --help          print this help\n";
 
@@ -175,6 +194,12 @@ std::optional<ScenarioOptions> parse_args(int argc, char** argv) {
         throw UsageError("--calibration must be on or off, got '" + std::string(v) + "'");
       }
       o.auto_calibrate = v == "on";
+    } else if (arg == "--probe") {
+      const std::string_view v = value();
+      if (v != "auto" && v != "on" && v != "off") {
+        throw UsageError("--probe must be auto, on or off, got '" + std::string(v) + "'");
+      }
+      o.probe = std::string(v);
     } else if (arg == "--json") {
       no_value();
       o.json = true;
@@ -186,9 +211,71 @@ std::optional<ScenarioOptions> parse_args(int argc, char** argv) {
   return o;
 }
 
-using ScenarioResult = mpt::trial::TrialResult;
+// The kernel's count of one throttle's emissions, when the eBPF counter could be had.
+struct KernelCount {
+  bool counted = false;
+  std::string why_not;  // when not counted: why, in words
+  std::uint64_t total = 0;
+};
+
+// The eBPF counter on every process that maps the library, per --probe (auto, on, off). Throws
+// std::runtime_error when "on" cannot be had.
+class KernelWitness {
+ public:
+  explicit KernelWitness(const std::string& mode) {
+    if (mode == "off") {
+      why_not_ = "--probe off";
+      return;
+    }
+#ifdef MPT_HAVE_BPF
+    const std::string missing = mpt::probe::missing_privileges();
+    if (!missing.empty()) {
+      if (mode == "on") throw std::runtime_error("--probe on: " + missing);
+      why_not_ = missing;
+      return;
+    }
+    try {
+      counter_ = std::make_unique<mpt::probe::EmissionCounter>(
+          mpt::probe::Target{-1, mpt::probe::default_library_path()});
+    } catch (const std::exception& e) {
+      if (mode == "on") throw std::runtime_error(std::string("--probe on: ") + e.what());
+      why_not_ = e.what();
+    }
+#else
+    if (mode == "on") throw std::runtime_error("--probe on: built without eBPF");
+    why_not_ = "built without eBPF";
+#endif
+  }
+
+  // Sums the kernel's emit entries of `throttle_id` over every process.
+  KernelCount count(std::uint64_t throttle_id) const {
+    KernelCount k;
+    k.why_not = why_not_;
+#ifdef MPT_HAVE_BPF
+    if (!counter_) return k;
+    k.counted = true;
+    for (const auto& e : counter_->read()) {
+      if (e.throttle_id == throttle_id && e.kind == MPT_KIND_EMIT) k.total += e.stats.count;
+    }
+#else
+    (void)throttle_id;
+#endif
+    return k;
+  }
+
+ private:
+#ifdef MPT_HAVE_BPF
+  std::unique_ptr<mpt::probe::EmissionCounter> counter_;
+#endif
+  std::string why_not_;
+};
+
+struct ScenarioResult : mpt::trial::TrialResult {
+  KernelCount kernel;
+};
 
 ScenarioResult run_scenario(const ScenarioOptions& o) {
+  const KernelWitness witness(o.probe);
   mpt::trial::TrialOptions t;
   t.rate_per_sec = o.rate_per_sec;
   t.workers = o.workers;
@@ -199,7 +286,46 @@ ScenarioResult run_scenario(const ScenarioOptions& o) {
   if (o.spin_lead_us) {
     t.throttle.spin_lead = std::chrono::nanoseconds(std::llround(*o.spin_lead_us * 1000));
   }
-  return mpt::trial::run_trial(t);
+  ScenarioResult r{mpt::trial::run_trial(t), {}};
+  r.kernel = witness.count(r.throttle_id);
+  return r;
+}
+
+// Log2 buckets of the intervals between consecutive grants: bucket k holds the intervals g with
+// 2^k <= g < 2^(k+1) ns (bucket 0 also holds 0), from the first non-empty bucket to the last.
+nlohmann::ordered_json interval_histogram(const std::vector<std::int64_t>& sorted_times) {
+  std::uint64_t counts[64] = {};
+  for (std::size_t i = 1; i < sorted_times.size(); ++i) {
+    const auto gap = static_cast<std::uint64_t>(
+        std::max<std::int64_t>(sorted_times[i] - sorted_times[i - 1], 1));
+    ++counts[63 - __builtin_clzll(gap)];
+  }
+  int lo = 0;
+  int hi = 63;
+  while (lo < 64 && counts[lo] == 0)
+    ++lo;
+  while (hi >= lo && counts[hi] == 0)
+    --hi;
+  nlohmann::ordered_json buckets = nlohmann::ordered_json::array();
+  for (int k = lo; k <= hi && k < 62; ++k) {
+    buckets.push_back({{"lo_ns", std::int64_t{1} << k},
+                       {"hi_ns", std::int64_t{1} << (k + 1)},
+                       {"count", counts[k]}});
+  }
+  return buckets;
+}
+
+// Grants in each whole kSeriesBinNs from start() within the runtime (a last, partial bin is left
+// out: its count would read as a drop in the rate).
+std::vector<std::uint64_t> rate_series(const ScenarioResult& r) {
+  const auto bins = static_cast<std::size_t>(std::max<double>(
+      1, std::floor(r.runtime_s * 1e9 / static_cast<double>(kSeriesBinNs) + 1e-6)));
+  std::vector<std::uint64_t> counts(bins, 0);
+  for (const std::int64_t t : r.times) {
+    const std::int64_t k = (t - r.start_ns) / kSeriesBinNs;
+    if (k >= 0 && static_cast<std::size_t>(k) < bins) ++counts[static_cast<std::size_t>(k)];
+  }
+  return counts;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -239,6 +365,21 @@ nlohmann::ordered_json to_json(const ScenarioOptions& o, const ScenarioResult& r
   j["interval_max_ns"] = r.interval_max_ns;
   j["cpu_s"] = r.cpu_s;
   j["cpu_s_per_1000"] = r.cpu_s_per_1000;
+  j["probe"] = r.kernel.counted ? "ebpf" : "none";
+  j["probe_note"] = r.kernel.counted ? "" : r.kernel.why_not;
+  if (r.kernel.counted) {
+    const double rate = r.runtime_s > 0 ? static_cast<double>(r.kernel.total) / r.runtime_s : 0.0;
+    j["kernel_total"] = r.kernel.total;
+    j["kernel_achieved_rate_per_sec"] = rate;
+    j["kernel_rel_error"] = rate / static_cast<double>(o.rate_per_sec) - 1.0;
+  } else {
+    j["kernel_total"] = nullptr;
+    j["kernel_achieved_rate_per_sec"] = nullptr;
+    j["kernel_rel_error"] = nullptr;
+  }
+  j["interval_histogram"] = interval_histogram(r.times);
+  j["rate_series"] = {{"bin_s", static_cast<double>(kSeriesBinNs) / 1e9},
+                      {"counts", rate_series(r)}};
   return j;
 }
 
@@ -259,6 +400,11 @@ void print_text(const ScenarioOptions& o, const ScenarioResult& r) {
   std::printf("%-22s %14.1f\n", "interval p99(us)", static_cast<double>(r.interval_p99_ns) / 1e3);
   std::printf("%-22s %14.1f\n", "interval max(us)", static_cast<double>(r.interval_max_ns) / 1e3);
   std::printf("%-22s %14.3f\n", "cpu per 1000(ms)", r.cpu_s_per_1000 * 1e3);
+  if (r.kernel.counted) {
+    std::printf("%-22s %14llu\n", "kernel total", static_cast<unsigned long long>(r.kernel.total));
+  } else if (o.probe != "off") {
+    std::printf("kernel count: none (%s)\n", r.kernel.why_not.c_str());
+  }
   if (!totals_match(r)) {
     std::fprintf(
         stderr,

@@ -64,6 +64,15 @@ struct CalibrateOptions {
 CLI::App* setup_calibrate(CLI::App& app, CalibrateOptions& opts);
 int run_calibrate(const CalibrateOptions& opts);
 
+struct ReportOptions {
+  std::string report;   // report.json from scripts/bench
+  std::string html;     // empty: no page
+  std::string compare;  // empty: no second report
+  bool json = false;
+};
+CLI::App* setup_report(CLI::App& app, ReportOptions& opts);
+int run_report(const ReportOptions& opts);
+
 // `mpt probe` exists only in builds with the eBPF counter (MPT_BPF, the default).
 struct ProbeOptions {
   std::int64_t pid = 0;  // 0: every process

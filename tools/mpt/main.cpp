@@ -1,4 +1,4 @@
-// tools/mpt/main.cpp — the `mpt` command: run, stat, ls, rm, calibrate, probe.
+// tools/mpt/main.cpp — the `mpt` command: run, stat, ls, rm, calibrate, report, probe.
 //
 // Exit codes: 0 success, 1 runtime error (the message names the segment), 2 usage error (the
 // message names the flag or argument). CLI11's own parse errors are mapped to 2 as well. With
@@ -9,6 +9,7 @@
 #include "commands.hpp"
 #include "common.hpp"
 #include "mpt/error.hpp"
+#include "mpt/mpt.h"
 
 namespace {
 
@@ -35,16 +36,19 @@ int main(int argc, char** argv) {
   CLI::App app{"mpt: run, inspect and remove mpthrottle rate limiters in shared memory", "mpt"};
   app.require_subcommand(1, 1);
   app.failure_message(CLI::FailureMessage::simple);
+  app.set_version_flag("--version", std::string(mpt_version()));
   RunOptions run_opts;
   StatOptions stat_opts;
   LsOptions ls_opts;
   RmOptions rm_opts;
   CalibrateOptions calibrate_opts;
+  ReportOptions report_opts;
   CLI::App* run = setup_run(app, run_opts);
   CLI::App* stat = setup_stat(app, stat_opts);
   CLI::App* ls = setup_ls(app, ls_opts);
   CLI::App* rm = setup_rm(app, rm_opts);
   CLI::App* calibrate = setup_calibrate(app, calibrate_opts);
+  CLI::App* report = setup_report(app, report_opts);
 #ifdef MPT_HAVE_BPF
   ProbeOptions probe_opts;
   CLI::App* probe = setup_probe(app, probe_opts);
@@ -57,7 +61,7 @@ int main(int argc, char** argv) {
     if (argc > 1 && argv[1][0] != '-' && app.get_subcommands().empty()) {
       return report_error(json, kExitUsage,
                           std::string("unknown subcommand '") + argv[1] +
-                              "'; expected run, stat, ls, rm, calibrate or probe");
+                              "'; expected run, stat, ls, rm, calibrate, report or probe");
     }
     return report_error(json, kExitUsage, e.what());
   }
@@ -68,6 +72,7 @@ int main(int argc, char** argv) {
     if (ls->parsed()) return run_ls(ls_opts);
     if (rm->parsed()) return run_rm(rm_opts);
     if (calibrate->parsed()) return run_calibrate(calibrate_opts);
+    if (report->parsed()) return run_report(report_opts);
 #ifdef MPT_HAVE_BPF
     if (probe->parsed()) return run_probe(probe_opts);
 #endif

@@ -227,6 +227,7 @@ TrialResult run_trial(const TrialOptions& o) {
   }
   std::sort(times.begin(), times.end());
 
+  r.start_ns = start_ns;
   r.target_total = expected;
   r.achieved_total = times.size();
   r.monitor_total = summary.total;

@@ -49,6 +49,7 @@ struct TrialResult {
   double runtime_s = 0;              // stop()'s summary
   double achieved_rate_per_sec = 0;  // achieved_total / runtime_s
   double rel_error = 0;              // achieved_rate_per_sec / rate - 1
+  std::int64_t start_ns = 0;         // the CLOCK_MONOTONIC time start() was given
   // The steady rate, free of the unit given at start: (count - 1) / (last - first).
   std::int64_t first_ns = 0;
   std::int64_t last_ns = 0;

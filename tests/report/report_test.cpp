@@ -1,0 +1,289 @@
+// `mpt report`: renders the committed fixture report (tests/report/fixtures/small.json) and checks
+// the page: it parses (tests/report/check_html.py, Python's html.parser), has every chart (its
+// <svg> elements), no script and no external resource, and every number in its tables equals the
+// value in the JSON that its data-field names. Then --compare's ratios, escaping, and the errors:
+// a bad, truncated or wrong-typed report exits 1 naming the field; bad usage exits 2.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Result {
+  int code = -1;
+  std::string out;
+  std::string err;
+};
+
+std::string slurp(const fs::path& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void spit(const fs::path& path, const std::string& text) {
+  std::ofstream(path) << text;
+}
+
+std::string quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s)
+    q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+class ReportTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/mpt-report-test.XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    fixture_ = json::parse(slurp(fs::path(MPT_REPORT_FIXTURES) / "small.json"));
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  // Runs a command line through the shell; stdout and stderr are kept.
+  Result sh(const std::string& cmd) {
+    const fs::path out = dir_ / "stdout", err = dir_ / "stderr";
+    const int status =
+        std::system((cmd + " >" + quote(out) + " 2>" + quote(err) + " </dev/null").c_str());
+    Result r;
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    r.out = slurp(out);
+    r.err = slurp(err);
+    return r;
+  }
+  Result mpt(const std::vector<std::string>& args) {
+    std::string cmd = quote(MPT_BINARY);
+    for (const auto& a : args)
+      cmd += " " + quote(a);
+    return sh(cmd);
+  }
+  std::string write_report(const std::string& name, const json& j) {
+    const fs::path p = dir_ / name;
+    spit(p, j.dump(1));
+    return p;
+  }
+  // check_html.py's findings, or nullopt (and a skip) without python3.
+  std::optional<json> check_page(const std::string& page) {
+    if (sh("command -v python3").code != 0) return std::nullopt;
+    const Result r = sh("python3 " + quote(MPT_HTML_CHECKER) + " " + quote(page));
+    EXPECT_EQ(r.code, 0) << r.err;
+    return json::parse(r.out);
+  }
+
+  fs::path dir_;
+  json fixture_;
+};
+
+TEST_F(ReportTest, RendersEveryChartAndTheNumbersOfTheJson) {
+  const std::string report = write_report("report.json", fixture_);
+  const std::string page = dir_ / "report.html";
+  const Result r = mpt({"report", report, "--html", page});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("ACCURACY (3 scenarios"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("highest rate reached"), std::string::npos) << r.out;
+  ASSERT_TRUE(fs::exists(page));
+
+  const auto checked = check_page(page);
+  if (!checked) GTEST_SKIP() << "python3 is not installed: the page is not parsed";
+  const json& c = *checked;
+  EXPECT_TRUE(c["well_formed"].get<bool>()) << c["errors"].dump();
+  EXPECT_EQ(c["scripts"], 0);
+  EXPECT_TRUE(c["external"].empty()) << c["external"].dump();
+  const json& svgs = c["svg_per_section"];
+  EXPECT_EQ(svgs.value("chart-achieved", 0), 2);  // achieved vs target, and the relative error
+  EXPECT_EQ(svgs.value("chart-histograms", 0), static_cast<int>(fixture_["scenarios"].size()));
+  EXPECT_EQ(svgs.value("chart-rate-over-time", 0), 1);
+  EXPECT_EQ(svgs.value("chart-floors", 0), 1);
+
+  // Every numeric cell names its value in the report; all of them must match, and every
+  // scenario's figures (ours and the peer's) must be on the page.
+  std::set<std::string> seen;
+  for (const json& f : c["fields"]) {
+    const std::string field = f["field"];
+    seen.insert(field);
+    const json::json_pointer ptr(field);
+    ASSERT_TRUE(fixture_.contains(ptr)) << field;
+    EXPECT_DOUBLE_EQ(std::stod(f["value"].get<std::string>()), fixture_.at(ptr).get<double>())
+        << field;
+    EXPECT_FALSE(f["text"].get<std::string>().empty()) << field;
+  }
+  for (std::size_t i = 0; i < fixture_["scenarios"].size(); ++i) {
+    for (const char* key : {"rate_per_sec", "achieved_rate_per_sec", "rel_error", "max_in_window",
+                            "interval_p50_ns", "interval_p99_ns", "cpu_s_per_1000"}) {
+      EXPECT_TRUE(seen.count("/scenarios/" + std::to_string(i) + "/" + key)) << i << key;
+      EXPECT_TRUE(seen.count("/peers/throttle/scenarios/" + std::to_string(i) + "/" + key) ||
+                  std::string(key) == "rate_per_sec" || std::string(key) == "max_in_window" ||
+                  std::string(key).starts_with("interval_"))
+          << i << key;
+    }
+  }
+  EXPECT_TRUE(seen.count("/suites/0/benchmarks/1/real_time_ns"));
+  EXPECT_TRUE(seen.count("/peers/pipeline/imap_chunk1000_items_per_sec"));
+
+  // Visible text: the achieved rate of limit 1,000/s as printed (one decimal, grouped).
+  const double achieved = fixture_["scenarios"][1]["achieved_rate_per_sec"];
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.1f", achieved);
+  std::string grouped = buf;
+  if (achieved >= 1000) grouped.insert(grouped.size() - 5, ",");
+  EXPECT_NE(c["text"].get<std::string>().find(grouped), std::string::npos) << grouped;
+}
+
+TEST_F(ReportTest, CompareShowsBothReportsWithRatios) {
+  json other = fixture_;
+  other["host"]["hostname"] = "other-host";
+  for (json& s : other["scenarios"])
+    s["achieved_rate_per_sec"] = s["achieved_rate_per_sec"].get<double>() / 2;
+  for (json& b : other["suites"][0]["benchmarks"])
+    b["real_time_ns"] = b["real_time_ns"].get<double>() * 4;
+  const std::string a = write_report("a.json", fixture_);
+  const std::string b = write_report("b.json", other);
+  const std::string page = dir_ / "compare.html";
+  const Result r = mpt({"report", a, "--compare", b, "--html", page});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("COMPARED WITH other-host"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("2.00×"), std::string::npos) << r.out;  // achieved: this / other
+  EXPECT_NE(r.out.find("0.25×"), std::string::npos) << r.out;  // benchmark time: this / other
+  const std::string html = slurp(page);
+  EXPECT_NE(html.find("<section id=\"compare\">"), std::string::npos);
+  EXPECT_NE(html.find("<td class=\"num\">2.00×</td>"), std::string::npos);
+  EXPECT_NE(html.find("<td class=\"num\">0.25×</td>"), std::string::npos);
+  EXPECT_NE(html.find("other limit"), std::string::npos);  // the other's series in the chart
+  if (const auto c = check_page(page)) {
+    EXPECT_TRUE((*c)["well_formed"].get<bool>()) << (*c)["errors"].dump();
+  }
+}
+
+TEST_F(ReportTest, PeerRatiosAsJson) {
+  const Result r = mpt({"report", write_report("r.json", fixture_), "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json j = json::parse(r.out);
+  EXPECT_EQ(j["schema"], 1);
+  EXPECT_EQ(j["scenarios"], fixture_["scenarios"].size());
+  double ours = 0, peer = 0;
+  for (const json& s : fixture_["scenarios"])
+    ours = std::max(ours, s["achieved_rate_per_sec"].get<double>());
+  for (const json& s : fixture_["peers"]["throttle"]["scenarios"])
+    peer = std::max(peer, s["achieved_rate_per_sec"].get<double>());
+  EXPECT_DOUBLE_EQ(j["highest_rate_per_sec"].get<double>(), ours);
+  EXPECT_DOUBLE_EQ(j["peer_highest_rate_per_sec"].get<double>(), peer);
+  EXPECT_DOUBLE_EQ(j["highest_rate_ratio"].get<double>(), ours / peer);
+  EXPECT_TRUE(j["median_abs_error_ratio"].is_number());
+  EXPECT_TRUE(j["median_cpu_ratio"].is_number());
+}
+
+TEST_F(ReportTest, EscapesEveryStringFromTheReport) {
+  json j = fixture_;
+  j["host"]["hostname"] = "<script>alert(1)</script>";
+  j["calibration"]["note"] = "a \"quoted\" & <b>bold</b> note";
+  j["suites"][0]["name"] = "bm_<i>x</i>";
+  const std::string page = dir_ / "e.html";
+  const Result r = mpt({"report", write_report("e.json", j), "--html", page});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string html = slurp(page);
+  EXPECT_EQ(html.find("<script"), std::string::npos);
+  EXPECT_EQ(html.find("<b>bold"), std::string::npos);
+  EXPECT_EQ(html.find("<i>x"), std::string::npos);
+  EXPECT_NE(html.find("&lt;script&gt;alert(1)&lt;/script&gt;"), std::string::npos);
+  if (const auto c = check_page(page)) {
+    EXPECT_TRUE((*c)["well_formed"].get<bool>()) << (*c)["errors"].dump();
+    EXPECT_EQ((*c)["scripts"], 0);
+  }
+}
+
+TEST_F(ReportTest, BadReportsExitOneNamingTheField) {
+  struct Case {
+    const char* what;
+    std::function<void(json&)> mutate;
+    const char* message;
+  };
+  const std::vector<Case> cases = {
+      {"missing field", [](json& j) { j["scenarios"][0].erase("rel_error"); },
+       "scenarios[0].rel_error: missing"},
+      {"wrong type", [](json& j) { j["scenarios"][1]["rel_error"] = "0.1"; },
+       "scenarios[1].rel_error: expected a number, got a string"},
+      {"another schema", [](json& j) { j["schema"] = 2; }, "schema: expected 1, got 2"},
+      {"another kind", [](json& j) { j["kind"] = "calibration"; }, "kind: expected"},
+      {"negative cores", [](json& j) { j["host"]["cores"] = -1; }, "host.cores: out of range"},
+      {"fractional count", [](json& j) { j["scenarios"][0]["achieved_total"] = 1.5; },
+       "scenarios[0].achieved_total: expected an integer"},
+      {"bad hardcap", [](json& j) { j["scenarios"][2]["hardcap"] = "two"; },
+       "scenarios[2].hardcap: expected limit, one or none"},
+      {"bucket not a power of two",
+       [](json& j) { j["scenarios"][0]["interval_histogram"][0]["lo_ns"] = 3; },
+       "scenarios[0].interval_histogram[0].lo_ns: not a power of two"},
+      {"negative series count", [](json& j) { j["scenarios"][0]["rate_series"]["counts"][0] = -4; },
+       "scenarios[0].rate_series.counts[0]: negative"},
+      {"floor naming nothing",
+       [](json& j) { j["suites"][0]["benchmarks"][1]["floor"] = "BM_Nothing"; },
+       "suites[0].benchmarks[1].floor: names no benchmark"},
+      {"peer scenario wrong type", [](json& j) { j["peers"]["throttle"]["scenarios"][0] = 7; },
+       "peers.throttle.scenarios[0]: expected an object, got an integer"},
+      {"missing peers", [](json& j) { j.erase("peers"); }, "peers: missing"},
+      {"kernel half set", [](json& j) { j["scenarios"][0]["kernel_total"] = nullptr; },
+       "scenarios[0].kernel_total: kernel_total, kernel_achieved_rate_per_sec"},
+      {"not an object", [](json& j) { j = json::array(); }, "report: expected an object"},
+  };
+  for (const Case& c : cases) {
+    json j = fixture_;
+    c.mutate(j);
+    const std::string path = write_report("bad.json", j);
+    const Result r = mpt({"report", path});
+    EXPECT_EQ(r.code, 1) << c.what << ": " << r.out << r.err;
+    EXPECT_NE(r.err.find(c.message), std::string::npos) << c.what << ": " << r.err;
+    EXPECT_NE(r.err.find(path), std::string::npos) << c.what << ": the file is named";
+  }
+
+  // Truncated: not JSON.
+  const std::string text = fixture_.dump();
+  const fs::path cut = dir_ / "cut.json";
+  spit(cut, text.substr(0, text.size() / 2));
+  Result r = mpt({"report", cut});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("not JSON"), std::string::npos) << r.err;
+
+  // JSON mode: the error as a document on stdout.
+  r = mpt({"report", cut, "--json"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(json::parse(r.out)["error"].get<std::string>().find("not JSON"), std::string::npos);
+
+  // A missing file, and a good report compared with a bad one.
+  r = mpt({"report", (dir_ / "none.json").string()});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("cannot read"), std::string::npos) << r.err;
+  r = mpt({"report", write_report("good.json", fixture_), "--compare", cut});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("cut.json"), std::string::npos) << r.err;
+  // Nothing half-written where the page would go.
+  r = mpt({"report", cut, "--html", (dir_ / "never.html").string()});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_FALSE(fs::exists(dir_ / "never.html"));
+}
+
+TEST_F(ReportTest, UsageErrorsExitTwo) {
+  EXPECT_EQ(mpt({"report"}).code, 2);
+  EXPECT_EQ(mpt({"report", write_report("r.json", fixture_), "--bogus"}).code, 2);
+  EXPECT_EQ(mpt({"report", write_report("r.json", fixture_), "--html"}).code, 2);
+  const Result r = mpt({"reprot"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("calibrate, report or probe"), std::string::npos) << r.err;
+}
+
+}  // namespace
