@@ -259,6 +259,14 @@ TEST_F(ReportTest, BadReportsExitOneNamingTheField) {
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("not JSON"), std::string::npos) << r.err;
 
+  // A number too large for a double (found by fuzz_report): not JSON, exit 1, the file named.
+  const fs::path huge = dir_ / "huge.json";
+  spit(huge, "{\"schema\": 5E4288}");
+  r = mpt({"report", huge});
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_NE(r.err.find("not JSON"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("huge.json"), std::string::npos) << r.err;
+
   // JSON mode: the error as a document on stdout.
   r = mpt({"report", cut, "--json"});
   EXPECT_EQ(r.code, 1);

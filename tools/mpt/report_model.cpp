@@ -296,7 +296,7 @@ Report parse_report(std::string_view text) {
   json j;
   try {
     j = json::parse(text.begin(), text.end());
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number like 5E4288
     throw ReportError(std::string("report: not JSON: ") + e.what());
   }
   const Obj o(j, "");
