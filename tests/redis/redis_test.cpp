@@ -11,6 +11,8 @@
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "mpt/error.hpp"
 #include "mpt/throttle.hpp"
 #include "redis_fixture.hpp"
@@ -396,6 +398,55 @@ TEST(RedisTest, WorkersRecoverWithoutRestart) {
   t.stop();  // the local kill flag ends the forked workers at once
   for (pid_t p : pids)
     EXPECT_EQ(test::wait_child(p, 10s), 0);
+}
+
+}  // namespace
+}  // namespace mpt
+
+namespace mpt {
+namespace {
+
+std::string run_capture(const std::string& cmd, int* rc) {
+  std::string out;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  char buf[4096];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0)
+    out.append(buf, n);
+  const int status = ::pclose(p);
+  *rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return out;
+}
+
+// `mpt run --backend redis://...` and `mpt stat redis://...`: the fleet's throttle from the CLI.
+TEST(RedisCliTest, RunAndStatThroughRedis) {
+  MPT_REQUIRE_REDIS_SERVER();
+  RedisServer server;
+  ASSERT_TRUE(server.ready());
+  const std::string url = server.url("crawl");
+  int rc = 0;
+  const std::string run = run_capture(std::string(MPT_BINARY) + " run --backend " + url +
+                                          " --rate 200 --workers 2 --seconds 1 --json",
+                                      &rc);
+  ASSERT_EQ(rc, 0) << run;
+  const auto doc = nlohmann::json::parse(run);
+  EXPECT_EQ(doc["config"]["backend"], url);
+  EXPECT_EQ(doc["name"], "crawl");
+  EXPECT_NEAR(doc["summary"]["mean_rate_per_sec"].get<double>(), 200.0, 6.0);
+  EXPECT_EQ(doc["workers_exited_cleanly"], 2);
+
+  const std::string stat = run_capture(std::string(MPT_BINARY) + " stat --json " + url, &rc);
+  ASSERT_EQ(rc, 0) << stat;
+  const auto s = nlohmann::json::parse(stat);
+  EXPECT_EQ(s["backend"], url);
+  EXPECT_EQ(s["state"], "stopped");
+  EXPECT_EQ(s["max_n"], 200);
+  EXPECT_EQ(s["total"], doc["summary"]["total"]);
+
+  (void)run_capture(std::string(MPT_BINARY) + " stat redis://127.0.0.1:1/x 2>/dev/null", &rc);
+  EXPECT_EQ(rc, 1);
+  (void)run_capture(std::string(MPT_BINARY) + " stat redis://nohost 2>/dev/null", &rc);
+  EXPECT_EQ(rc, 2);
 }
 
 }  // namespace
