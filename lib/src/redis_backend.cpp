@@ -931,9 +931,14 @@ void RemoteBackend::start() {
 }
 
 Summary RemoteBackend::stop() {
-  // The local kill flag first: this process and its forked children stop at once, whatever the
-  // server says.
-  if (fallback_) fallback_->stop();
+  // The server first (so that the runtime it records ends while the workers still run), then the
+  // local kill flag: this process and its forked children stop at once, whatever the server said.
+  struct LocalStop {
+    std::optional<Throttle>& t;
+    ~LocalStop() {
+      if (t) t->stop();
+    }
+  } local_stop{fallback_};
   Summary sum;
   std::lock_guard lock(mu_);
   Outcome o = script_locked({"stop"});
