@@ -194,21 +194,21 @@ std::string percent_decode(std::string_view s, std::string_view url) {
   return out;
 }
 
-std::string get_or(const std::vector<std::pair<std::string, std::string>>& kv, const char* k,
-                   const std::string& dflt = "") {
+[[maybe_unused]] std::string get_or(const std::vector<std::pair<std::string, std::string>>& kv,
+                                    const char* k, const std::string& dflt = "") {
   for (const auto& [key, value] : kv)
     if (key == k) return value;
   return dflt;
 }
 
-double to_d(const std::string& s, double dflt = 0) {
+[[maybe_unused]] double to_d(const std::string& s, double dflt = 0) {
   if (s.empty()) return dflt;
   char* end = nullptr;
   const double v = std::strtod(s.c_str(), &end);
   return end && *end == '\0' ? v : dflt;
 }
 
-ThrottleState parse_state(const std::string& s) {
+[[maybe_unused]] ThrottleState parse_state(const std::string& s) {
   if (s == "running") return ThrottleState::kRunning;
   if (s == "stopped") return ThrottleState::kStopped;
   return ThrottleState::kCreated;
@@ -369,10 +369,14 @@ std::vector<std::pair<std::string, std::string>> reply_pairs(const redisReply* r
     out.emplace_back(reply_str(r->element[i]), reply_str(r->element[i + 1]));
   return out;
 }
+#else
+std::string reply_str(const redisReply*) {
+  return {};
+}
 #endif
 
 // Which kind of error a Redis error reply is.
-ErrorCode classify(const std::string& e) {
+[[maybe_unused]] ErrorCode classify(const std::string& e) {
   auto starts = [&](const char* p) { return e.rfind(p, 0) == 0; };
   if (starts("NOAUTH") || starts("WRONGPASS") || starts("NOPERM") ||
       e.find("invalid password") != std::string::npos || e.find("AUTH") != std::string::npos)
