@@ -549,7 +549,7 @@ bool RemoteBackend::connect_locked(std::string* why, ErrorCode* code) {
 #endif
 }
 
-bool RemoteBackend::ensure_connected_locked(std::string* why) {
+bool RemoteBackend::ensure_connected_locked(std::string* why, bool now_or_never) {
   const int pid = static_cast<int>(::getpid());
   if (counter_pid_ != pid) {  // a forked child counts its own round trips and errors
     counter_pid_ = pid;
@@ -558,8 +558,8 @@ bool RemoteBackend::ensure_connected_locked(std::string* why) {
   }
   if (ctx_) return true;
   const std::int64_t now = mono_ns();
-  if (now < next_attempt_ns_) {
-    *why = (last_error_.empty() ? url_.display() + ": unavailable" : last_error_) +
+  if (now < next_attempt_ns_ && !now_or_never) {
+    *why = (connect_error_.empty() ? url_.display() + ": unavailable" : connect_error_) +
            " (next reconnection attempt in " +
            std::to_string((next_attempt_ns_ - now + 999'999) / 1'000'000) + " ms)";
     return false;
@@ -568,8 +568,10 @@ bool RemoteBackend::ensure_connected_locked(std::string* why) {
   if (connect_locked(why, &code)) {
     backoff_ns_ = 0;
     next_attempt_ns_ = 0;
+    connect_error_.clear();
     return true;
   }
+  connect_error_ = *why;
   const std::int64_t cap =
       std::chrono::duration_cast<std::chrono::nanoseconds>(options_.reconnect_backoff_max).count();
   backoff_ns_ = backoff_ns_ == 0 ? kFirstBackoffNs : std::min(cap, backoff_ns_ * 2);
@@ -627,9 +629,10 @@ RemoteBackend::Outcome RemoteBackend::command_locked(const std::vector<std::stri
 #endif
 }
 
-RemoteBackend::Outcome RemoteBackend::script_locked(const std::vector<std::string>& args) {
+RemoteBackend::Outcome RemoteBackend::script_locked(const std::vector<std::string>& args,
+                                                    bool admin) {
   Outcome o;
-  if (!ensure_connected_locked(&o.error)) {
+  if (!ensure_connected_locked(&o.error, admin)) {
     o.fail = Fail::kUnavailable;
     o.code = ErrorCode::kUnavailable;
     return o;
@@ -638,7 +641,7 @@ RemoteBackend::Outcome RemoteBackend::script_locked(const std::vector<std::strin
   // connection and one more try (the only case besides NOSCRIPT with a second round trip).
   bool fresh = ctx_ && ctx_uses_ == 0;
   for (int attempt = 0; attempt < 3; ++attempt) {
-    if (!ctx_ && !ensure_connected_locked(&o.error)) {
+    if (!ctx_ && !ensure_connected_locked(&o.error, admin)) {
       o.fail = Fail::kUnavailable;
       o.code = ErrorCode::kUnavailable;
       return o;
@@ -921,9 +924,9 @@ void RemoteBackend::emit(std::int64_t timestamp_ns) noexcept {
 void RemoteBackend::start() {
   {
     std::lock_guard lock(mu_);
-    Outcome o = script_locked({"start"});
+    Outcome o = script_locked({"start"}, true);
     if (!o && o.code == ErrorCode::kNotFound) {
-      if (recreate_locked()) o = script_locked({"start"});
+      if (recreate_locked()) o = script_locked({"start"}, true);
     }
     if (!o) {
       fail_locked(o.error);
@@ -945,7 +948,7 @@ Summary RemoteBackend::stop() {
   } local_stop{fallback_};
   Summary sum;
   std::lock_guard lock(mu_);
-  Outcome o = script_locked({"stop"});
+  Outcome o = script_locked({"stop"}, true);
   if (!o) {
     fail_locked(o.error);
     throw RemoteError(o.code, o.error);
@@ -973,7 +976,7 @@ void RemoteBackend::set_rate(std::int64_t max_n, double per_s) {
   const double iv = remote_interval_us(c);
   std::lock_guard lock(mu_);
   Outcome o = script_locked(
-      {"rate", std::to_string(max_n), fmt17(per_s), fmt17(iv), fmt17(remote_tau_us(c, iv))});
+      {"rate", std::to_string(max_n), fmt17(per_s), fmt17(iv), fmt17(remote_tau_us(c, iv))}, true);
   if (!o) {
     fail_locked(o.error);
     throw RemoteError(o.code, o.error);
@@ -989,9 +992,9 @@ void RemoteBackend::set_rate(std::int64_t max_n, double per_s) {
   }
 }
 
-RemoteBackend::Stats RemoteBackend::stats_or_throw() {
+RemoteBackend::Stats RemoteBackend::stats_or_throw(bool admin) {
   std::lock_guard lock(mu_);
-  Outcome o = script_locked({"snap"});
+  Outcome o = script_locked({"snap"}, admin);
   if (!o) {
     fail_locked(o.error);
     throw RemoteError(o.code, o.error);
@@ -1027,7 +1030,7 @@ RemoteBackend::Stats RemoteBackend::stats_or_throw() {
 
 std::optional<RemoteBackend::Stats> RemoteBackend::stats_noexcept() noexcept {
   try {
-    return stats_or_throw();
+    return stats_or_throw(false);
   } catch (...) {
     try {
       std::lock_guard lock(mu_);
@@ -1101,7 +1104,7 @@ std::uint64_t RemoteBackend::total() noexcept {
 }
 
 Snapshot RemoteBackend::snapshot() {
-  const Stats s = stats_or_throw();
+  const Stats s = stats_or_throw(true);
   Snapshot out;
   out.id = cfg_.id;
   out.name = url_.name;

@@ -144,16 +144,17 @@ class RemoteBackend {
   std::int64_t unavailable_grant(std::int64_t deadline_ns, std::int64_t n, bool counts) noexcept;
 
   // Connection layer (mu_ held).
-  Outcome script_locked(const std::vector<std::string>& args);
+  // admin: connect now even while backing off (start, stop, set_rate, snapshot are explicit).
+  Outcome script_locked(const std::vector<std::string>& args, bool admin = false);
   Outcome command_locked(const std::vector<std::string>& argv);
-  bool ensure_connected_locked(std::string* why);
+  bool ensure_connected_locked(std::string* why, bool now_or_never = false);
   bool connect_locked(std::string* why, ErrorCode* code);
   void drop_locked();
   void fail_locked(const std::string& message);
   void ok_locked();
   std::vector<std::string> init_args(const RemoteConfig& c, bool attach_only) const;
   bool recreate_locked();
-  Stats stats_or_throw();
+  Stats stats_or_throw(bool admin);
   std::optional<Stats> stats_noexcept() noexcept;
   void apply_stats(const Stats& s) noexcept;
 
@@ -172,6 +173,7 @@ class RemoteBackend {
   std::int64_t next_attempt_ns_ = 0;
   bool failing_ = false;
   std::string last_error_;
+  std::string connect_error_;  // why the last connection attempt failed
   std::uint64_t round_trips_ = 0;
   int counter_pid_ = 0;
 
