@@ -16,6 +16,8 @@ const char* to_string(ErrorCode code) noexcept {
       return "incompatible segment";
     case ErrorCode::kSystem:
       return "system error";
+    case ErrorCode::kUnavailable:
+      return "unavailable";
   }
   return "unknown error";
 }

@@ -2,11 +2,13 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <unistd.h>
 
 #include <climits>
 #include <cmath>
 #include <cstring>
 #include <new>
+#include <random>
 #include <sstream>
 
 #include "clock.hpp"
@@ -14,6 +16,7 @@
 #include "gcra.hpp"
 #include "mpt/error.hpp"
 #include "probes.hpp"
+#include "redis_backend.hpp"
 #include "throttle_shared.hpp"
 #include "tuning.hpp"
 
@@ -406,6 +409,20 @@ const char* to_string(Hardcap h) noexcept {
   return "unknown";
 }
 
+const char* to_string(OnUnavailable o) noexcept {
+  switch (o) {
+    case OnUnavailable::kFail:
+      return "fail";
+    case OnUnavailable::kFailOpen:
+      return "fail_open";
+    case OnUnavailable::kFailClosed:
+      return "fail_closed";
+    case OnUnavailable::kLocalFallback:
+      return "local_fallback";
+  }
+  return "unknown";
+}
+
 const char* to_string(ThrottleState s) noexcept {
   switch (s) {
     case ThrottleState::kCreated:
@@ -457,7 +474,104 @@ void Throttle::remove(std::string_view name) {
   Segment::remove(name);
 }
 
+namespace {
+
+void validate_remote_options(const ThrottleOptions& o) {
+  const auto u = static_cast<std::uint32_t>(o.on_unavailable);
+  if (u > static_cast<std::uint32_t>(OnUnavailable::kLocalFallback))
+    throw InvalidArgument("on_unavailable must be fail, fail_open, fail_closed or local_fallback");
+  if (o.fallback_divisor < 1 || o.fallback_divisor > 1'000'000) {
+    throw InvalidArgument("fallback_divisor must be between 1 and 1000000, got " +
+                          std::to_string(o.fallback_divisor));
+  }
+  auto check_ms = [](const char* what, std::chrono::milliseconds v, std::int64_t lo) {
+    if (v.count() < lo || v.count() > 60'000) {
+      throw InvalidArgument(std::string(what) + " must be between " + std::to_string(lo) +
+                            " ms and 60 s, got " + std::to_string(v.count()) + " ms");
+    }
+  };
+  check_ms("connect_timeout", o.connect_timeout, 1);
+  check_ms("command_timeout", o.command_timeout, 1);
+  check_ms("reconnect_backoff_max", o.reconnect_backoff_max, 10);
+}
+
+// The handle for a remote throttle: a local anonymous throttle at rate / k (the kill flag, the
+// spin lead and the kLocalFallback schedule of this process) with the backend attached.
+Throttle attach_remote(std::shared_ptr<detail::RemoteBackend> backend,
+                       const ThrottleOptions& options) {
+  const detail::RemoteConfig& c = backend->config();
+  ThrottleOptions lo = options;
+  lo.hardcap = c.hardcap;
+  lo.as_monitor = c.as_monitor;
+  lo.as_throttle = c.as_throttle;
+  lo.auto_emit = c.auto_emit;
+  lo.correction = c.correction;
+  return detail::RemoteBackend::attach(
+      std::move(backend), Throttle(c.max_n,
+                                   std::chrono::duration<double>(
+                                       c.per_s * static_cast<double>(options.fallback_divisor)),
+                                   lo));
+}
+
+}  // namespace
+
+namespace detail {
+Throttle RemoteBackend::attach(std::shared_ptr<RemoteBackend> backend, Throttle fallback) {
+  backend->set_fallback(fallback);
+  if (backend->config().state == ThrottleState::kRunning) fallback.start();
+  fallback.remote_ = std::move(backend);
+  return fallback;
+}
+}  // namespace detail
+
+Throttle Throttle::connect(std::string_view url, std::int64_t max_n,
+                           std::chrono::duration<double> per, const ThrottleOptions& options) {
+  auto parsed = detail::parse_redis_url(url);
+  validate_options(options);
+  validate_remote_options(options);
+  validate_rate(max_n, per.count(), options.correction.value_or(0.0));
+  detail::RemoteConfig c;
+  c.max_n = max_n;
+  c.per_s = per.count();
+  c.hardcap = options.hardcap;
+  c.correction = options.correction.value_or(0.0);
+  c.correction_given = options.correction.has_value();
+  c.as_monitor = options.as_monitor;
+  c.as_throttle = options.as_throttle;
+  c.auto_emit = options.auto_emit;
+  std::random_device rd;
+  c.id = (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+  c.creator_pid = static_cast<std::int32_t>(::getpid());
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) == 0) c.creator_host = host;
+  c.created_realtime_ns = detail::realtime_ns();
+  auto backend = std::make_shared<detail::RemoteBackend>(std::move(parsed), options, &c);
+  return attach_remote(std::move(backend), options);
+}
+
+Throttle Throttle::connect(std::string_view url, const ThrottleOptions& options) {
+  auto parsed = detail::parse_redis_url(url);
+  validate_options(options);
+  validate_remote_options(options);
+  auto backend = std::make_shared<detail::RemoteBackend>(std::move(parsed), options, nullptr);
+  return attach_remote(std::move(backend), options);
+}
+
+std::string Throttle::url() const {
+  return remote_ ? remote_->url() : std::string();
+}
+
+std::string Throttle::last_error() const {
+  return remote_ ? remote_->last_error() : std::string();
+}
+
+std::uint64_t Throttle::round_trips() const noexcept {
+  return remote_ ? remote_->round_trips() : 0;
+}
+
 ThrottleState Throttle::state() const noexcept {
+  if (remote_) [[unlikely]]
+    return remote_->state();
   return load_state(s_);
 }
 
@@ -466,6 +580,8 @@ void Throttle::start() {
 }
 
 void Throttle::start(TimePoint now_tp) {
+  if (remote_) [[unlikely]]
+    return remote_->start();
   AdminLock lock(&s_->admin);
   if (load_state(s_) == ThrottleState::kRunning) return;
   const std::int64_t now = to_ns(now_tp) - s_->base_ns;
@@ -483,6 +599,8 @@ void Throttle::start(TimePoint now_tp) {
 }
 
 Summary Throttle::stop() {
+  if (remote_) [[unlikely]]
+    return remote_->stop();
   {
     AdminLock lock(&s_->admin);
     const ThrottleState st = load_state(s_);
@@ -516,6 +634,8 @@ bool Throttle::has_fuel(std::int64_t n) noexcept {
 }
 
 bool Throttle::has_fuel(std::int64_t n, TimePoint now_tp) noexcept {
+  if (remote_) [[unlikely]]
+    return remote_->has_fuel(n);
   if (n < 1 || load_state(s_) != ThrottleState::kRunning) return false;
   const std::int64_t now = to_ns(now_tp);
   if (s_->flags & detail::kFlagThrottle) {
@@ -549,6 +669,12 @@ bool Throttle::has_fuel_one(std::int64_t n, std::int64_t now) noexcept {
 
 std::optional<Throttle::TimePoint> Throttle::reserve(std::int64_t n, TimePoint now_tp,
                                                      TimePoint deadline_tp) noexcept {
+  if (remote_) [[unlikely]] {
+    const auto due = remote_->reserve(
+        n, to_ns(now_tp), deadline_tp == TimePoint::max() ? kForever : to_ns(deadline_tp));
+    if (!due) return std::nullopt;
+    return detail::from_ns(*due);
+  }
   if (n < 1 || load_state(s_) != ThrottleState::kRunning) return std::nullopt;
   if (!(s_->flags & detail::kFlagThrottle)) return now_tp;
   std::int64_t due;
@@ -592,6 +718,8 @@ std::optional<Throttle::TimePoint> Throttle::await_grant(TimePoint deadline,
 std::int64_t Throttle::acquire(TimePoint deadline_tp, std::int64_t n) noexcept {
   if (n < 1) return -1;
   const std::int64_t deadline = deadline_tp == TimePoint::max() ? kForever : to_ns(deadline_tp);
+  if (remote_) [[unlikely]]
+    return remote_->acquire(deadline, n);
   const std::int64_t base = s_->base_ns;
   const std::int64_t deadline_rel =
       deadline == kForever ? kForever : detail::sat_sub(deadline, base);
@@ -701,6 +829,8 @@ std::int64_t Throttle::available() const noexcept {
 }
 
 std::int64_t Throttle::available(TimePoint now_tp) const noexcept {
+  if (remote_) [[unlikely]]
+    return remote_->available();
   if (load_state(s_) != ThrottleState::kRunning) return 0;
   if (!(s_->flags & detail::kFlagThrottle)) return INT64_MAX;
   const std::uint64_t w = s_->word.load(std::memory_order_acquire);
@@ -716,6 +846,11 @@ void Throttle::set_rate(std::int64_t max_n, std::chrono::duration<double> per) {
 }
 
 void Throttle::set_rate(std::int64_t max_n, std::chrono::duration<double> per, TimePoint now_tp) {
+  if (remote_) [[unlikely]] {
+    validate_rate(max_n, per.count(), remote_->config().correction);
+    remote_->set_rate(max_n, per.count());
+    return;
+  }
   const auto hardcap = static_cast<Hardcap>(s_->hardcap);
   // An auto-calibrated throttle takes the correction (and spin lead) for its new rate from the
   // calibration file; an explicit correction stays.
@@ -776,10 +911,14 @@ void Throttle::set_rate(std::int64_t max_n, std::chrono::duration<double> per, T
 }
 
 void Throttle::emit() noexcept {
+  if (remote_) [[unlikely]]
+    return remote_->emit(mono_ns());
   emit_at(s_, *segment_, 1, mono_ns());
 }
 
 void Throttle::emit(TimePoint timestamp) noexcept {
+  if (remote_) [[unlikely]]
+    return remote_->emit(to_ns(timestamp));
   // A timestamp before the segment existed or over a second ahead is counted, but it cannot move
   // the bucket ring or the interval tracking (which would hide later emissions).
   const std::int64_t ts = to_ns(timestamp);
@@ -792,10 +931,14 @@ Event Throttle::kill_flag() const {
 }
 
 std::uint64_t Throttle::total() const noexcept {
+  if (remote_) [[unlikely]]
+    return remote_->total();
   return s_->total.load(std::memory_order_relaxed);
 }
 
 Rate Throttle::latest() const noexcept {
+  if (remote_) [[unlikely]]
+    return remote_->latest();
   const std::int64_t now = mono_ns() - s_->base_ns;
   const std::int64_t b = now / s_->rf_ns;
   std::int64_t count = 0;
@@ -815,6 +958,8 @@ Rate Throttle::latest() const noexcept {
 }
 
 Rate Throttle::mean() const noexcept {
+  if (remote_) [[unlikely]]
+    return remote_->mean();
   const bool running = load_state(s_) == ThrottleState::kRunning;
   std::int64_t runtime = s_->runtime_accum_ns.load(std::memory_order_relaxed);
   if (running) {
@@ -827,23 +972,33 @@ Rate Throttle::mean() const noexcept {
 }
 
 Rate Throttle::lo_hi() const noexcept {
+  if (remote_) [[unlikely]]
+    return remote_->lo_hi();
   const std::int64_t v = s_->min_interval_ns.load(std::memory_order_relaxed);
   return v == INT64_MAX ? Rate{} : rate_from_interval_ns(v);
 }
 
 Rate Throttle::hi_lo() const noexcept {
+  if (remote_) [[unlikely]]
+    return remote_->hi_lo();
   return rate_from_interval_ns(s_->max_interval_ns.load(std::memory_order_relaxed));
 }
 
 std::uint64_t Throttle::id() const noexcept {
+  if (remote_) [[unlikely]]
+    return remote_->id();
   return segment_->id();
 }
 
 const std::string& Throttle::name() const noexcept {
+  if (remote_) [[unlikely]]
+    return remote_->name();
   return segment_->name();
 }
 
 std::chrono::nanoseconds Throttle::interval() const noexcept {
+  if (remote_) [[unlikely]]
+    return std::chrono::nanoseconds(remote_->interval_ns());
   const std::uint64_t w = s_->word.load(std::memory_order_acquire);
   return std::chrono::nanoseconds(
       s_->cfg[detail::word_epoch(w) & (detail::kRingSlots - 1)].interval_ns.load(
@@ -855,6 +1010,8 @@ std::chrono::nanoseconds Throttle::spin_lead() const noexcept {
 }
 
 Snapshot Throttle::snapshot() const {
+  if (remote_) [[unlikely]]
+    return remote_->snapshot();
   Snapshot out;
   out.id = id();
   out.name = name();

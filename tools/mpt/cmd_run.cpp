@@ -44,6 +44,13 @@ void to_json(nlohmann::json& j, const Sample& s) {
   j = {{"elapsed_s", s.elapsed_s}, {"total", s.total}, {"latest", s.latest}, {"mean", s.mean}};
 }
 
+OnUnavailable parse_on_unavailable(const std::string& s) {
+  if (s == "fail_open") return OnUnavailable::kFailOpen;
+  if (s == "fail_closed") return OnUnavailable::kFailClosed;
+  if (s == "local_fallback") return OnUnavailable::kLocalFallback;
+  return OnUnavailable::kFail;
+}
+
 Hardcap parse_hardcap(const std::string& s) {
   if (s == "one") return Hardcap::kOne;
   if (s == "none") return Hardcap::kNone;
@@ -133,8 +140,18 @@ CLI::App* setup_run(CLI::App& app, RunOptions& opts) {
   cmd->add_option("--correction", opts.correction,
                   "slot interval is per/rate * (1 - C); -1 < C < 1 (default: calibration)")
       ->check(number_in(-1, 1, true, true));
-  cmd->add_option("--name", opts.name, "create a named throttle (mpt stat NAME works meanwhile)")
-      ->check(segment_name());
+  CLI::Option* name_opt = cmd->add_option("--name", opts.name,
+                                          "create a named throttle (mpt stat NAME works meanwhile)")
+                              ->check(segment_name());
+  cmd->add_option(
+         "--backend", opts.backend,
+         "a throttle in Redis shared by many hosts: redis://[[USER]:PASSWORD@]HOST[:PORT]/NAME "
+         "(created, or adopted with its stored rate)")
+      ->excludes(name_opt);
+  cmd->add_option("--on-unavailable", opts.on_unavailable,
+                  "with --backend, when Redis cannot be reached: fail (default), fail_open, "
+                  "fail_closed, local_fallback")
+      ->check(CLI::IsMember({"fail", "fail_open", "fail_closed", "local_fallback"}));
   cmd->add_option("--every", opts.every_s, "seconds between samples (default 1)")
       ->check(number_in(0.01, 3600));
 #ifdef MPT_HAVE_BPF
@@ -150,10 +167,24 @@ int run_run(const RunOptions& opts) {
   ThrottleOptions to;
   to.hardcap = parse_hardcap(opts.hardcap);
   if (!std::isnan(opts.correction)) to.correction = opts.correction;
+  to.on_unavailable = parse_on_unavailable(opts.on_unavailable);
+  if (!opts.backend.empty() && opts.probe) {
+    throw UsageError("--probe counts this host's emissions only; it does not go with --backend");
+  }
   Throttle throttle =
-      opts.name.empty()
+      !opts.backend.empty() ? Throttle::connect(opts.backend, opts.rate,
+                                                std::chrono::duration<double>(opts.per_s), to)
+      : opts.name.empty()
           ? Throttle(opts.rate, std::chrono::duration<double>(opts.per_s), to)
           : Throttle::create(opts.name, opts.rate, std::chrono::duration<double>(opts.per_s), to);
+  if (throttle.remote()) {
+    const Snapshot s = throttle.snapshot();
+    if (s.max_n != opts.rate || s.per_s != opts.per_s || s.hardcap != to.hardcap) {
+      std::fprintf(stderr, "mpt run: %s exists: using its stored rate, %lld per %g s, hardcap %s\n",
+                   throttle.url().c_str(), static_cast<long long>(s.max_n), s.per_s,
+                   to_string(s.hardcap));
+    }
+  }
 
 #ifdef MPT_HAVE_BPF
   // The kernel's count: attached before any worker exists, so it sees every emission.
@@ -192,8 +223,9 @@ int run_run(const RunOptions& opts) {
     std::printf("mpt run: %lld per %g s (%g/s), hardcap %s, %d workers, %g s, throttle %s%s%s\n",
                 static_cast<long long>(opts.rate), opts.per_s,
                 static_cast<double>(opts.rate) / opts.per_s, opts.hardcap.c_str(), opts.workers,
-                opts.seconds, hex_id(throttle.id()).c_str(), opts.name.empty() ? "" : " ",
-                opts.name.c_str());
+                opts.seconds, hex_id(throttle.id()).c_str(),
+                opts.name.empty() && !throttle.remote() ? "" : " ",
+                throttle.remote() ? throttle.url().c_str() : opts.name.c_str());
     std::printf("%9s %10s %12s %12s %12s %12s\n", "TIME(s)", "TOTAL", "LATEST(/s)", "LATEST(s)",
                 "MEAN(/s)", "MEAN(s)");
     std::fflush(stdout);
@@ -283,12 +315,17 @@ int run_run(const RunOptions& opts) {
         {"every_s", opts.every_s},
         {"interval_ns", throttle.interval().count()},
         {"spin_lead_ns", throttle.spin_lead().count()},
+        {"backend", throttle.remote() ? nlohmann::json(throttle.url()) : nlohmann::json("local")},
+        {"on_unavailable",
+         throttle.remote() ? nlohmann::json(opts.on_unavailable) : nlohmann::json(nullptr)},
     };
     nlohmann::json doc = {
         {"schema", kSchemaVersion},
         {"command", "run"},
         {"throttle_id", hex_id(throttle.id())},
-        {"name", opts.name.empty() ? nlohmann::json(nullptr) : nlohmann::json(opts.name)},
+        {"name", !opts.name.empty()  ? nlohmann::json(opts.name)
+                 : throttle.remote() ? nlohmann::json(throttle.name())
+                                     : nlohmann::json(nullptr)},
         {"config", config},
         {"samples", samples},
         {"summary", summary},

@@ -18,7 +18,7 @@ void print_rate(const char* label, const Rate& r) {
               r.interval_s);
 }
 
-void print_human(const Snapshot& s) {
+void print_human(const Snapshot& s, const std::string& url) {
   std::printf("%-12s %s (id %s)\n", "throttle", s.name.c_str(), hex_id(s.id).c_str());
   std::printf("%-12s %s\n", "state", to_string(s.state));
   std::printf("%-12s %lld per %g s (%g/s), hardcap %s, interval %lld ns\n", "rate",
@@ -36,6 +36,12 @@ void print_human(const Snapshot& s) {
   print_rate("mean", s.mean);
   print_rate("lo_hi", s.lo_hi);
   print_rate("hi_lo", s.hi_lo);
+  if (!url.empty()) {  // another host's pid: nothing to check here
+    std::printf("%-12s %s\n", "backend", url.c_str());
+    std::printf("%-12s pid %d, %.1f s ago\n", "created by", s.creator_pid,
+                age_seconds(s.created_realtime_ns));
+    return;
+  }
   std::printf("%-12s pid %d (%s), %.1f s ago\n", "created by", s.creator_pid,
               pid_alive(s.creator_pid) ? "alive" : "gone", age_seconds(s.created_realtime_ns));
 }
@@ -44,9 +50,18 @@ void print_human(const Snapshot& s) {
 
 CLI::App* setup_stat(CLI::App& app, StatOptions& opts) {
   CLI::App* cmd = app.add_subcommand("stat", "Show a named throttle's live statistics");
-  cmd->add_option("NAME", opts.name, "throttle name (/dev/shm/mpt.NAME)")
+  // A segment name, or a redis:// URL (the fleet's throttle in Redis).
+  const CLI::Validator name_or_url(
+      [](std::string& s) -> std::string {
+        if (s.rfind("redis://", 0) == 0) return {};
+        std::string copy = s;
+        return segment_name()(copy);
+      },
+      "NAME|URL");
+  cmd->add_option("NAME", opts.name,
+                  "throttle name (/dev/shm/mpt.NAME), or redis://HOST:PORT/NAME for one in Redis")
       ->required()
-      ->check(segment_name());
+      ->check(name_or_url);
   cmd->add_option("--watch", opts.watch_s, "refresh every S seconds until interrupted")
       ->check(number_in(0.01, 3600));
   cmd->add_flag("--json", opts.json, "JSON (JSON Lines with --watch)");
@@ -54,7 +69,8 @@ CLI::App* setup_stat(CLI::App& app, StatOptions& opts) {
 }
 
 int run_stat(const StatOptions& opts) {
-  Throttle throttle = Throttle::open(opts.name);
+  Throttle throttle = opts.name.rfind("redis://", 0) == 0 ? Throttle::connect(opts.name)
+                                                          : Throttle::open(opts.name);
   if (opts.watch_s > 0) install_stop_handlers();
   const auto every = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
       std::chrono::duration<double>(opts.watch_s));
@@ -65,10 +81,11 @@ int run_stat(const StatOptions& opts) {
     if (opts.json) {
       nlohmann::json j = s;
       j["schema"] = kSchemaVersion;
+      if (throttle.remote()) j["backend"] = throttle.url();
       print_json(j, opts.watch_s == 0);
     } else {
       if (!first) std::printf("\n");
-      print_human(s);
+      print_human(s, throttle.url());
       std::fflush(stdout);
     }
     first = false;

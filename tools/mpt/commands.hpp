@@ -20,6 +20,8 @@ struct RunOptions {
   std::string hardcap = "limit";
   double correction = NAN;  // NaN: not given
   std::string name;         // empty: anonymous throttle
+  std::string backend;      // "redis://HOST:PORT/NAME": a throttle in Redis (empty: local)
+  std::string on_unavailable = "fail";  // with --backend: fail, fail_open, fail_closed, ...
   double every_s = 1;
   bool probe = false;  // count with the eBPF probe too, and compare
   bool json = false;
@@ -28,7 +30,7 @@ CLI::App* setup_run(CLI::App& app, RunOptions& opts);
 int run_run(const RunOptions& opts);
 
 struct StatOptions {
-  std::string name;
+  std::string name;    // or a redis:// URL
   double watch_s = 0;  // 0: once
   bool json = false;
 };

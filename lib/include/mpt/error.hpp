@@ -10,6 +10,11 @@
 //     SystemError for any other operating-system failure. Each message names the object and what
 //     was wrong; code() gives the kind without parsing the message, and sys_errno() the errno
 //     where one is involved (0 otherwise).
+//   * The Redis backend (Throttle::connect) throws mpt::RemoteError where it is built or
+//     administered (connect, start, stop, set_rate, snapshot): kUnavailable when the server cannot
+//     be reached or does not answer in time, kPermissionDenied for a refused AUTH, kIncompatible
+//     for a key of the wrong type, kNotFound for a name that does not exist. The hot path returns
+//     false instead and Throttle::last_error() says why (see ThrottleOptions::on_unavailable).
 //   * A worker process of Pool::map() or process_parallel() that dies (signal, exit, uncaught
 //     exception) makes the call throw mpt::WorkerDied, naming the item it held and the signal or
 //     exit status.
@@ -30,6 +35,7 @@ enum class ErrorCode {
   kPermissionDenied = 4,
   kIncompatible = 5,  // wrong magic, ABI version, kind or size; truncated or corrupt
   kSystem = 6,        // any other operating-system failure
+  kUnavailable = 7,   // a remote backend (Redis) cannot be reached, or did not answer in time
 };
 
 // Human name of an error code ("not found", ...).
@@ -80,6 +86,18 @@ class IncompatibleSegment : public SegmentError {
 class SystemError : public SegmentError {
  public:
   SystemError(const std::string& what, int e) : SegmentError(ErrorCode::kSystem, what, e) {}
+};
+
+// A remote backend (Redis) failed: the message names the URL and what went wrong; code() is
+// kUnavailable, kPermissionDenied (authentication), kIncompatible (a key of the wrong type or not
+// made by mpthrottle), kNotFound (no throttle of that name) or kInvalidArgument (a server error).
+class RemoteError : public std::runtime_error {
+ public:
+  RemoteError(ErrorCode code, const std::string& what) : std::runtime_error(what), code_(code) {}
+  ErrorCode code() const noexcept { return code_; }
+
+ private:
+  ErrorCode code_;
 };
 
 // A worker process died while Pool::map() or process_parallel() needed it. The message names the

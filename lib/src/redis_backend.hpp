@@ -1,0 +1,186 @@
+// Internal: the Redis backend behind Throttle::connect() ("redis://HOST:PORT/NAME").
+//
+// One hash per throttle, `mpt:{NAME}:throttle`, holds the configuration (max_n, per_s, hardcap,
+// interval, tau, flags, id, creator), the state (created/running/stopped, run generation, start
+// time, accumulated runtime), the GCRA word (tat_us) and the monitor's counters (total, last
+// emission, shortest and longest interval). Per-second emission counts live in
+// `mpt:{NAME}:sec:<unix second>` keys that expire after 10 s. The `{NAME}` hash tag keeps every
+// key of a throttle in one cluster slot.
+//
+// Every operation is one call of one Lua script (EVALSHA; the script is loaded once per server
+// with SCRIPT LOAD, again after a NOSCRIPT reply). Times in the script are microseconds on the
+// server's clock (`TIME`), relative to the throttle's creation (`base_us`) so that doubles keep
+// sub-microsecond precision. Replies that are times are relative ("due in X ns"), which each client
+// turns into its own CLOCK_MONOTONIC time: clients with skewed clocks share one schedule.
+//
+// The handle behind a Throttle: copies of a Throttle share one RemoteBackend; a process forked
+// after connect() notices (getpid) and opens its own connection. A mutex serialises the round
+// trips of threads of one process. Never throws on the hot path (has_fuel, acquire, emit, the
+// accessors); the administrative calls throw RemoteError.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "mpt/error.hpp"
+#include "mpt/throttle.hpp"
+
+struct redisContext;
+struct redisReply;
+
+namespace mpt::detail {
+
+// "redis://[[USER]:PASSWORD@]HOST[:PORT]/NAME"; throws InvalidArgument naming what is wrong.
+struct RedisUrl {
+  std::string host;
+  int port = 6379;
+  std::string user;  // empty: the default user
+  std::string password;
+  bool has_password = false;
+  std::string name;
+  std::string display() const;  // the URL without the password
+};
+RedisUrl parse_redis_url(std::string_view url);
+
+// What the throttle's hash stores (and a connecting client adopts).
+struct RemoteConfig {
+  std::int64_t max_n = 0;
+  double per_s = 0;
+  Hardcap hardcap = Hardcap::kLimit;
+  double correction = 0;
+  bool correction_given = false;
+  bool as_monitor = true;
+  bool as_throttle = true;
+  bool auto_emit = true;
+  std::uint64_t id = 0;
+  std::int32_t creator_pid = 0;
+  std::string creator_host;
+  std::int64_t created_realtime_ns = 0;
+  ThrottleState state = ThrottleState::kCreated;
+};
+
+// The slot interval and burst tolerance the server's GCRA uses, in microseconds (tau < 0:
+// unbounded). hardcap one: per / max_n with no correction, tau 0.
+double remote_interval_us(const RemoteConfig& c);
+double remote_tau_us(const RemoteConfig& c, double interval_us);
+
+class RemoteBackend {
+ public:
+  // Connects and creates the throttle from `create`, or adopts the stored one (create null: it
+  // must exist). Throws RemoteError / InvalidArgument.
+  RemoteBackend(RedisUrl url, const ThrottleOptions& options, const RemoteConfig* create);
+  ~RemoteBackend();
+  RemoteBackend(const RemoteBackend&) = delete;
+  RemoteBackend& operator=(const RemoteBackend&) = delete;
+
+  // The local throttle at rate / k: the kill flag and spin lead of this process, and the
+  // kLocalFallback schedule.
+  void set_fallback(const Throttle& fallback);
+  // The Throttle handle: `fallback` with the backend attached (started if the server's is).
+  static Throttle attach(std::shared_ptr<RemoteBackend> backend, Throttle fallback);
+  const RemoteConfig& config() const noexcept { return cfg_; }
+  std::string url() const { return url_.display(); }
+  const std::string& name() const noexcept { return url_.name; }
+
+  // Hot path. acquire() returns the CLOCK_MONOTONIC grant time, or -1.
+  bool has_fuel(std::int64_t n) noexcept;
+  std::int64_t acquire(std::int64_t deadline_ns, std::int64_t n) noexcept;
+  std::optional<std::int64_t> reserve(std::int64_t n, std::int64_t now_ns,
+                                      std::int64_t deadline_ns) noexcept;
+  void emit(std::int64_t timestamp_ns) noexcept;
+
+  // Administration: throw RemoteError when the server cannot do it.
+  void start();
+  Summary stop();
+  void set_rate(std::int64_t max_n, double per_s);
+  Snapshot snapshot();
+
+  // Accessors: one round trip each; the last values seen when the server cannot be reached.
+  ThrottleState state() noexcept;
+  std::int64_t available() noexcept;
+  Rate latest() noexcept;
+  Rate mean() noexcept;
+  Rate lo_hi() noexcept;
+  Rate hi_lo() noexcept;
+  std::uint64_t total() noexcept;
+  std::int64_t interval_ns() const noexcept { return interval_ns_.load(std::memory_order_relaxed); }
+  std::uint64_t id() const noexcept { return cfg_.id; }
+
+  std::string last_error() const;
+  std::uint64_t round_trips() const noexcept;
+
+  // The raw reply of the snapshot operation, parsed.
+  struct Stats {
+    double now_us = 0;  // server time, relative to base
+    std::int64_t prev_second = 0;
+    RemoteConfig cfg;
+    double interval_us = 0, tau_us = 0, tat_us = 0, started_us = 0, runtime_us = 0;
+    double last_us = -1, min_us = -1, max_us = -1;
+    std::uint64_t total = 0;
+  };
+
+ private:
+  enum class Fail { kNone, kUnavailable, kError };
+  struct Outcome;
+  struct Acq {
+    int status = 0;  // 1 granted, 0 denied (deadline), -1 created, -2 stopped, -3 gone
+    std::int64_t due_in_ns = 0;
+    std::int64_t t_send = 0, t_recv = 0;  // local clock around the round trip
+    Fail fail = Fail::kNone;
+  };
+
+  std::int64_t now_local() const noexcept;
+  bool kill_set() const noexcept;
+  bool sleep_until_local(std::int64_t due_local) noexcept;
+  bool wait_for_retry(std::int64_t deadline_local) noexcept;
+  Acq call_acquire(std::int64_t n, std::int64_t max_wait_ns, bool emit) noexcept;
+  std::int64_t unavailable_grant(std::int64_t deadline_ns, std::int64_t n, bool counts) noexcept;
+
+  // Connection layer (mu_ held).
+  // admin: connect now even while backing off (start, stop, set_rate, snapshot are explicit).
+  Outcome script_locked(const std::vector<std::string>& args, bool admin = false);
+  Outcome command_locked(const std::vector<std::string>& argv);
+  bool ensure_connected_locked(std::string* why, bool now_or_never = false);
+  bool connect_locked(std::string* why, ErrorCode* code);
+  void drop_locked();
+  void fail_locked(const std::string& message);
+  void ok_locked();
+  std::vector<std::string> init_args(const RemoteConfig& c, bool attach_only) const;
+  bool recreate_locked();
+  Stats stats_or_throw(bool admin);
+  std::optional<Stats> stats_noexcept() noexcept;
+  void apply_stats(const Stats& s) noexcept;
+
+  RedisUrl url_;
+  ThrottleOptions options_;
+  RemoteConfig cfg_;
+  std::string key_, bucket_prefix_;
+  std::int64_t clock_offset_ns_ = 0;  // test hook: MPT_REDIS_TEST_CLOCK_OFFSET_NS
+
+  mutable std::mutex mu_;
+  redisContext* ctx_ = nullptr;
+  int ctx_pid_ = 0;             // the process that opened ctx_
+  std::uint64_t ctx_uses_ = 0;  // script calls answered on ctx_
+  std::string sha_;
+  std::int64_t backoff_ns_ = 0;
+  std::int64_t next_attempt_ns_ = 0;
+  bool failing_ = false;
+  std::string last_error_;
+  std::string connect_error_;  // why the last connection attempt failed
+  std::uint64_t round_trips_ = 0;
+  int counter_pid_ = 0;
+
+  std::atomic<std::int64_t> interval_ns_{0};
+  std::atomic<std::int64_t> pending_emits_{0};  // counted while the server was away
+  std::optional<Stats> last_stats_;
+  std::optional<Throttle> fallback_;
+};
+
+}  // namespace mpt::detail

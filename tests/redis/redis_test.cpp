@@ -1,0 +1,454 @@
+// The Redis backend against a real redis-server (tests/redis/redis_fixture.hpp): the rate held by
+// several processes, skewed clocks, the server killed and restarted under each on_unavailable
+// mode, and clear errors for bad URLs, refused passwords and keys of the wrong type.
+#include <gtest/gtest.h>
+#include <sys/mman.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "mpt/error.hpp"
+#include "mpt/throttle.hpp"
+#include "redis_fixture.hpp"
+#include "test_util.hpp"
+
+namespace mpt {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+using test::RedisServer;
+
+// Counters shared with forked children.
+struct SharedCounters {
+  std::atomic<std::int64_t> n[8];
+};
+SharedCounters* shared_counters() {
+  void* p = ::mmap(nullptr, sizeof(SharedCounters), PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  auto* c = new (p) SharedCounters();
+  for (auto& x : c->n)
+    x.store(0);
+  return c;
+}
+
+template <class E>
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  }
+  return "(no exception)";
+}
+
+TEST(RedisUrlTest, BadUrlsAreClearErrors) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"http://127.0.0.1:6379/x", "scheme must be redis://"},
+      {"redis://127.0.0.1:6379", "no throttle name"},
+      {"redis://127.0.0.1:6379/", "no throttle name"},
+      {"redis://:6379/x", "no host"},
+      {"redis://127.0.0.1:99999/x", "port must be a number"},
+      {"redis://127.0.0.1:abc/x", "port must be a number"},
+      {"redis://127.0.0.1:6379/a/b", "bad throttle name"},
+      {"redis://127.0.0.1:6379/x?db=1", "query strings"},
+      {"redis://u:%zz@127.0.0.1/x", "%-escape"},
+  };
+  for (const auto& [url, why] : cases) {
+    const std::string e = error_of<InvalidArgument>([&] { (void)Throttle::connect(url, 10); });
+    EXPECT_NE(e.find(why), std::string::npos) << url << " -> " << e;
+  }
+  ThrottleOptions o;
+  o.fallback_divisor = 0;
+  EXPECT_NE(error_of<InvalidArgument>([&] {
+              (void)Throttle::connect("redis://h/x", 10, 1s, o);
+            }).find("fallback_divisor"),
+            std::string::npos);
+}
+
+TEST(RedisTest, NothingListeningIsUnavailable) {
+  const int port = test::free_port();
+  ThrottleOptions o;
+  o.connect_timeout = 200ms;
+  try {
+    (void)Throttle::connect("redis://127.0.0.1:" + std::to_string(port) + "/x", 10, 1s, o);
+    FAIL() << "connected to nothing";
+  } catch (const RemoteError& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kUnavailable);
+    EXPECT_NE(std::string(e.what()).find("cannot connect"), std::string::npos) << e.what();
+  }
+}
+
+TEST(RedisTest, AuthFailuresAreClearErrors) {
+  MPT_REQUIRE_REDIS_SERVER();
+  RedisServer server({"--requirepass", "s3cret"});
+  ASSERT_TRUE(server.ready());
+  const std::string hostport = "127.0.0.1:" + std::to_string(server.port());
+  try {
+    (void)Throttle::connect("redis://" + hostport + "/a", 10);
+    FAIL();
+  } catch (const RemoteError& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kPermissionDenied);
+    EXPECT_NE(std::string(e.what()).find("requires a password"), std::string::npos) << e.what();
+  }
+  try {
+    (void)Throttle::connect("redis://:wrong@" + hostport + "/a", 10);
+    FAIL();
+  } catch (const RemoteError& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kPermissionDenied);
+    EXPECT_NE(std::string(e.what()).find("authentication failed"), std::string::npos) << e.what();
+    EXPECT_EQ(std::string(e.what()).find("wrong@"), std::string::npos) << "password shown";
+  }
+  Throttle t = Throttle::connect("redis://:s3cret@" + hostport + "/a", 10);
+  EXPECT_EQ(t.url(), "redis://" + hostport + "/a");
+  t.start();
+  EXPECT_TRUE(t.has_fuel());
+}
+
+TEST(RedisTest, KeysOfTheWrongTypeAreClearErrors) {
+  MPT_REQUIRE_REDIS_SERVER();
+  RedisServer server;
+  ASSERT_TRUE(server.ready());
+  server.command({"SET", "mpt:{str}:throttle", "hello"});
+  try {
+    (void)Throttle::connect(server.url("str"), 10);
+    FAIL();
+  } catch (const RemoteError& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kIncompatible);
+    EXPECT_NE(std::string(e.what()).find("wrong type"), std::string::npos) << e.what();
+  }
+  server.command({"HSET", "mpt:{foreign}:throttle", "a", "b"});
+  try {
+    (void)Throttle::connect(server.url("foreign"), 10);
+    FAIL();
+  } catch (const RemoteError& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kIncompatible);
+  }
+  try {
+    (void)Throttle::connect(server.url("missing"));
+    FAIL();
+  } catch (const RemoteError& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kNotFound);
+  }
+  // Clobbered while in use: has_fuel() is false and last_error() says why.
+  Throttle t = Throttle::connect(server.url("clobbered"), 10);
+  t.start();
+  EXPECT_TRUE(t.has_fuel());
+  server.command({"DEL", "mpt:{clobbered}:throttle"});
+  server.command({"SET", "mpt:{clobbered}:throttle", "x"});
+  EXPECT_FALSE(t.has_fuel());
+  EXPECT_NE(t.last_error().find("wrong type"), std::string::npos) << t.last_error();
+}
+
+TEST(RedisTest, SameApiAsTheLocalThrottle) {
+  MPT_REQUIRE_REDIS_SERVER();
+  RedisServer server;
+  ASSERT_TRUE(server.ready());
+  Throttle t = Throttle::connect(server.url("api"), 5, 1s);
+  EXPECT_TRUE(t.remote());
+  EXPECT_EQ(t.name(), "api");
+  EXPECT_EQ(t.state(), ThrottleState::kCreated);
+  EXPECT_FALSE(t.has_fuel());
+  t.start();
+  EXPECT_TRUE(t.running());
+  EXPECT_EQ(t.interval(), 200ms);
+  EXPECT_TRUE(t.has_fuel());         // one unit at start
+  EXPECT_FALSE(t.has_fuel());        // the next is 200 ms away
+  EXPECT_FALSE(t.await_fuel(50ms));  // cannot be met: false at once
+  const auto t0 = Clock::now();
+  EXPECT_TRUE(t.await_fuel(1s));
+  const auto waited = Clock::now() - t0;
+  EXPECT_GT(waited, 120ms);
+  EXPECT_LT(waited, 400ms);
+  EXPECT_EQ(t.total(), 2u);
+  EXPECT_EQ(t.round_trips() > 0, true);
+
+  // A second handle adopts the stored configuration, whatever it asks for.
+  Throttle other = Throttle::connect(server.url("api"), 1000, 1s);
+  EXPECT_EQ(other.id(), t.id());
+  EXPECT_EQ(other.snapshot().max_n, 5);
+  EXPECT_TRUE(other.running());
+
+  other.set_rate(50, 1s);
+  EXPECT_EQ(t.snapshot().max_n, 50);
+  std::this_thread::sleep_for(100ms);
+  EXPECT_TRUE(t.has_fuel());
+  t.emit();
+  const Snapshot s = t.snapshot();
+  EXPECT_EQ(s.interval_ns, 20'000'000);
+  EXPECT_GE(s.total, 4u);
+  EXPECT_EQ(s.state, ThrottleState::kRunning);
+  EXPECT_GT(s.runtime_s, 0.1);
+  EXPECT_GT(s.hi_lo.interval_s, 0.1);
+
+  const Summary sum = other.stop();
+  EXPECT_EQ(sum.total, s.total);
+  EXPECT_TRUE(other.kill_flag().is_set());
+  // t learns at its next acquisition, and its kill flag is then set too.
+  EXPECT_FALSE(t.await_fuel(100ms));
+  EXPECT_TRUE(t.kill_flag().is_set());
+  EXPECT_EQ(t.state(), ThrottleState::kStopped);
+}
+
+// 4 processes at 1,000/s for 3 s through Redis: the achieved rate within 1% of the target, and
+// one round trip per acquisition.
+TEST(RedisTest, FourProcessesHoldTheRate) {
+  MPT_REQUIRE_REDIS_SERVER();
+  RedisServer server;
+  ASSERT_TRUE(server.ready());
+  Throttle t = Throttle::connect(server.url("four"), 1000, 1s);
+  SharedCounters* c = shared_counters();
+  std::vector<pid_t> pids;
+  for (int i = 0; i < 4; ++i) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      auto kill = t.kill_flag();
+      std::int64_t n = 0;
+      while (!kill.is_set())
+        n += t.await_fuel(1s) ? 1 : 0;
+      c->n[i].store(n);
+      c->n[4 + i].store(static_cast<std::int64_t>(t.round_trips()));
+      ::_exit(0);
+    }
+    pids.push_back(pid);
+  }
+  t.start();
+  std::this_thread::sleep_for(3s);
+  const Summary sum = t.stop();
+  for (pid_t p : pids)
+    EXPECT_EQ(test::wait_child(p, 10s), 0);
+  std::int64_t got = 0, trips = 0;
+  for (int i = 0; i < 4; ++i) {
+    got += c->n[i].load();
+    trips += c->n[4 + i].load();
+    EXPECT_GT(c->n[i].load(), 300) << "worker " << i;
+  }
+  EXPECT_NEAR(sum.mean_rate_per_sec, 1000.0, 10.0) << sum.total << " in " << sum.runtime.count();
+  EXPECT_NEAR(static_cast<double>(sum.total), static_cast<double>(got), 8.0);
+  // One round trip per acquisition: a few more for the workers' first connections (the script
+  // is already loaded) and the last calls that find the throttle stopped.
+  EXPECT_LE(trips, got + 4 * 3) << trips << " round trips for " << got << " units";
+}
+
+// Two processes whose clocks are 600 ms apart share one schedule: the server's.
+TEST(RedisTest, SkewedClocksShareOneSchedule) {
+  MPT_REQUIRE_REDIS_SERVER();
+  RedisServer server;
+  ASSERT_TRUE(server.ready());
+  Throttle t = Throttle::connect(server.url("skew"), 1000, 1s);
+  SharedCounters* c = shared_counters();
+  std::vector<pid_t> pids;
+  const char* offsets[] = {"300000000", "-300000000"};
+  for (int i = 0; i < 2; ++i) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      ::setenv("MPT_REDIS_TEST_CLOCK_OFFSET_NS", offsets[i], 1);
+      Throttle mine = Throttle::connect(server.url("skew"));
+      auto kill = mine.kill_flag();
+      std::int64_t n = 0;
+      const auto give_up = Clock::now() + 10s;
+      while (!kill.is_set() && Clock::now() < give_up)
+        n += mine.await_fuel(1s) ? 1 : 0;
+      c->n[i].store(n);
+      ::_exit(0);
+    }
+    pids.push_back(pid);
+  }
+  std::this_thread::sleep_for(200ms);  // both connected and waiting for the start
+  t.start();
+  std::this_thread::sleep_for(2s);
+  const Summary sum = t.stop();
+  for (pid_t p : pids)
+    EXPECT_EQ(test::wait_child(p, 10s), 0);
+  EXPECT_NEAR(sum.mean_rate_per_sec, 1000.0, 10.0);
+  const double a = static_cast<double>(c->n[0].load()), b = static_cast<double>(c->n[1].load());
+  EXPECT_NEAR(a + b, static_cast<double>(sum.total), 4.0);
+  // Interleaved: each process gets a fair share (they take turns in the queue of slots).
+  EXPECT_GT(a / (a + b), 0.4) << a << " / " << b;
+  EXPECT_GT(b / (a + b), 0.4) << a << " / " << b;
+}
+
+// The server killed mid-run: what each mode does, and recovery when it comes back.
+class RedisOutageTest : public ::testing::TestWithParam<OnUnavailable> {};
+
+TEST_P(RedisOutageTest, ModeDoesWhatItSaysThenRecovers) {
+  MPT_REQUIRE_REDIS_SERVER();
+  RedisServer server;
+  ASSERT_TRUE(server.ready());
+  const OnUnavailable mode = GetParam();
+  ThrottleOptions o;
+  o.on_unavailable = mode;
+  o.fallback_divisor = 2;
+  o.hardcap = Hardcap::kOne;
+  o.reconnect_backoff_max = 200ms;
+  std::atomic<int> errors{0};
+  o.on_error = [&](const std::string&) { ++errors; };
+  Throttle t = Throttle::connect(server.url("outage"), 100, 1s, o);
+  t.start();
+  ASSERT_TRUE(t.await_fuel(1s));
+  const std::uint64_t total_before = t.total();
+  ASSERT_GE(total_before, 1u);
+
+  server.kill();
+  const auto t0 = Clock::now();
+  switch (mode) {
+    case OnUnavailable::kFail: {
+      EXPECT_FALSE(t.has_fuel());
+      EXPECT_NE(t.last_error().find(server.url("outage")), std::string::npos) << t.last_error();
+      EXPECT_FALSE(t.await_fuel(5s));
+      EXPECT_LT(Clock::now() - t0, 2s);  // at most one more attempt, no waiting for the server
+      EXPECT_GE(errors.load(), 1);
+      EXPECT_THROW(t.snapshot(), RemoteError);
+      break;
+    }
+    case OnUnavailable::kFailOpen: {
+      for (int i = 0; i < 100; ++i)
+        EXPECT_TRUE(t.await_fuel(10ms));
+      EXPECT_LT(Clock::now() - t0, 1s);
+      EXPECT_FALSE(t.last_error().empty());
+      break;
+    }
+    case OnUnavailable::kFailClosed: {
+      EXPECT_FALSE(t.has_fuel());
+      EXPECT_FALSE(t.await_fuel(400ms));
+      EXPECT_GE(Clock::now() - t0, 350ms);  // it waited for the server, until its timeout
+      break;
+    }
+    case OnUnavailable::kLocalFallback: {
+      // 100/s in Redis, k = 2: 50/s alone (hardcap one: no burst) for 1 s.
+      int n = 0;
+      while (Clock::now() - t0 < 1s)
+        n += t.await_fuel(100ms) ? 1 : 0;
+      EXPECT_GE(n, 44);
+      EXPECT_LE(n, 56);
+      break;
+    }
+  }
+
+  // Back, on the same port, empty (no persistence): the throttle recovers by itself, with its
+  // configuration put back.
+  server.start();
+  ASSERT_TRUE(server.ready());
+  // (kLocalFallback grants locally until the next reconnection attempt is due.)
+  bool ok = false;
+  const auto t1 = Clock::now();
+  while (!ok && Clock::now() - t1 < 5s)
+    ok = t.await_fuel(1s) && t.last_error().empty();
+  EXPECT_TRUE(ok) << t.last_error();
+  EXPECT_LT(Clock::now() - t1, 3s);
+  EXPECT_TRUE(t.last_error().empty()) << t.last_error();
+  const Snapshot s = t.snapshot();
+  EXPECT_EQ(s.max_n, 100);
+  EXPECT_EQ(s.hardcap, Hardcap::kOne);
+  EXPECT_EQ(s.state, ThrottleState::kRunning);
+  EXPECT_GE(s.total, 1u);
+  // Schedule held by the server again: 100/s.
+  const auto t2 = Clock::now();
+  int n = 0;
+  while (Clock::now() - t2 < 500ms)
+    n += t.await_fuel(100ms) ? 1 : 0;
+  EXPECT_GE(n, 45);
+  EXPECT_LE(n, 56);
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, RedisOutageTest,
+                         ::testing::Values(OnUnavailable::kFail, OnUnavailable::kFailOpen,
+                                           OnUnavailable::kFailClosed,
+                                           OnUnavailable::kLocalFallback),
+                         [](const auto& info) { return std::string(to_string(info.param)); });
+
+// Worker processes keep running through an outage and pick up again when the server is back.
+TEST(RedisTest, WorkersRecoverWithoutRestart) {
+  MPT_REQUIRE_REDIS_SERVER();
+  RedisServer server;
+  ASSERT_TRUE(server.ready());
+  ThrottleOptions o;
+  o.reconnect_backoff_max = 100ms;
+  Throttle t = Throttle::connect(server.url("recover"), 200, 1s, o);
+  SharedCounters* c = shared_counters();
+  std::vector<pid_t> pids;
+  for (int i = 0; i < 2; ++i) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      auto kill = t.kill_flag();
+      const auto give_up = Clock::now() + 20s;
+      while (!kill.is_set() && Clock::now() < give_up)
+        if (t.await_fuel(500ms)) c->n[i].fetch_add(1);
+      ::_exit(0);
+    }
+    pids.push_back(pid);
+  }
+  t.start();
+  std::this_thread::sleep_for(500ms);
+  server.kill();
+  std::this_thread::sleep_for(300ms);
+  const std::int64_t during = c->n[0].load() + c->n[1].load();
+  std::this_thread::sleep_for(500ms);
+  EXPECT_EQ(c->n[0].load() + c->n[1].load(), during) << "fuel granted with no server (kFail)";
+  server.start();
+  ASSERT_TRUE(server.ready());
+  std::this_thread::sleep_for(1s);
+  const std::int64_t after = c->n[0].load() + c->n[1].load();
+  EXPECT_GT(after - during, 100) << "workers did not recover";
+  t.stop();  // the local kill flag ends the forked workers at once
+  for (pid_t p : pids)
+    EXPECT_EQ(test::wait_child(p, 10s), 0);
+}
+
+}  // namespace
+}  // namespace mpt
+
+namespace mpt {
+namespace {
+
+std::string run_capture(const std::string& cmd, int* rc) {
+  std::string out;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  char buf[4096];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0)
+    out.append(buf, n);
+  const int status = ::pclose(p);
+  *rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return out;
+}
+
+// `mpt run --backend redis://...` and `mpt stat redis://...`: the fleet's throttle from the CLI.
+TEST(RedisCliTest, RunAndStatThroughRedis) {
+  MPT_REQUIRE_REDIS_SERVER();
+  RedisServer server;
+  ASSERT_TRUE(server.ready());
+  const std::string url = server.url("crawl");
+  int rc = 0;
+  const std::string run = run_capture(std::string(MPT_BINARY) + " run --backend " + url +
+                                          " --rate 200 --workers 2 --seconds 1 --json",
+                                      &rc);
+  ASSERT_EQ(rc, 0) << run;
+  const auto doc = nlohmann::json::parse(run);
+  EXPECT_EQ(doc["config"]["backend"], url);
+  EXPECT_EQ(doc["name"], "crawl");
+  EXPECT_NEAR(doc["summary"]["mean_rate_per_sec"].get<double>(), 200.0, 6.0);
+  EXPECT_EQ(doc["workers_exited_cleanly"], 2);
+
+  const std::string stat = run_capture(std::string(MPT_BINARY) + " stat --json " + url, &rc);
+  ASSERT_EQ(rc, 0) << stat;
+  const auto s = nlohmann::json::parse(stat);
+  EXPECT_EQ(s["backend"], url);
+  EXPECT_EQ(s["state"], "stopped");
+  EXPECT_EQ(s["max_n"], 200);
+  EXPECT_EQ(s["total"], doc["summary"]["total"]);
+
+  (void)run_capture(std::string(MPT_BINARY) + " stat redis://127.0.0.1:1/x 2>/dev/null", &rc);
+  EXPECT_EQ(rc, 1);
+  (void)run_capture(std::string(MPT_BINARY) + " stat redis://nohost 2>/dev/null", &rc);
+  EXPECT_EQ(rc, 2);
+}
+
+}  // namespace
+}  // namespace mpt
