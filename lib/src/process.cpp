@@ -102,7 +102,9 @@ void Process::start() {
   if (pid == 0) {
     if (daemon_) {
       prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (getppid() != parent) _exit(1);  // the parent died before we asked to follow it
+      // The parent died before we asked to follow it: end the way the death signal would have
+      // ended us (an _exit(1) here made a daemon's fate depend on a race with its parent).
+      if (getppid() != parent) raise(SIGKILL);
     }
     process_name_storage() = name_;
     prctl(PR_SET_NAME, name_.substr(0, 15).c_str());
