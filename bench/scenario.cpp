@@ -52,11 +52,7 @@
 
 #include "mpt/throttle.hpp"
 #include "trial.hpp"
-#ifdef MPT_HAVE_BPF
-#include <memory>
-
-#include "emissions.hpp"
-#endif
+#include "witness.hpp"
 
 namespace {
 
@@ -212,63 +208,8 @@ std::optional<ScenarioOptions> parse_args(int argc, char** argv) {
 }
 
 // The kernel's count of one throttle's emissions, when the eBPF counter could be had.
-struct KernelCount {
-  bool counted = false;
-  std::string why_not;  // when not counted: why, in words
-  std::uint64_t total = 0;
-};
-
-// The eBPF counter on every process that maps the library, per --probe (auto, on, off). Throws
-// std::runtime_error when "on" cannot be had.
-class KernelWitness {
- public:
-  explicit KernelWitness(const std::string& mode) {
-    if (mode == "off") {
-      why_not_ = "--probe off";
-      return;
-    }
-#ifdef MPT_HAVE_BPF
-    const std::string missing = mpt::probe::missing_privileges();
-    if (!missing.empty()) {
-      if (mode == "on") throw std::runtime_error("--probe on: " + missing);
-      why_not_ = missing;
-      return;
-    }
-    try {
-      counter_ = std::make_unique<mpt::probe::EmissionCounter>(
-          mpt::probe::Target{-1, mpt::probe::default_library_path()});
-    } catch (const std::exception& e) {
-      if (mode == "on") throw std::runtime_error(std::string("--probe on: ") + e.what());
-      why_not_ = e.what();
-    }
-#else
-    if (mode == "on") throw std::runtime_error("--probe on: built without eBPF");
-    why_not_ = "built without eBPF";
-#endif
-  }
-
-  // Sums the kernel's emit entries of `throttle_id` over every process.
-  KernelCount count(std::uint64_t throttle_id) const {
-    KernelCount k;
-    k.why_not = why_not_;
-#ifdef MPT_HAVE_BPF
-    if (!counter_) return k;
-    k.counted = true;
-    for (const auto& e : counter_->read()) {
-      if (e.throttle_id == throttle_id && e.kind == MPT_KIND_EMIT) k.total += e.stats.count;
-    }
-#else
-    (void)throttle_id;
-#endif
-    return k;
-  }
-
- private:
-#ifdef MPT_HAVE_BPF
-  std::unique_ptr<mpt::probe::EmissionCounter> counter_;
-#endif
-  std::string why_not_;
-};
+using mpt::trial::KernelCount;
+using mpt::trial::KernelWitness;
 
 struct ScenarioResult : mpt::trial::TrialResult {
   KernelCount kernel;

@@ -1,7 +1,7 @@
 // libFuzzer: any bytes as a segment file. Segment::inspect, Throttle::open and Event::open must
-// give a clear error or a usable object: never a crash, a SIGBUS or undefined behaviour (this target
-// is built with ASan + UBSan). An opened throttle is read (snapshot, available, has_fuel), as a
-// process attaching to a corrupt segment would.
+// give a clear error or a usable object: never a crash, a SIGBUS or undefined behaviour (this
+// target is built with ASan + UBSan). An opened throttle is read (snapshot, available, has_fuel),
+// as a process attaching to a corrupt segment would.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>

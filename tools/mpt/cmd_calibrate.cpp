@@ -29,9 +29,7 @@
 #include "mpt/error.hpp"
 #include "mpt/mpt.h"
 #include "trial.hpp"
-#ifdef MPT_HAVE_BPF
-#include "emissions.hpp"
-#endif
+#include "witness.hpp"
 
 namespace mpt::cli {
 
@@ -96,70 +94,8 @@ class Progress {
   std::string what_;
 };
 
-// The kernel's count of one throttle's emissions, summed over processes.
-struct KernelCount {
-  std::uint64_t count = 0;
-  std::uint64_t first_ns = UINT64_MAX;
-  std::uint64_t last_ns = 0;
-};
-
-class GroundTruth {
- public:
-  // mode: auto, on, off. Throws std::runtime_error when "on" cannot be had.
-  explicit GroundTruth(const std::string& mode) {
-    if (mode == "off") return;
-#ifdef MPT_HAVE_BPF
-    const std::string missing = probe::missing_privileges();
-    if (!missing.empty()) {
-      if (mode == "on") throw std::runtime_error("--probe on: " + missing);
-      why_not_ = missing;
-      return;
-    }
-    try {
-      counter_ = std::make_unique<probe::EmissionCounter>(
-          probe::Target{-1, probe::default_library_path()});
-    } catch (const std::exception& e) {
-      if (mode == "on") throw std::runtime_error(std::string("--probe on: ") + e.what());
-      why_not_ = e.what();
-    }
-#else
-    if (mode == "on") throw std::runtime_error("--probe on: this mpt was built without eBPF");
-    why_not_ = "built without eBPF";
-#endif
-  }
-  bool kernel() const {
-#ifdef MPT_HAVE_BPF
-    return counter_ != nullptr;
-#else
-    return false;
-#endif
-  }
-  const std::string& why_not() const {
-    return why_not_;
-  }
-
-  KernelCount count(std::uint64_t throttle_id) const {
-    KernelCount k;
-#ifdef MPT_HAVE_BPF
-    if (!counter_) return k;
-    for (const auto& e : counter_->read()) {
-      if (e.throttle_id != throttle_id || e.kind != MPT_KIND_EMIT || e.stats.count == 0) continue;
-      k.count += e.stats.count;
-      k.first_ns = std::min<std::uint64_t>(k.first_ns, e.stats.first_ns);
-      k.last_ns = std::max<std::uint64_t>(k.last_ns, e.stats.last_ns);
-    }
-#else
-    (void)throttle_id;
-#endif
-    return k;
-  }
-
- private:
-#ifdef MPT_HAVE_BPF
-  std::unique_ptr<probe::EmissionCounter> counter_;
-#endif
-  std::string why_not_;
-};
+// The ground truth: the kernel's count (eBPF) when it can be had, else the monitor's stamps.
+using GroundTruth = trial::KernelWitness;
 
 volatile std::sig_atomic_t g_interrupted = 0;
 
@@ -189,12 +125,12 @@ Run measure(const CalibrateOptions& o, const GroundTruth& truth, Progress& progr
   out.band.max_in_window = r.max_in_window;
   out.band.correction = correction;
   out.band.spin_lead_ns = lead_ns;
-  if (truth.kernel()) {
-    const KernelCount k = truth.count(r.throttle_id);
-    out.band.count = k.count;
-    if (k.count >= 2 && k.last_ns > k.first_ns) {
+  if (truth.counting()) {
+    const trial::KernelCount k = truth.count(r.throttle_id);
+    out.band.count = k.total;
+    if (k.total >= 2 && k.last_ns > k.first_ns) {
       out.band.achieved_rate_per_sec =
-          static_cast<double>(k.count - 1) / (static_cast<double>(k.last_ns - k.first_ns) / 1e9);
+          static_cast<double>(k.total - 1) / (static_cast<double>(k.last_ns - k.first_ns) / 1e9);
     }
   } else {
     out.band.count = r.achieved_total;
@@ -322,7 +258,7 @@ int run_calibrate(const CalibrateOptions& o) {
   }
 
   GroundTruth truth(o.probe);
-  if (!truth.why_not().empty() && !o.json && o.probe == "auto") {
+  if (!truth.counting() && !o.json && o.probe == "auto") {
     std::fprintf(stderr,
                  "mpt: the kernel's count is not available (%s); counting with the monitor\n",
                  truth.why_not().c_str());
@@ -344,7 +280,7 @@ int run_calibrate(const CalibrateOptions& o) {
   c.host = HostIdentity::current();
   c.created_utc = utc_now();
   c.tool_version = mpt_version();
-  c.ground_truth = truth.kernel() ? "ebpf" : "monitor";
+  c.ground_truth = truth.counting() ? "ebpf" : "monitor";
   c.workers = o.workers;
   c.seconds = o.seconds;
 

@@ -1,0 +1,71 @@
+#include "witness.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+
+#ifdef MPT_HAVE_BPF
+#include "emissions.hpp"
+#endif
+
+namespace mpt::trial {
+
+#ifdef MPT_HAVE_BPF
+struct KernelWitness::Counter {
+  probe::EmissionCounter counter;
+};
+#else
+struct KernelWitness::Counter {};
+#endif
+
+KernelWitness::KernelWitness(const std::string& mode) {
+  if (mode == "off") {
+    why_not_ = "--probe off";
+    return;
+  }
+#ifdef MPT_HAVE_BPF
+  const std::string missing = probe::missing_privileges();
+  if (!missing.empty()) {
+    if (mode == "on") throw std::runtime_error("--probe on: " + missing);
+    why_not_ = missing;
+    return;
+  }
+  try {
+    counter_.reset(
+        new Counter{probe::EmissionCounter(probe::Target{-1, probe::default_library_path()})});
+  } catch (const std::exception& e) {
+    if (mode == "on") throw std::runtime_error(std::string("--probe on: ") + e.what());
+    why_not_ = e.what();
+  }
+#else
+  if (mode == "on") throw std::runtime_error("--probe on: built without eBPF");
+  why_not_ = "built without eBPF";
+#endif
+}
+
+KernelWitness::~KernelWitness() = default;
+
+bool KernelWitness::counting() const noexcept {
+  return counter_ != nullptr;
+}
+
+KernelCount KernelWitness::count(std::uint64_t throttle_id) const {
+  KernelCount k;
+  k.why_not = why_not_;
+#ifdef MPT_HAVE_BPF
+  if (!counter_) return k;
+  k.counted = true;
+  std::uint64_t first = UINT64_MAX;
+  for (const auto& e : counter_->counter.read()) {
+    if (e.throttle_id != throttle_id || e.kind != MPT_KIND_EMIT || e.stats.count == 0) continue;
+    k.total += e.stats.count;
+    first = std::min<std::uint64_t>(first, e.stats.first_ns);
+    k.last_ns = std::max<std::uint64_t>(k.last_ns, e.stats.last_ns);
+  }
+  if (k.total > 0) k.first_ns = first;
+#else
+  (void)throttle_id;
+#endif
+  return k;
+}
+
+}  // namespace mpt::trial
