@@ -639,10 +639,10 @@ bool Throttle::has_fuel(std::int64_t n, TimePoint now_tp) noexcept {
   if (n < 1 || load_state(s_) != ThrottleState::kRunning) return false;
   const std::int64_t now = to_ns(now_tp);
   if (s_->flags & detail::kFlagThrottle) {
+    if (s_->hardcap == static_cast<std::uint32_t>(Hardcap::kOne)) return has_fuel_one(n, now);
     std::int64_t due;
     std::uint32_t e;
     const std::int64_t rel = detail::sat_sub(now, s_->base_ns);
-    if (s_->hardcap == static_cast<std::uint32_t>(Hardcap::kOne)) return has_fuel_one(n, now);
     if (!reserve_rel(s_, n, rel, rel, &due, &e)) return false;
   }
   if (MPT_PROBE_FUEL_ENABLED()) MPT_PROBE_FUEL(segment_->id(), std::int64_t{0});
