@@ -233,13 +233,35 @@ inline Rate rate_from_interval_ns(std::int64_t ns) {
   return {s, 1.0 / s};
 }
 
-// Counts n emissions at absolute time ts in the monitor (lock-free) and fires the probe.
+// The step that makes n units final (see Shared::total): counts them (count false: counts nothing)
+// unless stop() has sealed the total or, for run != kAnyRun, another run has begun. One CAS (one
+// load when nothing is counted), so a unit is either in the total stop() returns or never granted.
+inline bool commit_units(Throttle::Shared* s, std::int64_t n, std::uint32_t run,
+                         bool count) noexcept {
+  std::uint64_t w = s->total.load(std::memory_order_acquire);
+  for (;;) {
+    if (w & detail::kTotalSealed) return false;
+    if (run != detail::kAnyRun && detail::total_run(w) != (run & 0xff)) return false;
+    if (!count) return true;
+    const std::uint64_t c = detail::total_count(w);
+    const std::uint64_t add = static_cast<std::uint64_t>(n);
+    const std::uint64_t nc = add > detail::kTotalCountMask - c ? detail::kTotalCountMask : c + add;
+    if (s->total.compare_exchange_weak(w, (w & ~detail::kTotalCountMask) | nc,
+                                       std::memory_order_acq_rel, std::memory_order_acquire)) {
+      return true;
+    }
+  }
+}
+
+// Counts n emissions at absolute time ts in the monitor (lock-free) and fires the probe; false,
+// counting nothing, once stop() has sealed the total (or run `run` is over; see commit_units).
 // With record_time false (a caller's timestamp out of range) only the total and the probe count it.
-inline void emit_at(Throttle::Shared* s, const Segment& seg, std::int64_t n, std::int64_t ts,
-                    bool record_time = true) noexcept {
-  if (!(s->flags & detail::kFlagMonitor)) return;
+inline bool emit_at(Throttle::Shared* s, const Segment& seg, std::int64_t n, std::int64_t ts,
+                    std::uint32_t run, bool record_time = true) noexcept {
+  const bool monitor = s->flags & detail::kFlagMonitor;
+  if (!commit_units(s, n, run, monitor)) return false;
+  if (!monitor) return true;
   const std::int64_t t = record_time ? detail::sat_sub(ts, s->base_ns) : -1;
-  s->total.fetch_add(static_cast<std::uint64_t>(n), std::memory_order_relaxed);
 
   // The bucket of `t`, unless its slot already holds a newer second (an emission stamped more than
   // a ring's length in the past belongs to no bucket latest() can still see).
@@ -286,6 +308,17 @@ inline void emit_at(Throttle::Shared* s, const Segment& seg, std::int64_t n, std
     for (std::int64_t i = 0; i < n; ++i)
       MPT_PROBE_EMIT(id, ts);
   }
+  return true;
+}
+
+// Grants n units at ts in run `run`: counts them when auto_emit, then fires mpthrottle:fuel with
+// the time waited. False (nothing granted, nothing counted) once stop() has sealed the run.
+inline bool grant_at(Throttle::Shared* s, const Segment& seg, std::int64_t n, std::int64_t ts,
+                     std::uint32_t run, std::int64_t waited_ns) noexcept {
+  const bool granted = (s->flags & detail::kFlagAutoEmit) ? emit_at(s, seg, n, ts, run)
+                                                          : commit_units(s, n, run, false);
+  if (granted && MPT_PROBE_FUEL_ENABLED()) MPT_PROBE_FUEL(seg.id(), waited_ns);
+  return granted;
 }
 
 // One CAS: reserves n units at `now` (relative), or nothing if they would be due after `deadline`.
@@ -592,7 +625,13 @@ void Throttle::start(TimePoint now_tp) {
   while (!s_->word.compare_exchange_weak(w, detail::pack_word(detail::word_epoch(w), now),
                                          std::memory_order_acq_rel)) {
   }
-  s_->run_gen.fetch_add(1, std::memory_order_acq_rel);
+  const std::uint32_t run = s_->run_gen.fetch_add(1, std::memory_order_acq_rel) + 1;
+  // Open the total for this run (see Shared::total); the count goes on from where it was.
+  std::uint64_t tw = s_->total.load(std::memory_order_acquire);
+  while (!s_->total.compare_exchange_weak(
+      tw, detail::total_count(tw) | (std::uint64_t{run & 0xff} << detail::kTotalRunShift),
+      std::memory_order_acq_rel, std::memory_order_acquire)) {
+  }
   s_->state.store(static_cast<std::uint32_t>(ThrottleState::kRunning), std::memory_order_release);
   s_->wake_seq.fetch_add(1, std::memory_order_acq_rel);
   detail::futex_wake(&s_->wake_seq, INT32_MAX);
@@ -605,6 +644,10 @@ Summary Throttle::stop() {
     AdminLock lock(&s_->admin);
     const ThrottleState st = load_state(s_);
     if (st != ThrottleState::kStopped) {
+      // Seal the total first: from here no unit is granted and nothing is counted until start()
+      // (a worker past its slot finds the seal in its commit and returns false). Nothing waits for
+      // the workers, so one killed anywhere cannot delay stop().
+      s_->total.fetch_or(detail::kTotalSealed, std::memory_order_acq_rel);
       if (st == ThrottleState::kRunning) {
         const std::int64_t now = mono_ns() - s_->base_ns;
         s_->runtime_accum_ns.fetch_add(now - s_->started_at_rel_ns.load(std::memory_order_relaxed),
@@ -620,7 +663,7 @@ Summary Throttle::stop() {
     }
   }
   Summary sum;
-  sum.total = total();
+  sum.total = total();  // final: sealed above (or by the stop() before)
   const Rate m = mean();
   sum.runtime = std::chrono::duration<double>(
       static_cast<double>(s_->runtime_accum_ns.load(std::memory_order_relaxed)) / 1e9);
@@ -645,9 +688,7 @@ bool Throttle::has_fuel(std::int64_t n, TimePoint now_tp) noexcept {
     const std::int64_t rel = detail::sat_sub(now, s_->base_ns);
     if (!reserve_rel(s_, n, rel, rel, &due, &e)) return false;
   }
-  if (MPT_PROBE_FUEL_ENABLED()) MPT_PROBE_FUEL(segment_->id(), std::int64_t{0});
-  if (s_->flags & detail::kFlagAutoEmit) emit_at(s_, *segment_, n, now);
-  return true;
+  return grant_at(s_, *segment_, n, now, detail::kAnyRun, 0);
 }
 
 // has_fuel() for hardcap one: takes nothing unless the gate allows a unit now. The n units then
@@ -662,9 +703,7 @@ bool Throttle::has_fuel_one(std::int64_t n, std::int64_t now) noexcept {
   if (!reserve_rel(s_, n, rel, rel, &due, &e)) return false;
   for (std::int64_t i = 0; i < n; ++i)
     if (!try_gate(s_, rel, &need)) return false;
-  if (MPT_PROBE_FUEL_ENABLED()) MPT_PROBE_FUEL(segment_->id(), std::int64_t{0});
-  if (s_->flags & detail::kFlagAutoEmit) emit_at(s_, *segment_, n, now);
-  return true;
+  return grant_at(s_, *segment_, n, now, detail::kAnyRun, 0);
 }
 
 std::optional<Throttle::TimePoint> Throttle::reserve(std::int64_t n, TimePoint now_tp,
@@ -724,9 +763,11 @@ std::int64_t Throttle::acquire(TimePoint deadline_tp, std::int64_t n) noexcept {
   const std::int64_t deadline_rel =
       deadline == kForever ? kForever : detail::sat_sub(deadline, base);
   for (;;) {
+    // In this order: a run seen running is the run read after it, or one that began later (whose
+    // start or stop then fails the slot, as it must).
     const std::uint32_t seq = s_->wake_seq.load(std::memory_order_acquire);
-    const std::uint32_t run = s_->run_gen.load(std::memory_order_acquire);
     const ThrottleState st = load_state(s_);
+    const std::uint32_t run = s_->run_gen.load(std::memory_order_acquire);
     if (st == ThrottleState::kStopped) return -1;
     if (st == ThrottleState::kCreated) {  // wait for start()
       if (deadline != kForever && mono_ns() >= deadline) return -1;
@@ -746,16 +787,12 @@ std::int64_t Throttle::acquire(TimePoint deadline_tp, std::int64_t n) noexcept {
         // Unit by unit through the gate, each counted at its own grant time.
         for (std::int64_t i = 0; i < n; ++i) {
           now = pass_gate(now, seq, run, deadline_rel);
-          if (now < 0) return -1;
-          if (MPT_PROBE_FUEL_ENABLED()) MPT_PROBE_FUEL(segment_->id(), now - t0);
-          if (s_->flags & detail::kFlagAutoEmit) emit_at(s_, *segment_, 1, now);
+          if (now < 0 || !grant_at(s_, *segment_, 1, now, run, now - t0)) return -1;
         }
         return now;
       }
     }
-    if (MPT_PROBE_FUEL_ENABLED()) MPT_PROBE_FUEL(segment_->id(), now - t0);
-    if (s_->flags & detail::kFlagAutoEmit) emit_at(s_, *segment_, n, now);
-    return now;
+    return grant_at(s_, *segment_, n, now, run, now - t0) ? now : -1;
   }
 }
 
@@ -913,7 +950,7 @@ void Throttle::set_rate(std::int64_t max_n, std::chrono::duration<double> per, T
 void Throttle::emit() noexcept {
   if (remote_) [[unlikely]]
     return remote_->emit(mono_ns());
-  emit_at(s_, *segment_, 1, mono_ns());
+  emit_at(s_, *segment_, 1, mono_ns(), detail::kAnyRun);
 }
 
 void Throttle::emit(TimePoint timestamp) noexcept {
@@ -923,7 +960,7 @@ void Throttle::emit(TimePoint timestamp) noexcept {
   // the bucket ring or the interval tracking (which would hide later emissions).
   const std::int64_t ts = to_ns(timestamp);
   const bool in_range = ts >= s_->base_ns && ts <= mono_ns() + 1'000'000'000;
-  emit_at(s_, *segment_, 1, ts, in_range);
+  emit_at(s_, *segment_, 1, ts, detail::kAnyRun, in_range);
 }
 
 Event Throttle::kill_flag() const {
@@ -933,7 +970,7 @@ Event Throttle::kill_flag() const {
 std::uint64_t Throttle::total() const noexcept {
   if (remote_) [[unlikely]]
     return remote_->total();
-  return s_->total.load(std::memory_order_relaxed);
+  return detail::total_count(s_->total.load(std::memory_order_acquire));
 }
 
 Rate Throttle::latest() const noexcept {

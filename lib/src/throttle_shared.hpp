@@ -74,6 +74,21 @@ inline constexpr int kBucketCountBits = 28;
 inline constexpr std::uint64_t kBucketCountMask = (std::uint64_t{1} << kBucketCountBits) - 1;
 inline constexpr std::uint64_t kBucketTagMask = (std::uint64_t{1} << (64 - kBucketCountBits)) - 1;
 
+// Throttle::Shared::total: the monitor's total and the run it belongs to in one word, so that
+// granting a unit and counting it is one step that stop() can close. Bits 0-54: the total
+// (emissions counted, saturating); bit 55: sealed (set by stop(), cleared by start()); bits 56-63:
+// the low 8 bits of run_gen of the run start() began.
+inline constexpr int kTotalRunShift = 56;
+inline constexpr std::uint64_t kTotalSealed = std::uint64_t{1} << 55;
+inline constexpr std::uint64_t kTotalCountMask = kTotalSealed - 1;
+inline constexpr std::uint32_t kAnyRun = 0xffffffff;  // a commit that belongs to no one run
+constexpr std::uint64_t total_count(std::uint64_t w) {
+  return w & kTotalCountMask;
+}
+constexpr std::uint32_t total_run(std::uint64_t w) {
+  return static_cast<std::uint32_t>(w >> kTotalRunShift);
+}
+
 // a - b for 64-bit nanosecond values without signed overflow: saturates at the int64 limits.
 constexpr std::int64_t sat_sub(std::int64_t a, std::int64_t b) {
   std::int64_t r;
@@ -122,7 +137,9 @@ struct Throttle::Shared {
   std::atomic<std::uint64_t> gate_ring[detail::kGateSlots];
   detail::RebaseRecord rebase[detail::kRingSlots];
 
-  // Monitor.
+  // Monitor. `total` is also where a grant becomes final (see detail::kTotalSealed): a unit is
+  // granted by the CAS that counts it (or, when nothing is counted, by a load that finds the run
+  // open), and stop() seals the word, so the total stop() returns is final.
   alignas(64) std::atomic<std::uint64_t> total;
   std::atomic<std::int64_t> last_emit_rel_ns;  // -1: none yet
   std::atomic<std::int64_t> min_interval_ns;   // INT64_MAX: none yet

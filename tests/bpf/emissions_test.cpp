@@ -144,5 +144,35 @@ TEST_F(EmissionsTest, PidFilterCountsOnlyThatProcess) {
   EXPECT_GT(k.emits, 0u);
 }
 
+// stop() is final (throttle.hpp): for every hardcap at 100,000/s with 4 spinning workers, stopped
+// mid-stream ten times, the total stop() returns, the monitor's total once every worker has exited
+// and the kernel's count are one number. (Before stop() sealed the total, every hardcap counted 1
+// to 4 units after stop() returned in almost every round: a waiter past its slot was granted
+// anyway.)
+class StopIsFinalTest : public EmissionsTest, public ::testing::WithParamInterface<Hardcap> {};
+
+TEST_P(StopIsFinalTest, StopTotalMonitorAfterExitAndKernelAreEqual) {
+  probe::EmissionCounter counter({-1, probe::default_library_path()});
+  for (int round = 0; round < 10; ++round) {
+    ThrottleOptions o;
+    o.hardcap = GetParam();
+    o.auto_calibrate = false;
+    o.spin_lead = 150us;  // waiters spin through their slot, as calibrated ones do at this rate
+    Throttle t(100'000, 1s, o);
+    const auto r = test::run_workers(t, 4, 300ms);
+    ASSERT_TRUE(r.all_exited) << "round " << round;
+    const Totals k = totals_for(counter, t.id());
+    EXPECT_GT(r.summary.total, 1000u) << "round " << round;
+    EXPECT_EQ(t.total(), r.summary.total) << "round " << round << ": counted after stop()";
+    EXPECT_EQ(k.emits, r.summary.total) << "round " << round << ": kernel and monitor disagree";
+    EXPECT_EQ(k.fuels, r.summary.total) << "round " << round << ": one fuel event per unit";
+  }
+  EXPECT_EQ(counter.dropped(), 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Hardcaps, StopIsFinalTest,
+                         ::testing::Values(Hardcap::kLimit, Hardcap::kOne, Hardcap::kNone),
+                         [](const auto& info) { return std::string(to_string(info.param)); });
+
 }  // namespace
 }  // namespace mpt

@@ -161,8 +161,11 @@ class Throttle {
 
   // Throttle::stop()
   // Sets kill_flag, wakes every waiter (their await_fuel returns false) and returns the summary.
-  // Totals and runtime survive a later start(). Stopping a stopped throttle only returns the
-  // summary.
+  // The total it returns is final: no unit is granted, and no emission counted (auto or emit()),
+  // after stop() returns, until the next start(). A unit is granted by the same atomic step that
+  // counts it, and stop() closes that step first, so a worker already past its slot gets false;
+  // stop() never waits for workers, so one killed anywhere cannot make it hang. Totals and runtime
+  // survive a later start(). Stopping a stopped throttle only returns the summary.
   Summary stop();
 
   ThrottleState state() const noexcept;
@@ -214,7 +217,8 @@ class Throttle {
   void set_rate(std::int64_t max_n, std::chrono::duration<double> per, TimePoint now);
 
   // Throttle::emit(): counts one emission (at `timestamp`, default now). Never blocks; does nothing
-  // when as_monitor is false. Fires the USDT probe mpthrottle:emit.
+  // when as_monitor is false or the throttle is stopped (stop()'s total is final). Counts before
+  // the first start(). Fires the USDT probe mpthrottle:emit.
   void emit() noexcept;
   void emit(TimePoint timestamp) noexcept;
 
