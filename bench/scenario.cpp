@@ -50,6 +50,7 @@
 #include <string_view>
 #include <vector>
 
+#include "mpt/calibration.hpp"
 #include "mpt/throttle.hpp"
 #include "trial.hpp"
 #include "witness.hpp"
@@ -376,10 +377,19 @@ int main(int argc, char** argv) {
   }
   if (!options) return 0;
 
+  // The library's warnings (an uncalibrated throttle where that falls short, say): on stderr at
+  // once, and in the JSON's "warnings".
+  std::vector<std::string> warnings;
+  mpt::set_log_hook([&warnings](std::string_view m) {
+    std::fprintf(stderr, "mpt_scenario: warning: %.*s\n", static_cast<int>(m.size()), m.data());
+    warnings.emplace_back(m);
+  });
   try {
     const ScenarioResult r = run_scenario(*options);
     if (options->json) {
-      std::printf("%s\n", to_json(*options, r).dump(2).c_str());
+      auto doc = to_json(*options, r);
+      doc["warnings"] = warnings;
+      std::printf("%s\n", doc.dump(2).c_str());
     } else {
       print_text(*options, r);
     }

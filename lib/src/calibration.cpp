@@ -16,6 +16,7 @@
 #include <fstream>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 
 #include "clock.hpp"
@@ -163,9 +164,14 @@ LogHook g_hook = [](std::string_view m) {
 bool g_loaded = false;
 std::filesystem::path g_path;
 std::optional<Calibration> g_calibration;
+std::string g_why;                    // why g_calibration is empty
+std::set<std::string> g_warned_once;  // messages warn_once_locked() already sent
 
 void warn_locked(const std::string& message) {
   if (g_hook) g_hook(message);
+}
+void warn_once_locked(const std::string& message) {
+  if (g_warned_once.insert(message).second) warn_locked(message);
 }
 
 }  // namespace
@@ -183,6 +189,20 @@ HostIdentity HostIdentity::current() {
   if (h.clocksource.empty()) h.clocksource = "unknown";
   h.cores = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
   return h;
+}
+
+bool Calibration::covers(double rate, Hardcap hardcap) const {
+  double lo = INFINITY, hi = -INFINITY;
+  auto span = [&](Hardcap h) {
+    for (const auto& b : bands) {
+      if (b.hardcap != h) continue;
+      lo = std::min(lo, b.rate_per_sec);
+      hi = std::max(hi, b.rate_per_sec);
+    }
+  };
+  span(hardcap);
+  if (lo > hi && hardcap == Hardcap::kNone) span(Hardcap::kLimit);
+  return rate >= lo * (1 - 1e-9) && rate <= hi * (1 + 1e-9);
 }
 
 Calibration::Choice Calibration::choose(double rate, Hardcap hardcap) const {
@@ -424,9 +444,37 @@ void reload_calibration() {
   std::lock_guard lock(g_mutex);
   g_loaded = false;
   g_calibration.reset();
+  g_warned_once.clear();
 }
 
 namespace detail {
+
+namespace {
+
+std::string rate_words(double rate) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%g/s", rate);
+  return buf;
+}
+
+// The warning for a throttle that auto_calibrate would tune but no calibration covers, where
+// this host is known to fall short; "" otherwise.
+std::string uncalibrated_warning(double rate, Hardcap h, const Calibration* file,
+                                 const std::string& why_none) {
+  if (!calibration::falls_short_uncalibrated(rate, h)) return "";
+  if (file && file->covers(rate, h)) return "";
+  std::string what = "a throttle of " + rate_words(rate) + " with hardcap " + to_string(h);
+  if (!file) {
+    return what + " runs uncalibrated (" + why_none +
+           "); such a throttle falls short of its rate on hosts like this one: run `mpt "
+           "calibrate` to measure this host";
+  }
+  return what + " is outside the rates calibrated for it (" + default_calibration_path().string() +
+         "): it uses the nearest band's correction, measured at another rate; run `mpt calibrate "
+         "--rates ...` with this rate among them";
+}
+
+}  // namespace
 
 Tuning resolve_tuning(std::int64_t max_n, double per_s, const ThrottleOptions& o) {
   Tuning t;
@@ -442,15 +490,19 @@ Tuning resolve_tuning(std::int64_t max_n, double per_s, const ThrottleOptions& o
   std::lock_guard lock(g_mutex);
   const std::filesystem::path path = default_calibration_path();
   if (!g_loaded || path != g_path) {
-    std::string why;
-    g_calibration = Calibration::load(path, &why);
+    g_why.clear();
+    g_calibration = Calibration::load(path, &g_why);
     g_path = path;
     g_loaded = true;
-    // A missing file is the normal state of an uncalibrated host, not worth a warning.
+    // A missing file is the normal state of an uncalibrated host: it warns only where it matters
+    // (below), not for every throttle.
     std::error_code ec;
     if (!g_calibration && std::filesystem::exists(std::filesystem::symlink_status(path, ec)))
-      warn_locked(why);
+      warn_locked(g_why);
   }
+  t.warning =
+      uncalibrated_warning(rate, o.hardcap, g_calibration ? &*g_calibration : nullptr, g_why);
+  if (!t.warning.empty()) warn_once_locked(t.warning);
   if (!g_calibration) return t;
   const Calibration::Choice c = g_calibration->choose(rate, o.hardcap);
   t.correction = c.correction;
@@ -464,6 +516,10 @@ Tuning resolve_tuning(std::int64_t max_n, double per_s, const ThrottleOptions& o
 }  // namespace detail
 
 namespace calibration {
+
+bool falls_short_uncalibrated(double rate, Hardcap h) {
+  return h == Hardcap::kOne && rate >= kUncalibratedShortOne;
+}
 
 std::int64_t percentile(const std::vector<std::int64_t>& sorted, double q) {
   if (sorted.empty()) return 0;

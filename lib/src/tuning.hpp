@@ -12,6 +12,10 @@ struct Tuning {
   double correction = 0;
   std::int64_t spin_lead_ns = 0;
   std::string source = "none";  // "none", "explicit", or "calibration <path>"
+  // Set when auto_calibrate applies, no calibration covers this rate and hardcap, and this host
+  // is known to fall short there (see calibration::falls_short_uncalibrated); sent to the log hook
+  // once per process and message.
+  std::string warning;
 };
 
 // An explicit correction wins; else, with auto_calibrate (default: rate >= 49/s), the host's

@@ -122,6 +122,54 @@ TEST_F(CalibrationFileTest, MissingFileMeansNoCorrectionAndNoWarning) {
   EXPECT_TRUE(warnings_.empty());
 }
 
+ThrottleOptions with_hardcap(Hardcap h) {
+  ThrottleOptions o;
+  o.hardcap = h;
+  return o;
+}
+
+// Where this host is known to fall short uncalibrated (hardcap one from 2,000/s), a throttle that
+// auto_calibrate would tune but no calibration covers says so once, naming the fix; elsewhere, or
+// when told what to use, it says nothing.
+TEST_F(CalibrationFileTest, UncalibratedWhereItFallsShortWarnsOnceNamingTheFix) {
+  (void)Throttle(1000, 1s, with_hardcap(Hardcap::kOne));       // under the threshold
+  (void)Throttle(500'000, 1s, with_hardcap(Hardcap::kLimit));  // limit holds uncalibrated
+  (void)Throttle(500'000, 1s, with_hardcap(Hardcap::kNone));   // so does none
+  EXPECT_TRUE(warnings_.empty());
+  ThrottleOptions one = with_hardcap(Hardcap::kOne);
+  (void)Throttle(100'000, 1s, one);
+  ASSERT_EQ(warnings_.size(), 1u);
+  EXPECT_NE(warnings_[0].find("100000/s with hardcap one runs uncalibrated"), std::string::npos)
+      << warnings_[0];
+  EXPECT_NE(warnings_[0].find("does not exist"), std::string::npos) << warnings_[0];
+  EXPECT_NE(warnings_[0].find("mpt calibrate"), std::string::npos) << warnings_[0];
+  (void)Throttle(100'000, 1s, one);
+  EXPECT_EQ(warnings_.size(), 1u) << "once per process";
+  (void)Throttle(2000, 1s, one);
+  EXPECT_EQ(warnings_.size(), 2u) << "another rate is another warning";
+  one.correction = 0.1;
+  (void)Throttle(200'000, 1s, one);
+  one.correction.reset();
+  one.auto_calibrate = false;
+  (void)Throttle(300'000, 1s, one);
+  EXPECT_EQ(warnings_.size(), 2u) << "an explicit correction or auto_calibrate off: no warning";
+}
+
+TEST_F(CalibrationFileTest, CalibrationThatDoesNotCoverTheRateWarns) {
+  sample().store(path_);  // bands: limit 100/s and 10,000/s, one 1,000/s
+  reload_calibration();
+  (void)Throttle(1000, 1s, with_hardcap(Hardcap::kOne));  // a band
+  EXPECT_TRUE(warnings_.empty());
+  (void)Throttle(8000, 1s, with_hardcap(Hardcap::kOne));
+  ASSERT_EQ(warnings_.size(), 1u);
+  EXPECT_NE(warnings_[0].find("outside the rates calibrated"), std::string::npos) << warnings_[0];
+  EXPECT_NE(warnings_[0].find("mpt calibrate"), std::string::npos) << warnings_[0];
+  EXPECT_TRUE(sample().covers(5000, Hardcap::kLimit));
+  EXPECT_TRUE(sample().covers(5000, Hardcap::kNone)) << "none uses limit's bands";
+  EXPECT_FALSE(sample().covers(50'000, Hardcap::kLimit));
+  EXPECT_FALSE(sample().covers(999, Hardcap::kOne));
+}
+
 TEST_F(CalibrationFileTest, AutoCalibrateTakesTheBandsCorrectionAndSpinLead) {
   sample().store(path_);
   reload_calibration();

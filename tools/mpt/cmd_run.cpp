@@ -171,6 +171,7 @@ int run_run(const RunOptions& opts) {
   if (!opts.backend.empty() && opts.probe) {
     throw UsageError("--probe counts this host's emissions only; it does not go with --backend");
   }
+  const WarningLog warnings;  // e.g. a throttle that runs uncalibrated where that falls short
   Throttle throttle =
       !opts.backend.empty() ? Throttle::connect(opts.backend, opts.rate,
                                                 std::chrono::duration<double>(opts.per_s), to)
@@ -333,6 +334,7 @@ int run_run(const RunOptions& opts) {
          interrupted ? nlohmann::json(signal_name(interrupted)) : nlohmann::json(nullptr)},
         {"workers_exited_cleanly", clean},
         {"host", host_info()},
+        {"warnings", warnings.messages()},
     };
     if (!probe_doc.is_null()) doc["probe"] = probe_doc;
     print_json(doc);

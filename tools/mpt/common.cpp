@@ -11,8 +11,10 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <mutex>
 #include <thread>
 
+#include "mpt/calibration.hpp"
 #include "mpt/error.hpp"
 
 namespace mpt::cli {
@@ -171,6 +173,32 @@ void install_stop_handlers() {
 
 int stop_signal() {
   return g_stop_signal;
+}
+
+struct WarningLog::State {
+  std::mutex mutex;
+  std::vector<std::string> messages;
+  LogHook previous;
+};
+
+WarningLog::WarningLog() : state_(std::make_shared<State>()) {
+  std::weak_ptr<State> weak = state_;
+  state_->previous = set_log_hook([weak](std::string_view m) {
+    std::fprintf(stderr, "mpt: warning: %.*s\n", static_cast<int>(m.size()), m.data());
+    if (auto st = weak.lock()) {
+      std::lock_guard lock(st->mutex);
+      st->messages.emplace_back(m);
+    }
+  });
+}
+
+WarningLog::~WarningLog() {
+  set_log_hook(std::move(state_->previous));
+}
+
+std::vector<std::string> WarningLog::messages() const {
+  std::lock_guard lock(state_->mutex);
+  return state_->messages;
 }
 
 void print_json(const nlohmann::json& j, bool pretty) {

@@ -8,8 +8,10 @@
 
 #include <csignal>
 #include <cstdint>
+#include <memory>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -60,6 +62,22 @@ double age_seconds(std::int64_t created_realtime_ns);
 void install_stop_handlers();
 // The signal received since install_stop_handlers(), or 0.
 int stop_signal();
+
+// The library's warnings (its log hook) while a command runs: each is printed at once on stderr
+// as "mpt: warning: ...", and kept for the JSON document's "warnings" array. Restores the previous
+// hook when it goes. Make one per command, before the throttle.
+class WarningLog {
+ public:
+  WarningLog();
+  ~WarningLog();
+  WarningLog(const WarningLog&) = delete;
+  WarningLog& operator=(const WarningLog&) = delete;
+  std::vector<std::string> messages() const;
+
+ private:
+  struct State;
+  std::shared_ptr<State> state_;
+};
 
 // Prints a JSON document on one line... (pretty when `pretty`).
 void print_json(const nlohmann::json& j, bool pretty = true);
