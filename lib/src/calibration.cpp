@@ -21,6 +21,7 @@
 
 #include "clock.hpp"
 #include "futex.hpp"
+#include "log.hpp"
 #include "mpt/error.hpp"
 #include "tuning.hpp"
 
@@ -448,6 +449,11 @@ void reload_calibration() {
 }
 
 namespace detail {
+
+void warn(const std::string& message) {
+  std::lock_guard lock(g_mutex);
+  warn_locked(message);
+}
 
 namespace {
 

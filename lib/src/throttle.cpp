@@ -1,9 +1,10 @@
 #include "mpt/throttle.hpp"
 
 #include <errno.h>
-#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <climits>
 #include <cmath>
 #include <cstring>
@@ -14,6 +15,7 @@
 #include "clock.hpp"
 #include "futex.hpp"
 #include "gcra.hpp"
+#include "log.hpp"
 #include "mpt/error.hpp"
 #include "probes.hpp"
 #include "redis_backend.hpp"
@@ -31,6 +33,17 @@ namespace {
 constexpr double kMaxPerS = 30.0 * 86400;  // keeps every slot far inside the 56-bit GCRA word
 constexpr std::int64_t kMaxN = 1'000'000'000;
 constexpr std::int64_t kMaxSpinLeadNs = 10'000'000;
+constexpr int kGateTries = 1000;  // try_gate's retries before it gives the caller a way out
+// How long start(), stop() and set_rate() wait for the admin lock held by a live thread (a holder
+// stopped in a debugger, or a scribbled word naming a live thread): stop() then goes on without.
+constexpr std::int64_t kAdminWaitNs = 1'000'000'000;
+
+// a + b without signed overflow: saturates at the int64 limits (kForever stays kForever).
+constexpr std::int64_t sat_add(std::int64_t a, std::int64_t b) {
+  std::int64_t r;
+  if (__builtin_add_overflow(a, b, &r)) return b > 0 ? INT64_MAX : INT64_MIN;
+  return r;
+}
 
 std::string num(double v) {
   std::ostringstream o;
@@ -108,18 +121,60 @@ void validate_options(const ThrottleOptions& o) {
   }
 }
 
-// The robust admin mutex: a holder that died leaves it consistent again for the next one (admin
-// operations rewrite whole fields, so there is nothing half-done to repair).
+// Whether the thread `tid` exists (kill() accepts a thread's id). 0 and values beyond any pid
+// (which kill() would read as a process group) name no thread.
+bool thread_exists(std::uint32_t tid) {
+  if (tid == 0 || tid > (1u << 22)) return false;  // PID_MAX_LIMIT
+  return ::kill(static_cast<pid_t>(tid), 0) == 0 || errno == EPERM;
+}
+
+// The admin lock (start/stop/set_rate: see Shared::admin_owner), taken with a bound. held() is
+// false when a live thread kept it for kAdminWaitNs (a stuck process, or a scribbled word that
+// happens to name a live thread): why() says so, and the caller decides.
 class AdminLock {
  public:
-  explicit AdminLock(pthread_mutex_t* m) : m_(m) {
-    int r = pthread_mutex_lock(m_);
-    if (r == EOWNERDEAD) pthread_mutex_consistent(m_);
+  AdminLock(std::atomic<std::uint32_t>* word, const Segment& seg)
+      : word_(word), me_(static_cast<std::uint32_t>(::gettid())) {
+    const std::int64_t deadline = mono_ns() + kAdminWaitNs;
+    for (;;) {
+      std::uint32_t cur = 0;
+      if (word_->compare_exchange_strong(cur, me_, std::memory_order_acquire)) break;
+      // A holder that is gone (killed mid-operation: admin operations rewrite whole fields, so
+      // there is nothing half-done to repair), or a word that names no thread: take it over.
+      if (cur == me_ || !thread_exists(cur)) {
+        if (word_->compare_exchange_strong(cur, me_, std::memory_order_acquire)) break;
+        continue;
+      }
+      const std::int64_t now = mono_ns();
+      if (now >= deadline) {
+        why_ = "throttle '" + seg.name() + "': its admin lock was held by thread " +
+               std::to_string(cur) + " for over 1 s (a stuck process, or a corrupt segment)";
+        return;
+      }
+      detail::futex_wait(word_, cur, std::min(deadline, now + 10'000'000));  // re-check liveness
+    }
+    held_ = true;
   }
-  ~AdminLock() { pthread_mutex_unlock(m_); }
+  ~AdminLock() {
+    if (!held_) return;
+    std::uint32_t me = me_;
+    word_->compare_exchange_strong(me, 0, std::memory_order_release);
+    detail::futex_wake(word_, 1);
+  }
+  AdminLock(const AdminLock&) = delete;
+  AdminLock& operator=(const AdminLock&) = delete;
+  bool held() const { return held_; }
+  const std::string& why() const { return why_; }
+  // For start() and set_rate(): nothing is changed without the lock.
+  void require() const {
+    if (!held_) throw SystemError(why_, ETIMEDOUT);
+  }
 
  private:
-  pthread_mutex_t* m_;
+  std::atomic<std::uint32_t>* word_;
+  std::uint32_t me_;
+  bool held_ = false;
+  std::string why_;
 };
 
 Segment::Init make_init(std::int64_t max_n, double per_s, const ThrottleOptions& o,
@@ -140,13 +195,6 @@ Segment::Init make_init(std::int64_t max_n, double per_s, const ThrottleOptions&
     s->rf_ns = std::llround(o.rf_rate.count() * 1e9);
     s->window_buckets = window;
     s->ring_len = ring_len;
-
-    pthread_mutexattr_t a;
-    pthread_mutexattr_init(&a);
-    pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-    pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-    pthread_mutex_init(&s->admin, &a);
-    pthread_mutexattr_destroy(&a);
 
     const double c = tuning.correction;
     s->max_n = max_n;
@@ -182,8 +230,10 @@ std::pair<std::uint32_t, std::uint32_t> ring_shape(const ThrottleOptions& o) {
   return {window, window + 1};
 }
 
-// Checks what open() found in a throttle body; the header was validated by Segment::open.
-void validate_body(const Segment& seg) {
+// Copies what never changes out of a throttle body and checks the copy (the header was validated
+// by Segment::open): later writes into the segment cannot change what this process computes with.
+// The mutable fields are checked too, as a first line; every use bounds them again.
+Throttle::Fixed read_fixed(const Segment& seg) {
   const auto* s = static_cast<const Throttle::Shared*>(seg.body());
   const std::string what = "segment '" + seg.name() + "'";
   auto corrupt = [&](const std::string& why) {
@@ -191,23 +241,33 @@ void validate_body(const Segment& seg) {
   };
   if (seg.size_bytes() < Segment::kBodyOffset + offsetof(Throttle::Shared, buckets))
     corrupt("too small for a throttle");
-  if (s->ring_len < 2 || s->ring_len > 1001 || s->window_buckets + 1 != s->ring_len)
+  Throttle::Fixed f;
+  f.base_ns = s->base_ns;
+  f.rf_ns = s->rf_ns;
+  f.id = seg.id();
+  f.flags = s->flags;
+  f.hardcap = s->hardcap;
+  f.ring_len = s->ring_len;
+  f.window_buckets = s->window_buckets;
+  if (f.ring_len < 2 || f.ring_len > 1001 || f.window_buckets + 1 != f.ring_len)
     corrupt("bad monitor ring");
-  if (Segment::kBodyOffset + Throttle::Shared::size_for(s->ring_len) != seg.size_bytes())
+  if (Segment::kBodyOffset + Throttle::Shared::size_for(f.ring_len) != seg.size_bytes())
     corrupt("size does not match its monitor ring");
-  if (s->hardcap > static_cast<std::uint32_t>(Hardcap::kNone)) corrupt("bad hardcap");
-  if (s->rf_ns <= 0) corrupt("bad rf_rate");
+  if (f.hardcap > static_cast<std::uint32_t>(Hardcap::kNone)) corrupt("bad hardcap");
+  if (f.rf_ns <= 0 || f.rf_ns > 1'000'000'000) corrupt("bad rf_rate");
+  if (f.base_ns < 0) corrupt("bad time origin");
   if (s->state.load() > static_cast<std::uint32_t>(ThrottleState::kStopped)) corrupt("bad state");
   for (const auto& c : s->cfg) {
     if (c.interval_ns.load() < 0) corrupt("negative interval");
   }
   const auto& now_cfg = s->cfg[detail::word_epoch(s->word.load()) & (detail::kRingSlots - 1)];
   if (now_cfg.interval_ns.load() <= 0) corrupt("no interval for the current epoch");
-  if (s->hardcap == static_cast<std::uint32_t>(Hardcap::kOne) &&
+  if (f.hardcap == static_cast<std::uint32_t>(Hardcap::kOne) &&
       (now_cfg.gate_ns.load() <= 0 || now_cfg.gate_m.load() < 1 ||
        now_cfg.gate_m.load() > static_cast<std::int64_t>(detail::kGateSlots))) {
     corrupt("bad gate for hardcap one");
   }
+  return f;
 }
 
 inline std::int64_t bucket_count(std::uint64_t w) {
@@ -256,19 +316,19 @@ inline bool commit_units(Throttle::Shared* s, std::int64_t n, std::uint32_t run,
 // Counts n emissions at absolute time ts in the monitor (lock-free) and fires the probe; false,
 // counting nothing, once stop() has sealed the total (or run `run` is over; see commit_units).
 // With record_time false (a caller's timestamp out of range) only the total and the probe count it.
-inline bool emit_at(Throttle::Shared* s, const Segment& seg, std::int64_t n, std::int64_t ts,
+inline bool emit_at(Throttle::Shared* s, const Throttle::Fixed& f, std::int64_t n, std::int64_t ts,
                     std::uint32_t run, bool record_time = true) noexcept {
-  const bool monitor = s->flags & detail::kFlagMonitor;
+  const bool monitor = f.flags & detail::kFlagMonitor;
   if (!commit_units(s, n, run, monitor)) return false;
   if (!monitor) return true;
-  const std::int64_t t = record_time ? detail::sat_sub(ts, s->base_ns) : -1;
+  const std::int64_t t = record_time ? detail::sat_sub(ts, f.base_ns) : -1;
 
   // The bucket of `t`, unless its slot already holds a newer second (an emission stamped more than
   // a ring's length in the past belongs to no bucket latest() can still see).
   if (t >= 0) {
-    const std::int64_t b = t / s->rf_ns;
+    const std::int64_t b = t / f.rf_ns;
     const std::uint64_t tag = static_cast<std::uint64_t>(b) & detail::kBucketTagMask;
-    auto& slot = s->buckets[static_cast<std::uint64_t>(b) % s->ring_len];
+    auto& slot = s->buckets[static_cast<std::uint64_t>(b) % f.ring_len];
     std::uint64_t w = slot.load(std::memory_order_relaxed);
     for (;;) {
       const std::int64_t ahead = tag_diff(tag, bucket_tag(w));
@@ -304,7 +364,7 @@ inline bool emit_at(Throttle::Shared* s, const Segment& seg, std::int64_t n, std
     }
   }
   if (MPT_PROBE_EMIT_ENABLED()) {
-    const std::uint64_t id = seg.id();  // read only when a tracer listens
+    const std::uint64_t id = f.id;
     for (std::int64_t i = 0; i < n; ++i)
       MPT_PROBE_EMIT(id, ts);
   }
@@ -313,11 +373,11 @@ inline bool emit_at(Throttle::Shared* s, const Segment& seg, std::int64_t n, std
 
 // Grants n units at ts in run `run`: counts them when auto_emit, then fires mpthrottle:fuel with
 // the time waited. False (nothing granted, nothing counted) once stop() has sealed the run.
-inline bool grant_at(Throttle::Shared* s, const Segment& seg, std::int64_t n, std::int64_t ts,
+inline bool grant_at(Throttle::Shared* s, const Throttle::Fixed& f, std::int64_t n, std::int64_t ts,
                      std::uint32_t run, std::int64_t waited_ns) noexcept {
-  const bool granted = (s->flags & detail::kFlagAutoEmit) ? emit_at(s, seg, n, ts, run)
-                                                          : commit_units(s, n, run, false);
-  if (granted && MPT_PROBE_FUEL_ENABLED()) MPT_PROBE_FUEL(seg.id(), waited_ns);
+  const bool granted = (f.flags & detail::kFlagAutoEmit) ? emit_at(s, f, n, ts, run)
+                                                         : commit_units(s, n, run, false);
+  if (granted && MPT_PROBE_FUEL_ENABLED()) MPT_PROBE_FUEL(f.id, waited_ns);
   return granted;
 }
 
@@ -375,7 +435,13 @@ inline bool try_gate(Throttle::Shared* s, std::int64_t now, std::int64_t* need,
   using detail::gate_tag;
   using detail::gate_time;
   constexpr std::uint64_t kSlots = detail::kGateSlots;
-  for (;;) {
+  for (int tries = 0;; ++tries) {
+    // Each retry below means another grant moved the head, unless the ring is corrupt: a bound,
+    // and the caller (which checks for stop() between calls) tries again a millisecond later.
+    if (tries == kGateTries) {
+      *need = sat_add(now, 1'000'000);
+      return false;
+    }
     const std::uint64_t k = s->gate_head.load(std::memory_order_acquire);
     auto& mine = s->gate_ring[k % kSlots];
     std::uint64_t cur = mine.load(std::memory_order_acquire);
@@ -416,6 +482,12 @@ inline bool try_gate(Throttle::Shared* s, std::int64_t now, std::int64_t* need,
       return true;
     }
   }
+}
+
+// The spin lead, bounded: the segment's word may hold anything.
+inline std::int64_t load_lead(const Throttle::Shared* s) {
+  return std::clamp<std::int64_t>(s->spin_lead_ns.load(std::memory_order_relaxed), 0,
+                                  kMaxSpinLeadNs);
 }
 
 // The correction's source, read without the admin lock (see Shared::correction_source).
@@ -469,7 +541,9 @@ const char* to_string(ThrottleState s) noexcept {
 }
 
 Throttle::Throttle(std::shared_ptr<Segment> segment)
-    : segment_(std::move(segment)), s_(static_cast<Shared*>(segment_->body())) {}
+    : segment_(std::move(segment)),
+      s_(static_cast<Shared*>(segment_->body())),
+      f_(read_fixed(*segment_)) {}
 
 Throttle::Throttle(std::int64_t max_n, std::chrono::duration<double> per,
                    const ThrottleOptions& options) {
@@ -482,6 +556,7 @@ Throttle::Throttle(std::int64_t max_n, std::chrono::duration<double> per,
       Segment::anonymous(SegmentKind::kThrottle, Segment::kBodyOffset + Shared::size_for(ring_len),
                          make_init(max_n, per.count(), options, tuning, window, ring_len));
   s_ = static_cast<Shared*>(segment_->body());
+  f_ = read_fixed(*segment_);
 }
 
 Throttle Throttle::create(std::string_view name, std::int64_t max_n,
@@ -498,9 +573,7 @@ Throttle Throttle::create(std::string_view name, std::int64_t max_n,
 }
 
 Throttle Throttle::open(std::string_view name, const OpenOptions& options) {
-  auto seg = Segment::open(name, SegmentKind::kThrottle, options);
-  validate_body(*seg);
-  return Throttle(std::move(seg));
+  return Throttle(Segment::open(name, SegmentKind::kThrottle, options));
 }
 
 void Throttle::remove(std::string_view name) {
@@ -615,9 +688,10 @@ void Throttle::start() {
 void Throttle::start(TimePoint now_tp) {
   if (remote_) [[unlikely]]
     return remote_->start();
-  AdminLock lock(&s_->admin);
+  AdminLock lock(&s_->admin_owner, *segment_);
+  lock.require();
   if (load_state(s_) == ThrottleState::kRunning) return;
-  const std::int64_t now = to_ns(now_tp) - s_->base_ns;
+  const std::int64_t now = to_ns(now_tp) - f_.base_ns;
   s_->kill_flag.store(0, std::memory_order_release);
   s_->started_at_rel_ns.store(now, std::memory_order_relaxed);
   // A fresh schedule: one unit available now, the burst allowance builds up from here.
@@ -641,7 +715,11 @@ Summary Throttle::stop() {
   if (remote_) [[unlikely]]
     return remote_->stop();
   {
-    AdminLock lock(&s_->admin);
+    // A lock another process broke cannot keep stop() from stopping: past the bound it goes on
+    // without it (every step below is an atomic store, so nothing worse than a racing admin call's
+    // mixed runtime can follow) and says so through the log hook.
+    AdminLock lock(&s_->admin_owner, *segment_);
+    if (!lock.held()) detail::warn(lock.why() + "; stopping without it");
     const ThrottleState st = load_state(s_);
     if (st != ThrottleState::kStopped) {
       // Seal the total first: from here no unit is granted and nothing is counted until start()
@@ -649,7 +727,7 @@ Summary Throttle::stop() {
       // the workers, so one killed anywhere cannot delay stop().
       s_->total.fetch_or(detail::kTotalSealed, std::memory_order_acq_rel);
       if (st == ThrottleState::kRunning) {
-        const std::int64_t now = mono_ns() - s_->base_ns;
+        const std::int64_t now = mono_ns() - f_.base_ns;
         s_->runtime_accum_ns.fetch_add(now - s_->started_at_rel_ns.load(std::memory_order_relaxed),
                                        std::memory_order_relaxed);
       }
@@ -681,21 +759,21 @@ bool Throttle::has_fuel(std::int64_t n, TimePoint now_tp) noexcept {
     return remote_->has_fuel(n);
   if (n < 1 || load_state(s_) != ThrottleState::kRunning) return false;
   const std::int64_t now = to_ns(now_tp);
-  if (s_->flags & detail::kFlagThrottle) {
-    if (s_->hardcap == static_cast<std::uint32_t>(Hardcap::kOne)) return has_fuel_one(n, now);
+  if (f_.flags & detail::kFlagThrottle) {
+    if (f_.hardcap == static_cast<std::uint32_t>(Hardcap::kOne)) return has_fuel_one(n, now);
     std::int64_t due;
     std::uint32_t e;
-    const std::int64_t rel = detail::sat_sub(now, s_->base_ns);
+    const std::int64_t rel = detail::sat_sub(now, f_.base_ns);
     if (!reserve_rel(s_, n, rel, rel, &due, &e)) return false;
   }
-  return grant_at(s_, *segment_, n, now, detail::kAnyRun, 0);
+  return grant_at(s_, f_, n, now, detail::kAnyRun, 0);
 }
 
 // has_fuel() for hardcap one: takes nothing unless the gate allows a unit now. The n units then
 // go through the gate one after the other; if another grant closes it in between, the call
 // returns false and what it took is lost (the rate under-shoots, never over-shoots).
 bool Throttle::has_fuel_one(std::int64_t n, std::int64_t now) noexcept {
-  const std::int64_t rel = detail::sat_sub(now, s_->base_ns);
+  const std::int64_t rel = detail::sat_sub(now, f_.base_ns);
   std::int64_t need;
   if (!try_gate(s_, rel, &need, false)) return false;
   std::int64_t due;
@@ -703,7 +781,7 @@ bool Throttle::has_fuel_one(std::int64_t n, std::int64_t now) noexcept {
   if (!reserve_rel(s_, n, rel, rel, &due, &e)) return false;
   for (std::int64_t i = 0; i < n; ++i)
     if (!try_gate(s_, rel, &need)) return false;
-  return grant_at(s_, *segment_, n, now, detail::kAnyRun, 0);
+  return grant_at(s_, f_, n, now, detail::kAnyRun, 0);
 }
 
 std::optional<Throttle::TimePoint> Throttle::reserve(std::int64_t n, TimePoint now_tp,
@@ -715,14 +793,14 @@ std::optional<Throttle::TimePoint> Throttle::reserve(std::int64_t n, TimePoint n
     return detail::from_ns(*due);
   }
   if (n < 1 || load_state(s_) != ThrottleState::kRunning) return std::nullopt;
-  if (!(s_->flags & detail::kFlagThrottle)) return now_tp;
+  if (!(f_.flags & detail::kFlagThrottle)) return now_tp;
   std::int64_t due;
   std::uint32_t e;
-  if (!reserve_rel(s_, n, detail::sat_sub(to_ns(now_tp), s_->base_ns),
-                   detail::sat_sub(to_ns(deadline_tp), s_->base_ns), &due, &e)) {
+  if (!reserve_rel(s_, n, detail::sat_sub(to_ns(now_tp), f_.base_ns),
+                   detail::sat_sub(to_ns(deadline_tp), f_.base_ns), &due, &e)) {
     return std::nullopt;
   }
-  return detail::from_ns(due + s_->base_ns);
+  return detail::from_ns(due + f_.base_ns);
 }
 
 bool Throttle::await_fuel() noexcept {
@@ -759,7 +837,7 @@ std::int64_t Throttle::acquire(TimePoint deadline_tp, std::int64_t n) noexcept {
   const std::int64_t deadline = deadline_tp == TimePoint::max() ? kForever : to_ns(deadline_tp);
   if (remote_) [[unlikely]]
     return remote_->acquire(deadline, n);
-  const std::int64_t base = s_->base_ns;
+  const std::int64_t base = f_.base_ns;
   const std::int64_t deadline_rel =
       deadline == kForever ? kForever : detail::sat_sub(deadline, base);
   for (;;) {
@@ -776,23 +854,23 @@ std::int64_t Throttle::acquire(TimePoint deadline_tp, std::int64_t n) noexcept {
     }
     const std::int64_t t0 = mono_ns();
     std::int64_t now = t0;
-    if (s_->flags & detail::kFlagThrottle) {
+    if (f_.flags & detail::kFlagThrottle) {
       std::int64_t due;
       std::uint32_t epoch;
       if (!reserve_rel(s_, n, now - base, deadline_rel, &due, &epoch)) return -1;
       if (due > now - base) now = wait_for_slot(due, epoch, seq, run, deadline_rel);
       if (now == kLostSlot) continue;  // the slot could not be re-timed: reserve a new one
       if (now < 0) return -1;
-      if (s_->hardcap == static_cast<std::uint32_t>(Hardcap::kOne)) {
+      if (f_.hardcap == static_cast<std::uint32_t>(Hardcap::kOne)) {
         // Unit by unit through the gate, each counted at its own grant time.
         for (std::int64_t i = 0; i < n; ++i) {
           now = pass_gate(now, seq, run, deadline_rel);
-          if (now < 0 || !grant_at(s_, *segment_, 1, now, run, now - t0)) return -1;
+          if (now < 0 || !grant_at(s_, f_, 1, now, run, now - t0)) return -1;
         }
         return now;
       }
     }
-    return grant_at(s_, *segment_, n, now, run, now - t0) ? now : -1;
+    return grant_at(s_, f_, n, now, run, now - t0) ? now : -1;
   }
 }
 
@@ -802,15 +880,15 @@ std::int64_t Throttle::acquire(TimePoint deadline_tp, std::int64_t n) noexcept {
 // stopped or the gate opens after the deadline (the slot is then lost: the rate under-shoots).
 std::int64_t Throttle::pass_gate(std::int64_t now, std::uint32_t seq, std::uint32_t run,
                                  std::int64_t deadline_rel) noexcept {
-  const std::int64_t base = s_->base_ns;
+  const std::int64_t base = f_.base_ns;
   for (;;) {
     const std::int64_t rel = now - base;
     std::int64_t need;
     if (try_gate(s_, rel, &need)) return now;
     if (need > deadline_rel) return -1;
-    const std::int64_t lead = s_->spin_lead_ns.load(std::memory_order_relaxed);
-    if (need - rel > lead) {
-      detail::futex_wait(&s_->wake_seq, seq, need - lead + base);
+    const std::int64_t lead = load_lead(s_);
+    if (detail::sat_sub(need, rel) > lead) {
+      detail::futex_wait(&s_->wake_seq, seq, sat_add(need - lead, base));
     } else {
       detail::cpu_relax();
     }
@@ -833,17 +911,17 @@ std::int64_t Throttle::pass_gate(std::int64_t now, std::uint32_t seq, std::uint3
 // could not be re-timed (more rate changes than the rebase records keep).
 std::int64_t Throttle::wait_for_slot(std::int64_t due, std::uint32_t epoch, std::uint32_t seq,
                                      std::uint32_t run, std::int64_t deadline_rel) noexcept {
-  const std::int64_t base = s_->base_ns;
+  const std::int64_t base = f_.base_ns;
   for (;;) {
     const std::int64_t now = mono_ns() - base;
     if (due > deadline_rel && now >= deadline_rel) return -1;  // re-timed past the deadline
-    const std::int64_t lead = s_->spin_lead_ns.load(std::memory_order_relaxed);
+    const std::int64_t lead = load_lead(s_);
     const std::int64_t wake_at = due > deadline_rel ? deadline_rel : due - lead;
     if (now >= due) return now + base;
     if (now >= wake_at) {
       detail::cpu_relax();
     } else {
-      detail::futex_wait(&s_->wake_seq, seq, wake_at + base);
+      detail::futex_wait(&s_->wake_seq, seq, sat_add(wake_at, base));
     }
     const std::uint32_t cur = s_->wake_seq.load(std::memory_order_acquire);
     if (cur != seq) {
@@ -869,13 +947,13 @@ std::int64_t Throttle::available(TimePoint now_tp) const noexcept {
   if (remote_) [[unlikely]]
     return remote_->available();
   if (load_state(s_) != ThrottleState::kRunning) return 0;
-  if (!(s_->flags & detail::kFlagThrottle)) return INT64_MAX;
+  if (!(f_.flags & detail::kFlagThrottle)) return INT64_MAX;
   const std::uint64_t w = s_->word.load(std::memory_order_acquire);
   const auto& c = s_->cfg[detail::word_epoch(w) & (detail::kRingSlots - 1)];
   const detail::GcraParams p{c.interval_ns.load(std::memory_order_relaxed),
                              c.tau_ns.load(std::memory_order_relaxed)};
   if (p.interval_ns <= 0) return 0;
-  return detail::gcra_available(detail::word_tat(w), to_ns(now_tp) - s_->base_ns, p);
+  return detail::gcra_available(detail::word_tat(w), to_ns(now_tp) - f_.base_ns, p);
 }
 
 void Throttle::set_rate(std::int64_t max_n, std::chrono::duration<double> per) {
@@ -888,19 +966,20 @@ void Throttle::set_rate(std::int64_t max_n, std::chrono::duration<double> per, T
     remote_->set_rate(max_n, per.count());
     return;
   }
-  const auto hardcap = static_cast<Hardcap>(s_->hardcap);
+  const auto hardcap = static_cast<Hardcap>(f_.hardcap);
   // An auto-calibrated throttle takes the correction (and spin lead) for its new rate from the
   // calibration file; an explicit correction stays.
   std::optional<detail::Tuning> retuned;
-  if ((s_->flags & detail::kFlagAutoCalibrate) && correction_source(s_) != "explicit") {
+  if ((f_.flags & detail::kFlagAutoCalibrate) && correction_source(s_) != "explicit") {
     ThrottleOptions o;
     o.hardcap = hardcap;
     o.auto_calibrate = true;
-    if (s_->flags & detail::kFlagSpinLeadGiven) o.spin_lead = spin_lead();
+    if (f_.flags & detail::kFlagSpinLeadGiven) o.spin_lead = spin_lead();
     validate_rate(max_n, per.count(), 0.0);
     retuned = detail::resolve_tuning(max_n, per.count(), o);
   }
-  AdminLock lock(&s_->admin);
+  AdminLock lock(&s_->admin_owner, *segment_);
+  lock.require();
   if (retuned) {
     s_->correction.store(retuned->correction, std::memory_order_relaxed);
     s_->spin_lead_ns.store(retuned->spin_lead_ns, std::memory_order_relaxed);
@@ -913,7 +992,7 @@ void Throttle::set_rate(std::int64_t max_n, std::chrono::duration<double> per, T
   const double c = s_->correction.load(std::memory_order_relaxed);
   validate_rate(max_n, per.count(), c);
   const std::int64_t ni = compute_interval_ns(max_n, per.count(), c);
-  const std::int64_t at = to_ns(now_tp) - s_->base_ns;
+  const std::int64_t at = to_ns(now_tp) - f_.base_ns;
 
   std::uint64_t w = s_->word.load(std::memory_order_acquire);
   const std::uint32_t e = detail::word_epoch(w);
@@ -950,7 +1029,7 @@ void Throttle::set_rate(std::int64_t max_n, std::chrono::duration<double> per, T
 void Throttle::emit() noexcept {
   if (remote_) [[unlikely]]
     return remote_->emit(mono_ns());
-  emit_at(s_, *segment_, 1, mono_ns(), detail::kAnyRun);
+  emit_at(s_, f_, 1, mono_ns(), detail::kAnyRun);
 }
 
 void Throttle::emit(TimePoint timestamp) noexcept {
@@ -959,8 +1038,8 @@ void Throttle::emit(TimePoint timestamp) noexcept {
   // A timestamp before the segment existed or over a second ahead is counted, but it cannot move
   // the bucket ring or the interval tracking (which would hide later emissions).
   const std::int64_t ts = to_ns(timestamp);
-  const bool in_range = ts >= s_->base_ns && ts <= mono_ns() + 1'000'000'000;
-  emit_at(s_, *segment_, 1, ts, detail::kAnyRun, in_range);
+  const bool in_range = ts >= f_.base_ns && ts <= mono_ns() + 1'000'000'000;
+  emit_at(s_, f_, 1, ts, detail::kAnyRun, in_range);
 }
 
 Event Throttle::kill_flag() const {
@@ -976,20 +1055,20 @@ std::uint64_t Throttle::total() const noexcept {
 Rate Throttle::latest() const noexcept {
   if (remote_) [[unlikely]]
     return remote_->latest();
-  const std::int64_t now = mono_ns() - s_->base_ns;
-  const std::int64_t b = now / s_->rf_ns;
+  const std::int64_t now = mono_ns() - f_.base_ns;
+  const std::int64_t b = now / f_.rf_ns;
   std::int64_t count = 0;
-  for (std::uint32_t k = 1; k <= s_->window_buckets; ++k) {
+  for (std::uint32_t k = 1; k <= f_.window_buckets; ++k) {
     const std::int64_t bk = b - k;
     if (bk < 0) break;
     const std::uint64_t w =
-        s_->buckets[static_cast<std::uint64_t>(bk) % s_->ring_len].load(std::memory_order_relaxed);
+        s_->buckets[static_cast<std::uint64_t>(bk) % f_.ring_len].load(std::memory_order_relaxed);
     if (bucket_tag(w) == (static_cast<std::uint64_t>(bk) & detail::kBucketTagMask))
       count += bucket_count(w);
   }
   if (count == 0) return {0, 0};
   const double window_s =
-      static_cast<double>(s_->window_buckets) * static_cast<double>(s_->rf_ns) / 1e9;
+      static_cast<double>(f_.window_buckets) * static_cast<double>(f_.rf_ns) / 1e9;
   const double rate = static_cast<double>(count) / window_s;
   return {1.0 / rate, rate};
 }
@@ -1000,7 +1079,7 @@ Rate Throttle::mean() const noexcept {
   const bool running = load_state(s_) == ThrottleState::kRunning;
   std::int64_t runtime = s_->runtime_accum_ns.load(std::memory_order_relaxed);
   if (running) {
-    runtime += mono_ns() - s_->base_ns - s_->started_at_rel_ns.load(std::memory_order_relaxed);
+    runtime += mono_ns() - f_.base_ns - s_->started_at_rel_ns.load(std::memory_order_relaxed);
   }
   const auto n = total();
   if (n == 0 || runtime <= 0) return {0, 0};
@@ -1024,7 +1103,7 @@ Rate Throttle::hi_lo() const noexcept {
 std::uint64_t Throttle::id() const noexcept {
   if (remote_) [[unlikely]]
     return remote_->id();
-  return segment_->id();
+  return f_.id;
 }
 
 const std::string& Throttle::name() const noexcept {
@@ -1043,7 +1122,7 @@ std::chrono::nanoseconds Throttle::interval() const noexcept {
 }
 
 std::chrono::nanoseconds Throttle::spin_lead() const noexcept {
-  return std::chrono::nanoseconds(s_->spin_lead_ns.load(std::memory_order_relaxed));
+  return std::chrono::nanoseconds(load_lead(s_));
 }
 
 Snapshot Throttle::snapshot() const {
@@ -1054,12 +1133,12 @@ Snapshot Throttle::snapshot() const {
   out.name = name();
   out.max_n = s_->max_n.load(std::memory_order_relaxed);
   out.per_s = s_->per_s.load(std::memory_order_relaxed);
-  out.hardcap = static_cast<Hardcap>(s_->hardcap);
-  out.as_monitor = s_->flags & detail::kFlagMonitor;
-  out.as_throttle = s_->flags & detail::kFlagThrottle;
-  out.auto_emit = s_->flags & detail::kFlagAutoEmit;
-  out.auto_calibrate = s_->flags & detail::kFlagAutoCalibrate;
-  out.rf_rate_s = static_cast<double>(s_->rf_ns) / 1e9;
+  out.hardcap = static_cast<Hardcap>(f_.hardcap);
+  out.as_monitor = f_.flags & detail::kFlagMonitor;
+  out.as_throttle = f_.flags & detail::kFlagThrottle;
+  out.auto_emit = f_.flags & detail::kFlagAutoEmit;
+  out.auto_calibrate = f_.flags & detail::kFlagAutoCalibrate;
+  out.rf_rate_s = static_cast<double>(f_.rf_ns) / 1e9;
   out.interval_ns = interval().count();
   out.correction = s_->correction.load(std::memory_order_relaxed);
   out.correction_source = correction_source(s_);
@@ -1069,7 +1148,7 @@ Snapshot Throttle::snapshot() const {
   out.total = total();
   std::int64_t runtime = s_->runtime_accum_ns.load(std::memory_order_relaxed);
   if (out.state == ThrottleState::kRunning) {
-    runtime += mono_ns() - s_->base_ns - s_->started_at_rel_ns.load(std::memory_order_relaxed);
+    runtime += mono_ns() - f_.base_ns - s_->started_at_rel_ns.load(std::memory_order_relaxed);
   }
   out.runtime_s = static_cast<double>(runtime) / 1e9;
   out.latest = latest();

@@ -2,8 +2,6 @@
 // read is a lock-free atomic; the rest is written once before the segment is published.
 #pragma once
 
-#include <pthread.h>
-
 #include <atomic>
 #include <climits>
 #include <cstddef>
@@ -107,9 +105,13 @@ struct Throttle::Shared {
   std::uint32_t ring_len;  // monitor buckets: one second's worth plus the current one
   std::uint32_t window_buckets;
 
-  // Administration (start/stop/set_rate) is serialised by a robust process-shared mutex; readers
-  // use the atomics without it.
-  pthread_mutex_t admin;
+  // Administration (start/stop/set_rate) is serialised by this lock word: the thread id of the
+  // holder, 0 when free. Not a pthread mutex: glibc trusts a mutex's words (a scribbled one can
+  // abort the caller in an assertion), while this one is bounded and robust by construction — a
+  // holder that no longer exists (or a word that names no thread) is taken over, a live one is
+  // waited for at most 1 s (see AdminLock in throttle.cpp). Readers use the atomics without it.
+  std::atomic<std::uint32_t> admin_owner;
+  std::uint32_t admin_pad;
   std::atomic<std::int64_t> max_n;
   std::atomic<double> per_s;
   std::atomic<double> correction;

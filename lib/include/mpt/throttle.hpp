@@ -155,7 +155,9 @@ class Throttle {
 
   // Throttle::start()
   // Starts (or restarts) the throttle: clears kill_flag, makes one unit available now, wakes
-  // processes that were waiting for the start. Starting a running throttle does nothing.
+  // processes that were waiting for the start. Starting a running throttle does nothing. Throws
+  // SystemError if the admin mutex (shared with stop() and set_rate()) cannot be taken within 1 s:
+  // held by a stuck process, or corrupted by one.
   void start();
   void start(TimePoint now);
 
@@ -165,7 +167,9 @@ class Throttle {
   // after stop() returns, until the next start(). A unit is granted by the same atomic step that
   // counts it, and stop() closes that step first, so a worker already past its slot gets false;
   // stop() never waits for workers, so one killed anywhere cannot make it hang. Totals and runtime
-  // survive a later start(). Stopping a stopped throttle only returns the summary.
+  // survive a later start(). Stopping a stopped throttle only returns the summary. If the admin
+  // mutex cannot be taken within 1 s (a stuck or scribbling process), stop() stops without it and
+  // says so through the log hook: it never waits unboundedly on what another process can break.
   Summary stop();
 
   ThrottleState state() const noexcept;
@@ -212,7 +216,7 @@ class Throttle {
   // Throttle::set_rate()
   // Changes the rate to max_n per `per` while processes use it. Sleeping waiters are woken and
   // re-timed: the queue of reserved slots is rescaled to the new interval from now on, keeping its
-  // order. Throws InvalidArgument like the constructor.
+  // order. Throws InvalidArgument like the constructor, SystemError like start().
   void set_rate(std::int64_t max_n, std::chrono::duration<double> per);
   void set_rate(std::int64_t max_n, std::chrono::duration<double> per, TimePoint now);
 
@@ -239,6 +243,18 @@ class Throttle {
   std::chrono::nanoseconds spin_lead() const noexcept;
 
   struct Shared;  // the layout in shared memory (lib/src/throttle_shared.hpp)
+  // Internal: what never changes after creation, copied out of the segment (and checked) when a
+  // handle is made, so that a process scribbling into a live segment cannot change the divisors,
+  // ring sizes and origin this process computes with.
+  struct Fixed {
+    std::int64_t base_ns = 0;  // CLOCK_MONOTONIC origin of every relative time in the segment
+    std::int64_t rf_ns = 0;    // > 0: the monitor's bucket width
+    std::uint64_t id = 0;      // the segment's id (the probes' throttle_id)
+    std::uint32_t flags = 0;
+    std::uint32_t hardcap = 0;         // a Hardcap
+    std::uint32_t ring_len = 0;        // 2 to 1001 monitor buckets
+    std::uint32_t window_buckets = 0;  // ring_len - 1
+  };
 
  private:
   explicit Throttle(std::shared_ptr<Segment> segment);
@@ -252,6 +268,7 @@ class Throttle {
   friend class detail::RemoteBackend;
   std::shared_ptr<Segment> segment_;
   Shared* s_;
+  Fixed f_;
   std::shared_ptr<detail::RemoteBackend> remote_;  // null for a local throttle
 };
 
