@@ -15,6 +15,7 @@
 
 #include "mpt/error.hpp"
 #include "mpt/throttle.hpp"
+#include "redis_backend.hpp"  // internal: the clock-skew seam
 #include "redis_fixture.hpp"
 #include "test_util.hpp"
 
@@ -244,11 +245,11 @@ TEST(RedisTest, SkewedClocksShareOneSchedule) {
   Throttle t = Throttle::connect(server.url("skew"), 1000, 1s);
   SharedCounters* c = shared_counters();
   std::vector<pid_t> pids;
-  const char* offsets[] = {"300000000", "-300000000"};
+  const std::chrono::nanoseconds offsets[] = {300ms, -300ms};
   for (int i = 0; i < 2; ++i) {
     const pid_t pid = ::fork();
     if (pid == 0) {
-      ::setenv("MPT_REDIS_TEST_CLOCK_OFFSET_NS", offsets[i], 1);
+      detail::set_redis_clock_offset_for_testing(offsets[i]);
       Throttle mine = Throttle::connect(server.url("skew"));
       auto kill = mine.kill_flag();
       std::int64_t n = 0;
