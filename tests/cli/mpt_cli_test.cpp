@@ -191,6 +191,37 @@ TEST_F(MptCliTest, RunJsonTotalsTheRate) {
   EXPECT_TRUE(j["host"].contains("clocksource"));
 }
 
+// mpt_scenario (bench/scenario.cpp) reports the same figure, from its recorded grants.
+TEST_F(MptCliTest, ScenarioReportsTheRateFreeOfTheUnitAtStart) {
+#ifndef MPT_SCENARIO
+  GTEST_SKIP() << "built without the benchmarks (MPT_BENCH=OFF): no mpt_scenario";
+#else
+  auto scenario = [](const std::string& args) {
+    std::string out;
+    FILE* p = ::popen((std::string(MPT_SCENARIO) + " " + args + " --json").c_str(), "r");
+    char buf[4096];
+    for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;)
+      out.append(buf, n);
+    EXPECT_EQ(::pclose(p), 0) << out;
+    return parse(out);
+  };
+  const json j = scenario("--rate 10 --workers 2 --seconds 1.05");
+  EXPECT_EQ(j["schema"], 2);
+  ASSERT_EQ(j["achieved_total"], 11u) << j.dump();
+  const double span_s = static_cast<double>(j["last_grant_ns"].get<std::int64_t>() -
+                                            j["first_grant_ns"].get<std::int64_t>()) /
+                        1e9;
+  EXPECT_NEAR(span_s, 1.0, 0.01);
+  EXPECT_DOUBLE_EQ(j["achieved_rate_per_sec"].get<double>(), 10 / span_s);
+  EXPECT_DOUBLE_EQ(j["rel_error"].get<double>(), 10 / span_s / 10 - 1);
+  EXPECT_NEAR(j["mean_rate_per_sec"].get<double>(), 11 / 1.05, 0.1);  // stop()'s summary
+  const json one = scenario("--rate 1 --workers 1 --seconds 0.5");
+  EXPECT_EQ(one["achieved_total"], 1u);
+  EXPECT_TRUE(one["achieved_rate_per_sec"].is_null()) << one.dump();
+  EXPECT_TRUE(one["rel_error"].is_null()) << one.dump();
+#endif
+}
+
 TEST_F(MptCliTest, RunHumanOutputHasSamplesAndSummary) {
   const Result r = mpt_run({"run", "--rate", "20", "--workers", "3", "--seconds", "1.5", "--every",
                             "0.5", "--hardcap", "one", "--name", mpt::test::unique_name("run")});

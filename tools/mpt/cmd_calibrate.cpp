@@ -125,18 +125,22 @@ Run measure(const CalibrateOptions& o, const GroundTruth& truth, Progress& progr
   out.band.max_in_window = r.max_in_window;
   out.band.correction = correction;
   out.band.spin_lead_ns = lead_ns;
+  std::optional<double> achieved = r.achieved_rate_per_sec;
+  out.band.count = r.achieved_total;
   if (truth.counting()) {
     const trial::KernelCount k = truth.count(r.throttle_id);
     out.band.count = k.total;
-    if (k.total >= 2 && k.last_ns > k.first_ns) {
-      out.band.achieved_rate_per_sec =
-          static_cast<double>(k.total - 1) / (static_cast<double>(k.last_ns - k.first_ns) / 1e9);
-    }
-  } else {
-    out.band.count = r.achieved_total;
-    out.band.achieved_rate_per_sec = r.span_rate_per_sec;
+    achieved = k.achieved_rate_per_sec();
   }
-  out.band.rel_error = out.band.achieved_rate_per_sec / static_cast<double>(rate) - 1.0;
+  // run_calibrate() asks for at least two emissions per trial; fewer means the workers never ran.
+  if (!achieved) {
+    throw std::runtime_error(std::string(to_string(h)) + " " + std::to_string(rate) +
+                             "/s: " + std::to_string(out.band.count) +
+                             " emissions counted, no rate to measure; the previous file is "
+                             "unchanged");
+  }
+  out.band.achieved_rate_per_sec = *achieved;
+  out.band.rel_error = *calibration::rel_error(achieved, static_cast<double>(rate));
   return out;
 }
 
@@ -211,6 +215,24 @@ int show(const CalibrateOptions& o, const std::string& path) {
   return kExitOk;
 }
 
+// The rates to calibrate, ascending, each once. A rate is (count - 1) / (last - first), so every
+// trial must count two emissions at least: UsageError when the lowest rate would not.
+std::vector<std::int64_t> band_rates(const CalibrateOptions& o) {
+  std::vector<std::int64_t> rates = o.rates;
+  if (rates.empty()) rates = {10, 100, 1000, 10000, 100000};
+  std::sort(rates.begin(), rates.end());
+  rates.erase(std::unique(rates.begin(), rates.end()), rates.end());
+  if (static_cast<double>(rates.front()) * o.seconds < 2) {
+    char buf[160];
+    std::snprintf(buf, sizeof buf,
+                  "--rates %lld with --seconds %g counts fewer than two emissions a trial: no rate "
+                  "to measure (raise --seconds)",
+                  static_cast<long long>(rates.front()), o.seconds);
+    throw UsageError(buf);
+  }
+  return rates;
+}
+
 }  // namespace
 
 CLI::App* setup_calibrate(CLI::App& app, CalibrateOptions& o) {
@@ -247,10 +269,7 @@ int run_calibrate(const CalibrateOptions& o) {
   const std::string path = o.output.empty() ? default_calibration_path().string() : o.output;
   if (o.show) return show(o, path);
 
-  std::vector<std::int64_t> rates = o.rates;
-  if (rates.empty()) rates = {10, 100, 1000, 10000, 100000};
-  std::sort(rates.begin(), rates.end());
-  rates.erase(std::unique(rates.begin(), rates.end()), rates.end());
+  const std::vector<std::int64_t> rates = band_rates(o);
   std::vector<Hardcap> hardcaps;
   for (const auto& h : o.hardcaps.empty() ? std::vector<std::string>{"limit", "one"} : o.hardcaps) {
     const Hardcap hc = parse_hardcap(h);
