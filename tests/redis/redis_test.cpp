@@ -451,5 +451,43 @@ TEST(RedisCliTest, RunAndStatThroughRedis) {
   EXPECT_EQ(rc, 2);
 }
 
+// `mpt run --backend` on a throttle that exists adopts its stored rate and hardcap: the JSON says
+// what was in force (and held), not what --rate and --hardcap asked for.
+TEST(RedisCliTest, RunReportsTheStoredConfigurationItAdopted) {
+  MPT_REQUIRE_REDIS_SERVER();
+  RedisServer server;
+  ASSERT_TRUE(server.ready());
+  const std::string url = server.url("stored");
+  ThrottleOptions o;
+  o.hardcap = Hardcap::kOne;
+  Throttle stored = Throttle::connect(url, 300, 1s, o);
+  int rc = 0;
+  // stderr (the notice, written before the run) then stdout (the JSON document, at the end).
+  const std::string out =
+      run_capture(std::string(MPT_BINARY) + " run --backend " + url +
+                      " --rate 100 --hardcap limit --workers 2 --seconds 1 " + "--json 2>&1",
+                  &rc);
+  ASSERT_EQ(rc, 0) << out;
+  const std::size_t brace = out.find('{');
+  ASSERT_NE(brace, std::string::npos) << out;
+  EXPECT_NE(out.substr(0, brace).find("using its stored rate, 300 per 1 s, hardcap one"),
+            std::string::npos)
+      << out;
+  const std::string json = out.substr(brace);
+  const auto doc = nlohmann::json::parse(json);
+  EXPECT_EQ(doc["schema"], 2);
+  EXPECT_EQ(doc["config"]["rate"], 300);
+  EXPECT_EQ(doc["config"]["per_s"], 1.0);
+  EXPECT_EQ(doc["config"]["rate_per_sec"], 300.0);
+  EXPECT_EQ(doc["config"]["hardcap"], "one");
+  // The error is against the rate in force: (count - 1) / (last - first) of the workers' grants
+  // over 300/s. Held by the stored hardcap one: at most 300 grants in the 1 s run, +1 for the
+  // unit at start (how close to 300 depends on the host's load: not asserted here).
+  EXPECT_EQ(doc["achieved"]["counted_by"], "workers");
+  EXPECT_LE(doc["achieved"]["count"].get<std::uint64_t>(), 301u) << json;
+  EXPECT_DOUBLE_EQ(doc["achieved"]["rel_error"].get<double>(),
+                   doc["achieved"]["rate_per_sec"].get<double>() / 300.0 - 1.0);
+}
+
 }  // namespace
 }  // namespace mpt
