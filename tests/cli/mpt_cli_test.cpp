@@ -638,6 +638,23 @@ TEST_F(MptCalibrateTest, DryRunWritesNothing) {
   EXPECT_FALSE(fs::exists(file_));
 }
 
+// A rate is (count - 1) / (last - first): trials that would count fewer than two emissions are
+// refused before anything is measured, naming the flags.
+TEST_F(MptCalibrateTest, TrialsTooShortForARateExit2) {
+  const Result r = mpt_run({"calibrate", "--rates", "1,100", "--seconds", "1", "--output", file_});
+  EXPECT_EQ(r.code, 2) << r.out << r.err;
+  EXPECT_NE(r.err.find("--rates 1 with --seconds 1 counts fewer than two emissions"),
+            std::string::npos)
+      << r.err;
+  EXPECT_FALSE(fs::exists(file_));
+  const Result json_mode =
+      mpt_run({"calibrate", "--rates", "4", "--seconds", "0.2", "--output", file_, "--json"});
+  EXPECT_EQ(json_mode.code, 2);
+  EXPECT_NE(parse(json_mode.out)["error"].get<std::string>().find("no rate to measure"),
+            std::string::npos)
+      << json_mode.out;
+}
+
 TEST_F(MptCalibrateTest, InterruptedLeavesThePreviousFile) {
   { std::ofstream(file_) << "previous\n"; }
   Mpt m({"calibrate", "--rates", "1000", "--hardcaps", "limit", "--seconds", "20", "--output",
