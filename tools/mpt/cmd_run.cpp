@@ -184,52 +184,6 @@ const char* signal_name(int sig) {
   }
 }
 
-}  // namespace
-
-CLI::App* setup_run(CLI::App& app, RunOptions& opts) {
-  CLI::App* cmd = app.add_subcommand(
-      "run", "Run W worker processes on a throttle for T seconds and report the rate achieved");
-  cmd->add_option("--rate", opts.rate, "units per --per seconds (the seed's max_n)")
-      ->required()
-      ->check(integer_in(1, 1'000'000'000));
-  cmd->add_option("--per", opts.per_s, "seconds the rate refers to (default 1)")
-      ->check(number_in(0, 86400, true));
-  cmd->add_option("--workers", opts.workers, "worker processes")
-      ->required()
-      ->check(integer_in(1, 1024));
-  cmd->add_option("--seconds", opts.seconds, "how long to run")
-      ->required()
-      ->check(number_in(0, 86400, true));
-  cmd->add_option("--hardcap", opts.hardcap, "limit (default), one or none")
-      ->check(CLI::IsMember({"limit", "one", "none"}));
-  cmd->add_option("--correction", opts.correction,
-                  "slot interval is per/rate * (1 - C); -1 < C < 1 (default: calibration)")
-      ->check(number_in(-1, 1, true, true));
-  CLI::Option* name_opt = cmd->add_option("--name", opts.name,
-                                          "create a named throttle (mpt stat NAME works meanwhile)")
-                              ->check(segment_name());
-  cmd->add_option(
-         "--backend", opts.backend,
-         "a throttle in Redis shared by many hosts: redis://[[USER]:PASSWORD@]HOST[:PORT]/NAME "
-         "(created, or adopted with its stored rate)")
-      ->excludes(name_opt);
-  cmd->add_option("--on-unavailable", opts.on_unavailable,
-                  "with --backend, when Redis cannot be reached: fail (default), fail_open, "
-                  "fail_closed, local_fallback")
-      ->check(CLI::IsMember({"fail", "fail_open", "fail_closed", "local_fallback"}));
-  cmd->add_option("--every", opts.every_s, "seconds between samples (default 1)")
-      ->check(number_in(0.01, 3600));
-#ifdef MPT_HAVE_BPF
-  cmd->add_flag("--probe", opts.probe,
-                "also count emissions in the kernel (eBPF) and compare with the monitor; needs "
-                "CAP_BPF and CAP_PERFMON");
-#endif
-  cmd->add_flag("--json", opts.json, "print one JSON document and nothing else");
-  return cmd;
-}
-
-namespace {
-
 // The throttle `mpt run` drives: anonymous, named (--name) or in Redis (--backend; a stored
 // throttle's configuration is adopted, and said so on stderr).
 Throttle make_throttle(const RunOptions& opts) {
@@ -486,6 +440,48 @@ void print_run_text(const RunOptions& opts, const RunResult& r) {
 }
 
 }  // namespace
+
+CLI::App* setup_run(CLI::App& app, RunOptions& opts) {
+  CLI::App* cmd = app.add_subcommand(
+      "run", "Run W worker processes on a throttle for T seconds and report the rate achieved");
+  cmd->add_option("--rate", opts.rate, "units per --per seconds (the seed's max_n)")
+      ->required()
+      ->check(integer_in(1, 1'000'000'000));
+  cmd->add_option("--per", opts.per_s, "seconds the rate refers to (default 1)")
+      ->check(number_in(0, 86400, true));
+  cmd->add_option("--workers", opts.workers, "worker processes")
+      ->required()
+      ->check(integer_in(1, 1024));
+  cmd->add_option("--seconds", opts.seconds, "how long to run")
+      ->required()
+      ->check(number_in(0, 86400, true));
+  cmd->add_option("--hardcap", opts.hardcap, "limit (default), one or none")
+      ->check(CLI::IsMember({"limit", "one", "none"}));
+  cmd->add_option("--correction", opts.correction,
+                  "slot interval is per/rate * (1 - C); -1 < C < 1 (default: calibration)")
+      ->check(number_in(-1, 1, true, true));
+  CLI::Option* name_opt = cmd->add_option("--name", opts.name,
+                                          "create a named throttle (mpt stat NAME works meanwhile)")
+                              ->check(segment_name());
+  cmd->add_option(
+         "--backend", opts.backend,
+         "a throttle in Redis shared by many hosts: redis://[[USER]:PASSWORD@]HOST[:PORT]/NAME "
+         "(created, or adopted with its stored rate)")
+      ->excludes(name_opt);
+  cmd->add_option("--on-unavailable", opts.on_unavailable,
+                  "with --backend, when Redis cannot be reached: fail (default), fail_open, "
+                  "fail_closed, local_fallback")
+      ->check(CLI::IsMember({"fail", "fail_open", "fail_closed", "local_fallback"}));
+  cmd->add_option("--every", opts.every_s, "seconds between samples (default 1)")
+      ->check(number_in(0.01, 3600));
+#ifdef MPT_HAVE_BPF
+  cmd->add_flag("--probe", opts.probe,
+                "also count emissions in the kernel (eBPF) and compare with the monitor; needs "
+                "CAP_BPF and CAP_PERFMON");
+#endif
+  cmd->add_flag("--json", opts.json, "print one JSON document and nothing else");
+  return cmd;
+}
 
 int run_run(const RunOptions& opts) {
   if (!opts.backend.empty() && opts.probe) {
