@@ -480,13 +480,18 @@ TEST(RedisCliTest, RunReportsTheStoredConfigurationItAdopted) {
   EXPECT_EQ(doc["config"]["per_s"], 1.0);
   EXPECT_EQ(doc["config"]["rate_per_sec"], 300.0);
   EXPECT_EQ(doc["config"]["hardcap"], "one");
-  // The error is against the rate in force: (count - 1) / (last - first) of the workers' grants
-  // over 300/s. Held by the stored hardcap one: at most 300 grants in the 1 s run, +1 for the
-  // unit at start (how close to 300 depends on the host's load: not asserted here).
-  EXPECT_EQ(doc["achieved"]["counted_by"], "workers");
-  EXPECT_LE(doc["achieved"]["count"].get<std::uint64_t>(), 301u) << json;
-  EXPECT_DOUBLE_EQ(doc["achieved"]["rel_error"].get<double>(),
-                   doc["achieved"]["rate_per_sec"].get<double>() / 300.0 - 1.0);
+  // The achieved rate is (count - 1) / (last - first) of the workers' grants, and its error is
+  // against the rate in force, 300/s. (How close to 300 the run came depends on the host's load
+  // and on how late the workers' first grant came after start(): not asserted here.)
+  const auto& a = doc["achieved"];
+  EXPECT_EQ(a["counted_by"], "workers");
+  const auto count = a["count"].get<std::uint64_t>();
+  ASSERT_GE(count, 2u) << json;
+  const double span_s =
+      static_cast<double>(a["last_ns"].get<std::int64_t>() - a["first_ns"].get<std::int64_t>()) /
+      1e9;
+  EXPECT_DOUBLE_EQ(a["rate_per_sec"].get<double>(), static_cast<double>(count - 1) / span_s);
+  EXPECT_DOUBLE_EQ(a["rel_error"].get<double>(), a["rate_per_sec"].get<double>() / 300.0 - 1.0);
 }
 
 }  // namespace
