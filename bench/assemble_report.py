@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""bench/assemble_report.py: collects one scripts/bench run into report.json (schema 1).
+"""bench/assemble_report.py: collects one scripts/bench run into report.json (schema 2).
 
 Reads what scripts/bench left in RAW:
     bm_<suite>.json                 Google Benchmark JSON (--benchmark_out_format=json)
-    scenario-<hardcap>-<rate>.json  mpt_scenario --json
-    peer-<hardcap>-<rate>.json      bench/peers/mp_throttle_peer.py --json
+    scenario-<hardcap>-<rate>.json  mpt_scenario --json (schema 2)
+    peer-<hardcap>-<rate>.json      bench/peers/mp_throttle_peer.py --json (the same schema)
     pipeline.json                   bench/pipeline_compare.py --json (optional)
     calibration.json                mpt calibrate --show --json (optional; an error document when
                                     there is no file)
@@ -25,7 +25,8 @@ import socket
 import statistics
 import sys
 
-SCHEMA = 1
+SCHEMA = 2  # 2: achieved rates are (count - 1) / (last - first), null with fewer than 2 grants
+SCENARIO_SCHEMA = 2  # what mpt_scenario and the peer must write
 KIND = "mpthrottle-bench-report"
 UNIT_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
 
@@ -144,6 +145,9 @@ def read_scenarios(raw, prefix):
             d = json.load(f)
         if "error" in d:
             raise ValueError(f"{os.path.basename(path)}: {d['error']}")
+        if d.get("schema") != SCENARIO_SCHEMA:
+            raise ValueError(f"{os.path.basename(path)}: schema {d.get('schema')}, expected "
+                             f"{SCENARIO_SCHEMA} (made by another version)")
         out.append({k: d[k] for k in SCENARIO_FIELDS})
     rank = {"limit": 0, "one": 1, "none": 2}
     out.sort(key=lambda s: (rank.get(s["hardcap"], 3), s["rate_per_sec"]))

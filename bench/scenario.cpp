@@ -9,21 +9,24 @@
 //
 // Definitions: achieved_total counts the recorded grants stamped between start() and the
 // return of stop() (it should equal the total in stop()'s summary); achieved_rate_per_sec is
-// achieved_total over the summary's runtime, and rel_error is achieved_rate_per_sec / rate - 1.
-// start() makes one unit available at once, so a perfect run takes rate * seconds units, +1 at
-// most; span_rate_per_sec, (count - 1) / (last - first), is the steady rate without that unit.
+// (achieved_total - 1) / (last grant - first grant) (mpt::calibration::achieved_rate_per_sec, as
+// `mpt calibrate` measures it), and rel_error is achieved_rate_per_sec / rate - 1; both null with
+// fewer than two grants. start() makes one unit available at once, so a perfect run takes
+// rate * seconds units, +1: mean_rate_per_sec, stop()'s total / runtime (the seed's summary),
+// counts that unit (+10 % for 10/s over 1 s) and is never the error.
 //
 // With --probe (auto or on) the kernel counts the same emissions through the eBPF counter
 // (bpf/emissions.hpp, attached to every process that maps the library; needs root or CAP_BPF +
 // CAP_PERFMON): kernel_total, kernel_achieved_rate_per_sec and kernel_rel_error are then the
-// kernel's figures, by the same definitions. Each uprobe hit costs the worker about 1.5 us, which
-// the CPU figure includes; the default is off.
+// kernel's figures, by the same definition from the kernel's own timestamps (the earliest first
+// and the latest last emission over the processes). Each uprobe hit costs the worker about 1.5 us,
+// which the CPU figure includes; the default is off.
 //
 // The JSON also carries the distribution of the intervals between consecutive grants
 // (interval_histogram: log2 buckets of nanoseconds) and the rate over time (rate_series: grants
 // in each 100 ms from start()), for bench reports (`mpt report`).
 //
-// Human text by default, one JSON object with --json (schema 1). Exit 0 ok, 1 runtime error, 2 bad
+// Human text by default, one JSON object with --json (schema 2). Exit 0 ok, 1 runtime error, 2 bad
 // usage.
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -61,7 +64,7 @@ constexpr std::int64_t kPerNs = 1'000'000'000;  // the window of the rate: one s
 constexpr int kMaxWorkers = 256;
 constexpr double kMaxSeconds = 3600;
 constexpr std::size_t kMaxRecordBytes = std::size_t{4} << 30;  // timestamps kept, all workers
-constexpr int kSchema = 1;
+constexpr int kSchema = 2;  // 2: fence-post-free achieved rates, null below two grants
 constexpr std::int64_t kSeriesBinNs = 100'000'000;  // rate_series: grants per 100 ms
 
 // ---------------------------------------------------------------------------------------------
@@ -277,6 +280,18 @@ bool totals_match(const ScenarioResult& r) {
   return r.totals_match();
 }
 
+nlohmann::ordered_json or_null(const std::optional<double>& v) {
+  return v ? nlohmann::ordered_json(*v) : nlohmann::ordered_json(nullptr);
+}
+
+// A rate (or a relative error in %) for the text table: "n/a" when there is none.
+std::string opt_text(const std::optional<double>& v, const char* format, double scale = 1) {
+  if (!v) return "n/a";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, format, *v * scale);
+  return buf;
+}
+
 nlohmann::ordered_json to_json(const ScenarioOptions& o, const ScenarioResult& r) {
   nlohmann::ordered_json j;
   j["schema"] = kSchema;
@@ -297,9 +312,11 @@ nlohmann::ordered_json to_json(const ScenarioOptions& o, const ScenarioResult& r
   j["dropped"] = r.dropped;
   j["totals_match"] = totals_match(r);
   j["runtime_s"] = r.runtime_s;
-  j["achieved_rate_per_sec"] = r.achieved_rate_per_sec;
-  j["rel_error"] = r.rel_error;
-  j["span_rate_per_sec"] = r.span_rate_per_sec;
+  j["mean_rate_per_sec"] = r.mean_rate_per_sec;
+  j["first_grant_ns"] = r.achieved_total > 0 ? nlohmann::ordered_json(r.first_ns) : nullptr;
+  j["last_grant_ns"] = r.achieved_total > 0 ? nlohmann::ordered_json(r.last_ns) : nullptr;
+  j["achieved_rate_per_sec"] = or_null(r.achieved_rate_per_sec);
+  j["rel_error"] = or_null(r.rel_error);
   j["max_in_window"] = r.max_in_window;
   j["window_s"] = static_cast<double>(kPerNs) / 1e9;
   j["interval_p50_ns"] = r.interval_p50_ns;
@@ -309,16 +326,11 @@ nlohmann::ordered_json to_json(const ScenarioOptions& o, const ScenarioResult& r
   j["cpu_s_per_1000"] = r.cpu_s_per_1000;
   j["probe"] = r.kernel.counted ? "ebpf" : "none";
   j["probe_note"] = r.kernel.counted ? "" : r.kernel.why_not;
-  if (r.kernel.counted) {
-    const double rate = r.runtime_s > 0 ? static_cast<double>(r.kernel.total) / r.runtime_s : 0.0;
-    j["kernel_total"] = r.kernel.total;
-    j["kernel_achieved_rate_per_sec"] = rate;
-    j["kernel_rel_error"] = rate / static_cast<double>(o.rate_per_sec) - 1.0;
-  } else {
-    j["kernel_total"] = nullptr;
-    j["kernel_achieved_rate_per_sec"] = nullptr;
-    j["kernel_rel_error"] = nullptr;
-  }
+  const std::optional<double> kernel_rate = r.kernel.achieved_rate_per_sec();
+  j["kernel_total"] = r.kernel.counted ? nlohmann::ordered_json(r.kernel.total) : nullptr;
+  j["kernel_achieved_rate_per_sec"] = or_null(kernel_rate);
+  j["kernel_rel_error"] =
+      or_null(mpt::calibration::rel_error(kernel_rate, static_cast<double>(o.rate_per_sec)));
   j["interval_histogram"] = interval_histogram(r.times);
   j["rate_series"] = {{"bin_s", static_cast<double>(kSeriesBinNs) / 1e9},
                       {"counts", rate_series(r)}};
@@ -334,8 +346,10 @@ void print_text(const ScenarioOptions& o, const ScenarioResult& r) {
   std::printf("%-22s %14.0f\n", "target", r.target_total);
   std::printf("%-22s %14llu\n", "achieved", static_cast<unsigned long long>(r.achieved_total));
   std::printf("%-22s %14llu\n", "monitor total", static_cast<unsigned long long>(r.monitor_total));
-  std::printf("%-22s %14.3f\n", "achieved rate(/s)", r.achieved_rate_per_sec);
-  std::printf("%-22s %+14.4f\n", "rel error(%)", r.rel_error * 100);
+  std::printf("%-22s %14s\n", "achieved rate(/s)",
+              opt_text(r.achieved_rate_per_sec, "%.3f").c_str());
+  std::printf("%-22s %14s\n", "rel error(%)", opt_text(r.rel_error, "%+.4f", 100).c_str());
+  std::printf("%-22s %14.3f\n", "total/runtime(/s)", r.mean_rate_per_sec);
   std::printf("%-22s %14llu\n", "max in 1 s window",
               static_cast<unsigned long long>(r.max_in_window));
   std::printf("%-22s %14.1f\n", "interval p50(us)", static_cast<double>(r.interval_p50_ns) / 1e3);
@@ -344,6 +358,8 @@ void print_text(const ScenarioOptions& o, const ScenarioResult& r) {
   std::printf("%-22s %14.3f\n", "cpu per 1000(ms)", r.cpu_s_per_1000 * 1e3);
   if (r.kernel.counted) {
     std::printf("%-22s %14llu\n", "kernel total", static_cast<unsigned long long>(r.kernel.total));
+    std::printf("%-22s %14s\n", "kernel rate(/s)",
+                opt_text(r.kernel.achieved_rate_per_sec(), "%.3f").c_str());
   } else if (o.probe != "off") {
     std::printf("kernel count: none (%s)\n", r.kernel.why_not.c_str());
   }

@@ -14,9 +14,12 @@ the standard library only:
 
 The scenario is mpt_scenario's: W workers, RATE per second (max_n RATE, per 1 s), S seconds, every
 grant's CLOCK_MONOTONIC time (time.monotonic_ns) recorded by the worker that took it. The JSON has
-the fields of `mpt_scenario --json` where they apply (achieved_total counts the grants stamped
-between the filler's start and stop, rel_error = achieved_rate_per_sec / rate - 1, max_in_window,
-interval percentiles, interval_histogram, rate_series, cpu_s_per_1000). CPU time is that of every
+the fields of `mpt_scenario --json` (schema 2) where they apply: achieved_total counts the grants
+stamped between the filler's start and stop; achieved_rate_per_sec is (achieved_total - 1) /
+(last grant - first grant), as mpt measures itself (achieved_rate_per_sec() below), and rel_error
+= achieved_rate_per_sec / rate - 1, both null with fewer than two grants; mean_rate_per_sec is
+achieved_total / runtime (the seed's summary, never the error); max_in_window, interval
+percentiles, interval_histogram, rate_series, cpu_s_per_1000. CPU time is that of every
 process of the design (filler, workers and monitor: RUSAGE_CHILDREN), because the filler is the
 price of the design; mpt needs no filler.
 
@@ -36,7 +39,7 @@ import resource
 import sys
 import time
 
-SCHEMA = 1
+SCHEMA = 2  # mpt_scenario's: fence-post-free achieved rates, null below two grants
 SERIES_BIN_NS = 100_000_000  # rate_series: grants per 100 ms
 WINDOW_NS = 1_000_000_000    # the window of the rate: per = 1 s
 
@@ -75,6 +78,15 @@ def monitor(emissions, results):
             break
         total += 1
     results.put(("monitor", total))
+
+
+def achieved_rate_per_sec(count, first_ns, last_ns):
+    """(count - 1) / (last - first) per second, None when count < 2 or last <= first: the
+    definition of mpt::calibration::achieved_rate_per_sec (lib/src/calibration.cpp), free of the
+    unit a throttle gives at its start."""
+    if count < 2 or last_ns <= first_ns:
+        return None
+    return (count - 1) / ((last_ns - first_ns) / 1e9)
 
 
 def percentile(sorted_values, q):
@@ -154,16 +166,13 @@ def run(rate, workers, seconds, hardcap, correction):
     times = sorted(t for t in stamps if start_ns <= t <= stop_ns)
     runtime_s = (stop_ns - start_ns) / 1e9
     achieved = len(times)
-    achieved_rate = achieved / runtime_s if runtime_s > 0 else 0.0
+    achieved_rate = achieved_rate_per_sec(achieved, times[0], times[-1]) if times else None
     gaps = sorted(b - a for a, b in zip(times, times[1:]))
     bins = max(1, math.floor(runtime_s * 1e9 / SERIES_BIN_NS + 1e-6))  # whole bins only
     series = [0] * bins
     for t in times:
         if (t - start_ns) // SERIES_BIN_NS < bins:
             series[(t - start_ns) // SERIES_BIN_NS] += 1
-    span_rate = 0.0
-    if len(times) >= 2 and times[-1] > times[0]:
-        span_rate = (len(times) - 1) / ((times[-1] - times[0]) / 1e9)
     return {
         "schema": SCHEMA,
         "impl": "python mp_throttle design (filler process + multiprocessing.Queue)",
@@ -178,9 +187,11 @@ def run(rate, workers, seconds, hardcap, correction):
         "monitor_total": monitor_total,
         "recorded_total": len(stamps),
         "runtime_s": runtime_s,
+        "mean_rate_per_sec": achieved / runtime_s if runtime_s > 0 else 0.0,
+        "first_grant_ns": times[0] if times else None,
+        "last_grant_ns": times[-1] if times else None,
         "achieved_rate_per_sec": achieved_rate,
-        "rel_error": achieved_rate / rate - 1.0,
-        "span_rate_per_sec": span_rate,
+        "rel_error": None if achieved_rate is None else achieved_rate / rate - 1.0,
         "max_in_window": max_in_window(times, WINDOW_NS),
         "window_s": WINDOW_NS / 1e9,
         "interval_p50_ns": percentile(gaps, 0.50),
@@ -221,9 +232,9 @@ def main():
     else:
         print(f"peer: rate {a.rate}/s, {a.workers} workers, {a.seconds:g} s, hardcap {a.hardcap}")
         for key in ("target_total", "achieved_total", "monitor_total", "achieved_rate_per_sec",
-                    "rel_error", "max_in_window", "interval_p50_ns", "interval_p99_ns",
-                    "interval_max_ns", "cpu_s_per_1000"):
-            print(f"{key:<24} {r[key]:>16.6g}")
+                    "rel_error", "mean_rate_per_sec", "max_in_window", "interval_p50_ns",
+                    "interval_p99_ns", "interval_max_ns", "cpu_s_per_1000"):
+            print(f"{key:<24} {'n/a' if r[key] is None else format(r[key], '.6g'):>16}")
     return 0
 
 

@@ -14,14 +14,55 @@
 #define MPT_VERSION_STRING "0.0.0"
 #endif
 
-static_assert(MPT_E_INVALID_ARGUMENT == static_cast<int>(mpt::ErrorCode::kInvalidArgument));
-static_assert(MPT_E_NOT_FOUND == static_cast<int>(mpt::ErrorCode::kNotFound));
-static_assert(MPT_E_ALREADY_EXISTS == static_cast<int>(mpt::ErrorCode::kAlreadyExists));
-static_assert(MPT_E_PERMISSION_DENIED == static_cast<int>(mpt::ErrorCode::kPermissionDenied));
-static_assert(MPT_E_INCOMPATIBLE == static_cast<int>(mpt::ErrorCode::kIncompatible));
-static_assert(MPT_E_SYSTEM == static_cast<int>(mpt::ErrorCode::kSystem));
+namespace {
+
+// The C code of every mpt::ErrorCode. A switch without a default: an ErrorCode added without a C
+// code here fails the build (-Wswitch, with MPT_WERROR).
+constexpr mpt_error to_c(mpt::ErrorCode code) noexcept {
+  switch (code) {
+    case mpt::ErrorCode::kInvalidArgument:
+      return MPT_E_INVALID_ARGUMENT;
+    case mpt::ErrorCode::kNotFound:
+      return MPT_E_NOT_FOUND;
+    case mpt::ErrorCode::kAlreadyExists:
+      return MPT_E_ALREADY_EXISTS;
+    case mpt::ErrorCode::kPermissionDenied:
+      return MPT_E_PERMISSION_DENIED;
+    case mpt::ErrorCode::kIncompatible:
+      return MPT_E_INCOMPATIBLE;
+    case mpt::ErrorCode::kSystem:
+      return MPT_E_SYSTEM;
+    case mpt::ErrorCode::kUnavailable:
+      return MPT_E_UNAVAILABLE;
+  }
+  return MPT_E_UNKNOWN;
+}
+
+// ... with the same number on both sides, as mpt.h promises, and none of the C ABI's own codes
+// (MPT_E_NO_MEMORY and MPT_E_UNKNOWN were published with their numbers before kUnavailable).
+constexpr bool mirrored(mpt::ErrorCode code) noexcept {
+  const mpt_error c = to_c(code);
+  return static_cast<int>(c) == static_cast<int>(code) && c != MPT_OK && c != MPT_E_NO_MEMORY &&
+         c != MPT_E_UNKNOWN;
+}
+
+}  // namespace
+
+static_assert(mirrored(mpt::ErrorCode::kInvalidArgument));
+static_assert(mirrored(mpt::ErrorCode::kNotFound));
+static_assert(mirrored(mpt::ErrorCode::kAlreadyExists));
+static_assert(mirrored(mpt::ErrorCode::kPermissionDenied));
+static_assert(mirrored(mpt::ErrorCode::kIncompatible));
+static_assert(mirrored(mpt::ErrorCode::kSystem));
+static_assert(mirrored(mpt::ErrorCode::kUnavailable));
+static_assert(MPT_OK == 0 && MPT_E_NO_MEMORY == 7 &&
+              MPT_E_UNKNOWN == 8);  // published; never renumber
+static_assert(MPT_HARDCAP_LIMIT == static_cast<int>(mpt::Hardcap::kLimit));
 static_assert(MPT_HARDCAP_ONE == static_cast<int>(mpt::Hardcap::kOne));
+static_assert(MPT_HARDCAP_NONE == static_cast<int>(mpt::Hardcap::kNone));
+static_assert(MPT_CREATED == static_cast<int>(mpt::ThrottleState::kCreated));
 static_assert(MPT_RUNNING == static_cast<int>(mpt::ThrottleState::kRunning));
+static_assert(MPT_STOPPED == static_cast<int>(mpt::ThrottleState::kStopped));
 
 struct mpt_throttle {
   mpt::Throttle throttle;
@@ -46,7 +87,9 @@ mpt_error fail_current() noexcept {
   try {
     throw;
   } catch (const mpt::SegmentError& e) {
-    return fail(static_cast<mpt_error>(static_cast<int>(e.code())), e.what());
+    return fail(to_c(e.code()), e.what());
+  } catch (const mpt::RemoteError& e) {
+    return fail(to_c(e.code()), e.what());
   } catch (const mpt::InvalidArgument& e) {
     return fail(MPT_E_INVALID_ARGUMENT, e.what());
   } catch (const std::invalid_argument& e) {
@@ -280,7 +323,7 @@ const char* mpt_strerror(int code) {
     case MPT_E_UNKNOWN:
       return "unknown error";
     default:
-      if (code >= MPT_E_INVALID_ARGUMENT && code <= MPT_E_SYSTEM)
+      if ((code >= MPT_E_INVALID_ARGUMENT && code <= MPT_E_SYSTEM) || code == MPT_E_UNAVAILABLE)
         return mpt::to_string(static_cast<mpt::ErrorCode>(code));
       return "unknown error";
   }

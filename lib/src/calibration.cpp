@@ -534,6 +534,18 @@ std::int64_t percentile(const std::vector<std::int64_t>& sorted, double q) {
   return sorted[rank - 1];
 }
 
+std::optional<double> achieved_rate_per_sec(std::uint64_t count, std::int64_t first_ns,
+                                            std::int64_t last_ns) noexcept {
+  if (count < 2 || last_ns <= first_ns) return std::nullopt;
+  return static_cast<double>(count - 1) / (static_cast<double>(last_ns - first_ns) / 1e9);
+}
+
+std::optional<double> rel_error(std::optional<double> achieved_rate_per_sec,
+                                double target_rate_per_sec) noexcept {
+  if (!achieved_rate_per_sec || !(target_rate_per_sec > 0)) return std::nullopt;
+  return *achieved_rate_per_sec / target_rate_per_sec - 1.0;
+}
+
 namespace {
 
 LatenessStats stats_of(std::vector<std::int64_t> late_ns) {

@@ -27,6 +27,9 @@ namespace {
 constexpr std::int64_t kFirstBackoffNs = 10'000'000;  // 10 ms, doubling up to the option's cap
 constexpr std::int64_t kStartPollNs = 20'000'000;     // await_fuel() before start(): 20 ms polls
 
+// set_redis_clock_offset_for_testing(): 0 in every program but the Redis tests.
+std::atomic<std::int64_t> g_test_clock_offset_ns{0};
+
 // The whole protocol. KEYS[1]: the throttle's hash; KEYS[2]: the prefix of its per-second
 // buckets. ARGV[1]: the operation. Times: microseconds relative to base_us (server clock).
 constexpr const char* kScript = R"lua(-- mpthrottle v1
@@ -222,6 +225,10 @@ Rate rate_from_interval_us(double us) {
 
 }  // namespace
 
+void set_redis_clock_offset_for_testing(std::chrono::nanoseconds offset) noexcept {
+  g_test_clock_offset_ns.store(offset.count(), std::memory_order_relaxed);
+}
+
 // ---- URL ----------------------------------------------------------------------------------------
 
 std::string RedisUrl::display() const {
@@ -401,8 +408,7 @@ RemoteBackend::RemoteBackend(RedisUrl url, const ThrottleOptions& options,
 #else
   key_ = "mpt:{" + url_.name + "}:throttle";
   bucket_prefix_ = "mpt:{" + url_.name + "}:sec:";
-  if (const char* off = std::getenv("MPT_REDIS_TEST_CLOCK_OFFSET_NS"))
-    clock_offset_ns_ = std::strtoll(off, nullptr, 10);
+  clock_offset_ns_ = g_test_clock_offset_ns.load(std::memory_order_relaxed);
   std::lock_guard lock(mu_);
   std::string why;
   ErrorCode code = ErrorCode::kUnavailable;

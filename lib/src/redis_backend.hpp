@@ -49,6 +49,13 @@ struct RedisUrl {
 };
 RedisUrl parse_redis_url(std::string_view url);
 
+// set_redis_clock_offset_for_testing()
+// A test seam for tests/redis, declared only here (an internal header: no public header has it,
+// and nothing reads it from the environment): the RemoteBackends this process makes afterwards
+// see CLOCK_MONOTONIC + offset, as a host whose clock is skewed against the others'. 0 unless a
+// test sets it. Safe for concurrent use; backends made before the call keep their offset.
+void set_redis_clock_offset_for_testing(std::chrono::nanoseconds offset) noexcept;
+
 // What the throttle's hash stores (and a connecting client adopts).
 struct RemoteConfig {
   std::int64_t max_n = 0;
@@ -162,7 +169,7 @@ class RemoteBackend {
   ThrottleOptions options_;
   RemoteConfig cfg_;
   std::string key_, bucket_prefix_;
-  std::int64_t clock_offset_ns_ = 0;  // test hook: MPT_REDIS_TEST_CLOCK_OFFSET_NS
+  std::int64_t clock_offset_ns_ = 0;  // set_redis_clock_offset_for_testing(); 0 otherwise
 
   mutable std::mutex mu_;
   redisContext* ctx_ = nullptr;

@@ -183,7 +183,7 @@ TEST_F(MptCliTest, RunJsonTotalsTheRate) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.err, "");
   const json j = parse(r.out);
-  EXPECT_EQ(j["schema"], 1);
+  EXPECT_EQ(j["schema"], 2);
   EXPECT_EQ(j["command"], "run");
   const auto total = j["summary"]["total"].get<std::uint64_t>();
   EXPECT_GE(total, 98u);
@@ -209,6 +209,76 @@ TEST_F(MptCliTest, RunJsonTotalsTheRate) {
   EXPECT_GE(j["host"]["cores"].get<int>(), 1);
   EXPECT_TRUE(j["host"].contains("cpu_model"));
   EXPECT_TRUE(j["host"].contains("clocksource"));
+}
+
+// 10/s for 1.05 s takes 11 grants (at 0, 0.1, ..., 1.0 s): 11 / runtime reads +4.8 %, the unit
+// given at start() counted against the runtime. The achieved rate is (count - 1) / (last - first).
+TEST_F(MptCliTest, RunReportsTheRateFreeOfTheUnitAtStart) {
+  const Result r =
+      mpt_run({"run", "--rate", "10", "--workers", "2", "--seconds", "1.05", "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json j = parse(r.out);
+  const json& a = j["achieved"];
+  EXPECT_EQ(a["counted_by"], "workers");
+  const auto count = a["count"].get<std::uint64_t>();
+  EXPECT_EQ(count, j["summary"]["total"].get<std::uint64_t>());
+  ASSERT_GE(count, 2u) << r.out;
+  const double span_s =
+      static_cast<double>(a["last_ns"].get<std::int64_t>() - a["first_ns"].get<std::int64_t>()) /
+      1e9;
+  EXPECT_DOUBLE_EQ(a["rate_per_sec"].get<double>(), static_cast<double>(count - 1) / span_s);
+  EXPECT_DOUBLE_EQ(a["rel_error"].get<double>(), a["rate_per_sec"].get<double>() / 10.0 - 1.0);
+  // 10/s, as held; total / runtime (the seed's summary) reads 11 / 1.05 = 10.48/s when the grant
+  // at 1.0 s lands, as it does unless a stall delays it past the stop.
+  EXPECT_NEAR(a["rate_per_sec"].get<double>(), 10.0, 0.2) << r.out;
+  if (count == 11) {
+    EXPECT_NEAR(j["summary"]["mean_rate_per_sec"].get<double>(), 11 / 1.05, 0.1) << r.out;
+  }
+
+  // One grant has no interval: no rate, null in JSON and "n/a" in words.
+  const Result one =
+      mpt_run({"run", "--rate", "1", "--workers", "1", "--seconds", "0.5", "--json"});
+  ASSERT_EQ(one.code, 0) << one.err;
+  const json o = parse(one.out);
+  EXPECT_EQ(o["achieved"]["count"], 1u);
+  EXPECT_TRUE(o["achieved"]["rate_per_sec"].is_null()) << one.out;
+  EXPECT_TRUE(o["achieved"]["rel_error"].is_null()) << one.out;
+  const Result words = mpt_run({"run", "--rate", "1", "--workers", "1", "--seconds", "0.5"});
+  ASSERT_EQ(words.code, 0) << words.err;
+  EXPECT_NE(words.out.find("Achieved rate: n/a (1 grant to the workers; a rate needs two)"),
+            std::string::npos)
+      << words.out;
+}
+
+// mpt_scenario (bench/scenario.cpp) reports the same figure, from its recorded grants.
+TEST_F(MptCliTest, ScenarioReportsTheRateFreeOfTheUnitAtStart) {
+#ifndef MPT_SCENARIO
+  GTEST_SKIP() << "built without the benchmarks (MPT_BENCH=OFF): no mpt_scenario";
+#else
+  auto scenario = [](const std::string& args) {
+    std::string out;
+    FILE* p = ::popen((std::string(MPT_SCENARIO) + " " + args + " --json").c_str(), "r");
+    char buf[4096];
+    for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;)
+      out.append(buf, n);
+    EXPECT_EQ(::pclose(p), 0) << out;
+    return parse(out);
+  };
+  const json j = scenario("--rate 10 --workers 2 --seconds 1.05");
+  EXPECT_EQ(j["schema"], 2);
+  ASSERT_EQ(j["achieved_total"], 11u) << j.dump();
+  const double span_s = static_cast<double>(j["last_grant_ns"].get<std::int64_t>() -
+                                            j["first_grant_ns"].get<std::int64_t>()) /
+                        1e9;
+  EXPECT_NEAR(span_s, 1.0, 0.01);
+  EXPECT_DOUBLE_EQ(j["achieved_rate_per_sec"].get<double>(), 10 / span_s);
+  EXPECT_DOUBLE_EQ(j["rel_error"].get<double>(), 10 / span_s / 10 - 1);
+  EXPECT_NEAR(j["mean_rate_per_sec"].get<double>(), 11 / 1.05, 0.1);  // stop()'s summary
+  const json one = scenario("--rate 1 --workers 1 --seconds 0.5");
+  EXPECT_EQ(one["achieved_total"], 1u);
+  EXPECT_TRUE(one["achieved_rate_per_sec"].is_null()) << one.dump();
+  EXPECT_TRUE(one["rel_error"].is_null()) << one.dump();
+#endif
 }
 
 TEST_F(MptCliTest, RunHumanOutputHasSamplesAndSummary) {
@@ -586,6 +656,23 @@ TEST_F(MptCalibrateTest, DryRunWritesNothing) {
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("nothing written"), std::string::npos) << r.out;
   EXPECT_FALSE(fs::exists(file_));
+}
+
+// A rate is (count - 1) / (last - first): trials that would count fewer than two emissions are
+// refused before anything is measured, naming the flags.
+TEST_F(MptCalibrateTest, TrialsTooShortForARateExit2) {
+  const Result r = mpt_run({"calibrate", "--rates", "1,100", "--seconds", "1", "--output", file_});
+  EXPECT_EQ(r.code, 2) << r.out << r.err;
+  EXPECT_NE(r.err.find("--rates 1 with --seconds 1 counts fewer than two emissions"),
+            std::string::npos)
+      << r.err;
+  EXPECT_FALSE(fs::exists(file_));
+  const Result json_mode =
+      mpt_run({"calibrate", "--rates", "4", "--seconds", "0.2", "--output", file_, "--json"});
+  EXPECT_EQ(json_mode.code, 2);
+  EXPECT_NE(parse(json_mode.out)["error"].get<std::string>().find("no rate to measure"),
+            std::string::npos)
+      << json_mode.out;
 }
 
 TEST_F(MptCalibrateTest, InterruptedLeavesThePreviousFile) {

@@ -15,6 +15,7 @@
 
 #include "mpt/error.hpp"
 #include "mpt/throttle.hpp"
+#include "redis_backend.hpp"  // internal: the clock-skew seam
 #include "redis_fixture.hpp"
 #include "test_util.hpp"
 
@@ -244,11 +245,11 @@ TEST(RedisTest, SkewedClocksShareOneSchedule) {
   Throttle t = Throttle::connect(server.url("skew"), 1000, 1s);
   SharedCounters* c = shared_counters();
   std::vector<pid_t> pids;
-  const char* offsets[] = {"300000000", "-300000000"};
+  const std::chrono::nanoseconds offsets[] = {300ms, -300ms};
   for (int i = 0; i < 2; ++i) {
     const pid_t pid = ::fork();
     if (pid == 0) {
-      ::setenv("MPT_REDIS_TEST_CLOCK_OFFSET_NS", offsets[i], 1);
+      detail::set_redis_clock_offset_for_testing(offsets[i]);
       Throttle mine = Throttle::connect(server.url("skew"));
       auto kill = mine.kill_flag();
       std::int64_t n = 0;
@@ -448,6 +449,49 @@ TEST(RedisCliTest, RunAndStatThroughRedis) {
   EXPECT_EQ(rc, 1);
   (void)run_capture(std::string(MPT_BINARY) + " stat redis://nohost 2>/dev/null", &rc);
   EXPECT_EQ(rc, 2);
+}
+
+// `mpt run --backend` on a throttle that exists adopts its stored rate and hardcap: the JSON says
+// what was in force (and held), not what --rate and --hardcap asked for.
+TEST(RedisCliTest, RunReportsTheStoredConfigurationItAdopted) {
+  MPT_REQUIRE_REDIS_SERVER();
+  RedisServer server;
+  ASSERT_TRUE(server.ready());
+  const std::string url = server.url("stored");
+  ThrottleOptions o;
+  o.hardcap = Hardcap::kOne;
+  Throttle stored = Throttle::connect(url, 300, 1s, o);
+  int rc = 0;
+  // stderr (the notice, written before the run) then stdout (the JSON document, at the end).
+  const std::string out =
+      run_capture(std::string(MPT_BINARY) + " run --backend " + url +
+                      " --rate 100 --hardcap limit --workers 2 --seconds 1 " + "--json 2>&1",
+                  &rc);
+  ASSERT_EQ(rc, 0) << out;
+  const std::size_t brace = out.find('{');
+  ASSERT_NE(brace, std::string::npos) << out;
+  EXPECT_NE(out.substr(0, brace).find("using its stored rate, 300 per 1 s, hardcap one"),
+            std::string::npos)
+      << out;
+  const std::string json = out.substr(brace);
+  const auto doc = nlohmann::json::parse(json);
+  EXPECT_EQ(doc["schema"], 2);
+  EXPECT_EQ(doc["config"]["rate"], 300);
+  EXPECT_EQ(doc["config"]["per_s"], 1.0);
+  EXPECT_EQ(doc["config"]["rate_per_sec"], 300.0);
+  EXPECT_EQ(doc["config"]["hardcap"], "one");
+  // The achieved rate is (count - 1) / (last - first) of the workers' grants, and its error is
+  // against the rate in force, 300/s. (How close to 300 the run came depends on the host's load
+  // and on how late the workers' first grant came after start(): not asserted here.)
+  const auto& a = doc["achieved"];
+  EXPECT_EQ(a["counted_by"], "workers");
+  const auto count = a["count"].get<std::uint64_t>();
+  ASSERT_GE(count, 2u) << json;
+  const double span_s =
+      static_cast<double>(a["last_ns"].get<std::int64_t>() - a["first_ns"].get<std::int64_t>()) /
+      1e9;
+  EXPECT_DOUBLE_EQ(a["rate_per_sec"].get<double>(), static_cast<double>(count - 1) / span_s);
+  EXPECT_DOUBLE_EQ(a["rel_error"].get<double>(), a["rate_per_sec"].get<double>() / 300.0 - 1.0);
 }
 
 }  // namespace

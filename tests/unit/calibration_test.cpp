@@ -365,5 +365,27 @@ TEST(CalibrationMeasure, LatenessIsMeasuredAndSpinningHidesIt) {
   EXPECT_THROW(calibration::measure_futex_lateness(0, 1ms), InvalidArgument);
 }
 
+// The one definition of an achieved rate: (count - 1) / (last - first), no rate below two.
+TEST(CalibrationAchievedRate, CountsIntervalsNotEmissionsAndNeedsTwo) {
+  using calibration::achieved_rate_per_sec;
+  const std::int64_t t0 = 5'000'000'000;  // any CLOCK_MONOTONIC origin
+  EXPECT_EQ(achieved_rate_per_sec(0, 0, 0), std::nullopt);
+  EXPECT_EQ(achieved_rate_per_sec(1, t0, t0), std::nullopt);
+  EXPECT_EQ(achieved_rate_per_sec(2, t0, t0), std::nullopt);      // two at one instant
+  EXPECT_EQ(achieved_rate_per_sec(2, t0, t0 - 1), std::nullopt);  // last before first
+  // Two emissions 100 ms apart: 10 per second.
+  EXPECT_DOUBLE_EQ(*achieved_rate_per_sec(2, t0, t0 + 100'000'000), 10.0);
+  // 10/s for 1 s from start(): 11 emissions, at 0, 0.1, ..., 1.0 s. The rate is 10/s exactly;
+  // 11 / 1 s would be the fence post (+10 %).
+  EXPECT_DOUBLE_EQ(*achieved_rate_per_sec(11, t0, t0 + 1'000'000'000), 10.0);
+  // N emissions at 100,000/s over 5 s.
+  EXPECT_NEAR(*achieved_rate_per_sec(500'001, t0, t0 + 5'000'000'000), 100'000.0, 1e-6);
+
+  EXPECT_EQ(calibration::rel_error(std::nullopt, 10), std::nullopt);
+  EXPECT_EQ(calibration::rel_error(10.0, 0), std::nullopt);
+  EXPECT_DOUBLE_EQ(*calibration::rel_error(10.0, 10), 0.0);
+  EXPECT_DOUBLE_EQ(*calibration::rel_error(9.0, 10), -0.1);
+}
+
 }  // namespace
 }  // namespace mpt

@@ -5,8 +5,9 @@
 //   2. the spin lead: the least lead, from a ladder around the futex p99, whose waits are late by
 //      under 10 us at p99 (the least CPU that meets it);
 //   3. per hardcap and rate: trials with no correction (W processes, S seconds) at spin leads of
-//      none, a quarter of the host's and the host's, keeping the most accurate; the correction
-//      that follows (target / achieved - 1); and a verification trial with both.
+//      none, a quarter of the host's and the host's, keeping the most accurate (the larger leads
+//      are not run once no trial could beat the best: best_uncorrected()); the correction that
+//      follows (target / achieved - 1); and a verification trial with both.
 // Ground truth is the eBPF counter (the kernel's count, --probe auto as root) or the monitor's
 // grant timestamps; the file says which. The file is written atomically (temp + fsync + rename);
 // a failed or interrupted run leaves the previous file as it was.
@@ -83,6 +84,11 @@ class Progress {
     if (on_ && step_ > 0) std::fprintf(stderr, "\r\033[K");
     on_ = false;
   }
+  // Steps planned that will not run, and their seconds.
+  void drop(int steps, double seconds) {
+    steps_ -= steps;
+    total_s_ -= seconds;
+  }
 
  private:
   bool on_;
@@ -125,19 +131,55 @@ Run measure(const CalibrateOptions& o, const GroundTruth& truth, Progress& progr
   out.band.max_in_window = r.max_in_window;
   out.band.correction = correction;
   out.band.spin_lead_ns = lead_ns;
+  std::optional<double> achieved = r.achieved_rate_per_sec;
+  out.band.count = r.achieved_total;
   if (truth.counting()) {
     const trial::KernelCount k = truth.count(r.throttle_id);
     out.band.count = k.total;
-    if (k.total >= 2 && k.last_ns > k.first_ns) {
-      out.band.achieved_rate_per_sec =
-          static_cast<double>(k.total - 1) / (static_cast<double>(k.last_ns - k.first_ns) / 1e9);
-    }
-  } else {
-    out.band.count = r.achieved_total;
-    out.band.achieved_rate_per_sec = r.span_rate_per_sec;
+    achieved = k.achieved_rate_per_sec();
   }
-  out.band.rel_error = out.band.achieved_rate_per_sec / static_cast<double>(rate) - 1.0;
+  // run_calibrate() asks for at least two emissions per trial; fewer means the workers never ran.
+  if (!achieved) {
+    throw std::runtime_error(std::string(to_string(h)) + " " + std::to_string(rate) +
+                             "/s: " + std::to_string(out.band.count) +
+                             " emissions counted, no rate to measure; the previous file is "
+                             "unchanged");
+  }
+  out.band.achieved_rate_per_sec = *achieved;
+  out.band.rel_error = *calibration::rel_error(achieved, static_cast<double>(rate));
   return out;
+}
+
+// A band's uncorrected trial. The host's spin lead suits a lone waiter, but W spinning waiters
+// share the cores, so the band tries none, a quarter of it and all of it, and keeps the most
+// accurate: a lead replaces the best so far only when its |error| plus the count's resolution
+// (2 / count) is below the best's (on a tie, the smaller lead: less CPU). Once the best's |error|
+// is within the resolution of any count the trial can reach (at most 1.5 x rate x seconds + 2),
+// no later lead can replace it, so those are not run: the same choice, sooner. *tried gets each
+// lead tried and its error, in words.
+Run best_uncorrected(const CalibrateOptions& o, const GroundTruth& truth, Progress& progress,
+                     Hardcap h, std::int64_t rate, std::int64_t host_lead_ns, std::string* tried) {
+  std::vector<std::int64_t> leads = {0, host_lead_ns / 4 / 1000 * 1000, host_lead_ns};
+  leads.erase(std::unique(leads.begin(), leads.end()), leads.end());
+  const double unbeatable = 2.0 / (1.5 * static_cast<double>(rate) * o.seconds + 2);
+  const std::string label = std::string(to_string(h)) + " " + std::to_string(rate) + "/s";
+  std::optional<Run> best;
+  std::ostringstream words;
+  for (std::size_t i = 0; i < leads.size(); ++i) {
+    if (best && std::abs(best->band.rel_error) <= unbeatable) {
+      progress.drop(static_cast<int>(leads.size() - i), (o.seconds + 0.1) * (leads.size() - i));
+      break;
+    }
+    const std::int64_t lead = leads[i];
+    progress.step(label + " spin lead " + std::to_string(lead / 1000) + " us", o.seconds + 0.1);
+    Run run = measure(o, truth, progress, h, rate, 0.0, lead);
+    words << (i > 0 ? ", " : "") << lead / 1000 << " us: " << std::showpos
+          << run.band.rel_error * 100 << std::noshowpos << " %";
+    const double res = run.band.count > 0 ? 2.0 / static_cast<double>(run.band.count) : 1.0;
+    if (!best || std::abs(run.band.rel_error) + res < std::abs(best->band.rel_error)) best = run;
+  }
+  *tried = words.str();
+  return *best;
 }
 
 SpinLeadTrial try_lead(std::int64_t lead_ns) {
@@ -211,6 +253,24 @@ int show(const CalibrateOptions& o, const std::string& path) {
   return kExitOk;
 }
 
+// The rates to calibrate, ascending, each once. A rate is (count - 1) / (last - first), so every
+// trial must count two emissions at least: UsageError when the lowest rate would not.
+std::vector<std::int64_t> band_rates(const CalibrateOptions& o) {
+  std::vector<std::int64_t> rates = o.rates;
+  if (rates.empty()) rates = {10, 100, 1000, 10000, 100000};
+  std::sort(rates.begin(), rates.end());
+  rates.erase(std::unique(rates.begin(), rates.end()), rates.end());
+  if (static_cast<double>(rates.front()) * o.seconds < 2) {
+    char buf[160];
+    std::snprintf(buf, sizeof buf,
+                  "--rates %lld with --seconds %g counts fewer than two emissions a trial: no rate "
+                  "to measure (raise --seconds)",
+                  static_cast<long long>(rates.front()), o.seconds);
+    throw UsageError(buf);
+  }
+  return rates;
+}
+
 }  // namespace
 
 CLI::App* setup_calibrate(CLI::App& app, CalibrateOptions& o) {
@@ -247,10 +307,7 @@ int run_calibrate(const CalibrateOptions& o) {
   const std::string path = o.output.empty() ? default_calibration_path().string() : o.output;
   if (o.show) return show(o, path);
 
-  std::vector<std::int64_t> rates = o.rates;
-  if (rates.empty()) rates = {10, 100, 1000, 10000, 100000};
-  std::sort(rates.begin(), rates.end());
-  rates.erase(std::unique(rates.begin(), rates.end()), rates.end());
+  const std::vector<std::int64_t> rates = band_rates(o);
   std::vector<Hardcap> hardcaps;
   for (const auto& h : o.hardcaps.empty() ? std::vector<std::string>{"limit", "one"} : o.hardcaps) {
     const Hardcap hc = parse_hardcap(h);
@@ -314,31 +371,15 @@ int run_calibrate(const CalibrateOptions& o) {
       b.rate_per_sec = static_cast<double>(rate);
       b.spin_lead_ns = c.spin_lead_ns;
       const std::string label = std::string(to_string(h)) + " " + std::to_string(rate) + "/s";
-      // The band's spin lead: the host's lead suits a lone waiter, but W spinning waiters share
-      // the cores, so each band tries none, a quarter of it and all of it, and keeps the most
-      // accurate (the smaller on a tie within the count's resolution: less CPU).
-      std::vector<std::int64_t> leads = {0, c.spin_lead_ns / 4 / 1000 * 1000, c.spin_lead_ns};
-      leads.erase(std::unique(leads.begin(), leads.end()), leads.end());
-      std::optional<Run> best;
-      std::ostringstream tried;
-      for (std::int64_t lead : leads) {
-        progress.step(label + " spin lead " + std::to_string(lead / 1000) + " us", o.seconds + 0.1);
-        Run run = measure(o, truth, progress, h, rate, 0.0, lead);
-        tried << (lead != leads.front() ? ", " : "") << lead / 1000 << " us: " << std::showpos
-              << run.band.rel_error * 100 << std::noshowpos << " %";
-        const double res = run.band.count > 0 ? 2.0 / static_cast<double>(run.band.count) : 1.0;
-        if (!best || std::abs(run.band.rel_error) + res < std::abs(best->band.rel_error)) {
-          best = run;
-        }
-      }
-      const Run u = *best;
+      std::string tried;
+      const Run u = best_uncorrected(o, truth, progress, h, rate, c.spin_lead_ns, &tried);
       b.spin_lead_ns = u.band.spin_lead_ns;
       b.uncorrected = u.band;
       const double a = u.band.achieved_rate_per_sec;
       // One emission's worth of the count is noise, not drift: no correction below it.
       const double noise = u.band.count > 0 ? 2.0 / static_cast<double>(u.band.count) : 1.0;
       std::ostringstream note;
-      note << "spin lead " << b.spin_lead_ns / 1000 << " us (tried " << tried.str() << "); ";
+      note << "spin lead " << b.spin_lead_ns / 1000 << " us (tried " << tried << "); ";
       if (a <= 0) {
         b.correction = 0;
         note << "nothing counted: no correction";

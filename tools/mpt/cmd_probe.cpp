@@ -17,6 +17,7 @@
 #include "commands.hpp"
 #include "common.hpp"
 #include "emissions.hpp"
+#include "mpt/calibration.hpp"
 #include "mpt/segment.hpp"
 
 namespace mpt::cli {
@@ -59,10 +60,12 @@ double us(std::uint64_t ns) {
   return static_cast<double>(ns) / 1e3;
 }
 
-// Rate from kernel timestamps: (count - 1) intervals between the first and the last emission.
+// Rate from kernel timestamps: (count - 1) intervals between the first and the last emission
+// (calibration::achieved_rate_per_sec); 0 below two emissions.
 double kernel_rate(const mpt_stats& s) {
-  if (s.count < 2 || s.last_ns <= s.first_ns) return 0;
-  return static_cast<double>(s.count - 1) / (static_cast<double>(s.last_ns - s.first_ns) / 1e9);
+  return calibration::achieved_rate_per_sec(s.count, static_cast<std::int64_t>(s.first_ns),
+                                            static_cast<std::int64_t>(s.last_ns))
+      .value_or(0);
 }
 
 nlohmann::json histogram_json(const mpt_stats& s) {

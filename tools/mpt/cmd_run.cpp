@@ -1,31 +1,35 @@
 // tools/mpt/cmd_run.cpp — `mpt run`: the seed README example as a command.
 //
-// Forks W workers that loop on await_fuel() until the throttle is stopped, samples latest() and
-// mean() every --every seconds, then stops the throttle and prints the summary. SIGINT and SIGTERM
-// end the run early; the summary is still printed and every worker is reaped.
+// Forks W workers that loop on await_grant() until the throttle is stopped, each keeping the count
+// and the first and last time of its grants; samples latest() and mean() every --every seconds,
+// then stops the throttle and prints the seed's summary and the rate achieved: (count - 1) / (last
+// - first), by the kernel's count with --probe, else by the workers' grants (the same figure as
+// `mpt calibrate` and mpt_scenario). SIGINT and SIGTERM end the run early; the summary is still
+// printed and every worker is reaped.
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
 #include <memory>
-#include <set>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "commands.hpp"
-#ifdef MPT_HAVE_BPF
-#include "emissions.hpp"
-#endif
 #include "common.hpp"
+#include "mpt/calibration.hpp"
 #include "mpt/error.hpp"
 #include "mpt/throttle.hpp"
+#include "witness.hpp"
 
 namespace mpt::cli {
 
@@ -67,14 +71,75 @@ void sleep_until(Clock::time_point t) {
   ::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr);
 }
 
-[[noreturn]] void worker_main(Throttle& throttle, pid_t parent) {
+// What one worker leaves for the parent: how many grants it had, and the first and the last one's
+// time (CLOCK_MONOTONIC ns). Written by that worker only; read after it has exited.
+struct alignas(64) GrantRecord {
+  std::atomic<std::uint64_t> count{0};
+  std::atomic<std::int64_t> first_ns{0};
+  std::atomic<std::int64_t> last_ns{0};
+};
+
+// Every worker's GrantRecord, in one shared anonymous mapping made before the fork.
+class GrantLog {
+ public:
+  explicit GrantLog(int workers) : workers_(workers), bytes_(sizeof(GrantRecord) * workers) {
+    void* p = ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+      const int e = errno;
+      throw SystemError(std::string("cannot map the workers' grant records: ") + std::strerror(e),
+                        e);
+    }
+    records_ = static_cast<GrantRecord*>(p);
+    for (int w = 0; w < workers; ++w)
+      new (&records_[w]) GrantRecord();
+  }
+  ~GrantLog() { ::munmap(records_, bytes_); }
+  GrantLog(const GrantLog&) = delete;
+  GrantLog& operator=(const GrantLog&) = delete;
+
+  GrantRecord& at(int w) const noexcept { return records_[w]; }
+
+  // Over every worker: the count summed, the earliest first and the latest last.
+  struct Combined {
+    std::uint64_t count = 0;
+    std::int64_t first_ns = 0;
+    std::int64_t last_ns = 0;
+  };
+  Combined combined() const noexcept {
+    Combined c;
+    for (int w = 0; w < workers_; ++w) {
+      const std::uint64_t n = records_[w].count.load(std::memory_order_acquire);
+      if (n == 0) continue;
+      const std::int64_t first = records_[w].first_ns.load(std::memory_order_relaxed);
+      const std::int64_t last = records_[w].last_ns.load(std::memory_order_relaxed);
+      c.first_ns = c.count == 0 ? first : std::min(c.first_ns, first);
+      c.last_ns = std::max(c.last_ns, last);
+      c.count += n;
+    }
+    return c;
+  }
+
+ private:
+  int workers_;
+  std::size_t bytes_;
+  GrantRecord* records_ = nullptr;
+};
+
+[[noreturn]] void worker_main(Throttle& throttle, pid_t parent, GrantRecord& record) {
   ::signal(SIGINT, SIG_IGN);  // the parent stops the run; Ctrl-C reaches the whole group
   ::signal(SIGTERM, SIG_DFL);
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive `mpt run`
   if (::getppid() != parent) ::_exit(1);
   auto kill = throttle.kill_flag();
+  std::uint64_t n = 0;
   while (!kill.is_set()) {
-    (void)throttle.await_fuel();
+    const auto granted = throttle.await_grant();
+    if (!granted) continue;
+    const std::int64_t t =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(granted->time_since_epoch()).count();
+    if (n == 0) record.first_ns.store(t, std::memory_order_relaxed);
+    record.last_ns.store(t, std::memory_order_relaxed);
+    record.count.store(++n, std::memory_order_release);
   }
   ::_exit(0);
 }
@@ -117,6 +182,263 @@ const char* signal_name(int sig) {
     default:
       return "signal";
   }
+}
+
+// The throttle `mpt run` drives: anonymous, named (--name) or in Redis (--backend; a stored
+// throttle's configuration is adopted, and said so on stderr).
+Throttle make_throttle(const RunOptions& opts) {
+  ThrottleOptions to;
+  to.hardcap = parse_hardcap(opts.hardcap);
+  if (!std::isnan(opts.correction)) to.correction = opts.correction;
+  to.on_unavailable = parse_on_unavailable(opts.on_unavailable);
+  const std::chrono::duration<double> per(opts.per_s);
+  if (!opts.backend.empty()) {
+    Throttle throttle = Throttle::connect(opts.backend, opts.rate, per, to);
+    const Snapshot s = throttle.snapshot();
+    if (s.max_n != opts.rate || s.per_s != opts.per_s || s.hardcap != to.hardcap) {
+      std::fprintf(stderr, "mpt run: %s exists: using its stored rate, %lld per %g s, hardcap %s\n",
+                   throttle.url().c_str(), static_cast<long long>(s.max_n), s.per_s,
+                   to_string(s.hardcap));
+    }
+    return throttle;
+  }
+  if (opts.name.empty()) return Throttle(opts.rate, per, to);
+  return Throttle::create(opts.name, opts.rate, per, to);
+}
+
+// The configuration in force: the throttle's own (a stored throttle in Redis may have another
+// rate or hardcap than asked for), read after it was made.
+struct InForce {
+  std::int64_t max_n = 0;
+  double per_s = 1;
+  std::string hardcap;
+  double rate_per_sec() const { return static_cast<double>(max_n) / per_s; }
+};
+
+InForce in_force(const Throttle& throttle) {
+  const Snapshot s = throttle.snapshot();
+  return {s.max_n, s.per_s, to_string(s.hardcap)};
+}
+
+// Forks the workers; on failure stops the throttle, reaps those forked and throws SystemError.
+std::vector<pid_t> fork_workers(Throttle& throttle, int workers, const GrantLog& grants) {
+  std::cout << std::flush;  // nothing buffered may be written twice by the children
+  std::fflush(stdout);
+  const pid_t parent = ::getpid();
+  std::vector<pid_t> pids;
+  for (int i = 0; i < workers; ++i) {
+    const pid_t pid = ::fork();
+    if (pid == 0) worker_main(throttle, parent, grants.at(i));
+    if (pid < 0) {
+      const int e = errno;
+      throttle.stop();
+      reap(pids, std::chrono::seconds(5));
+      throw SystemError("cannot fork worker " + std::to_string(i + 1) + " for throttle " +
+                            hex_id(throttle.id()) + ": " + std::strerror(e),
+                        e);
+    }
+    pids.push_back(pid);
+  }
+  return pids;
+}
+
+void print_header(const RunOptions& opts, const Throttle& throttle, const InForce& f) {
+  std::printf("mpt run: %lld per %g s (%g/s), hardcap %s, %d workers, %g s, throttle %s%s%s\n",
+              static_cast<long long>(f.max_n), f.per_s, f.rate_per_sec(), f.hardcap.c_str(),
+              opts.workers, opts.seconds, hex_id(throttle.id()).c_str(),
+              opts.name.empty() && !throttle.remote() ? "" : " ",
+              throttle.remote() ? throttle.url().c_str() : opts.name.c_str());
+  std::printf("%9s %10s %12s %12s %12s %12s\n", "TIME(s)", "TOTAL", "LATEST(/s)", "LATEST(s)",
+              "MEAN(/s)", "MEAN(s)");
+  std::fflush(stdout);
+}
+
+Sample take_sample(const Throttle& throttle, Clock::time_point t0, Clock::time_point now) {
+  Sample s;
+  s.elapsed_s = std::chrono::duration<double>(now - t0).count();
+  s.total = throttle.total();
+  s.latest = throttle.latest();
+  s.mean = throttle.mean();
+  return s;
+}
+
+// Starts the throttle and samples it every --every seconds until --seconds have passed or a stop
+// signal came; on a terminal, a status line between the samples.
+std::vector<Sample> run_and_sample(const RunOptions& opts, Throttle& throttle, bool tty) {
+  std::vector<Sample> samples;
+  throttle.start();
+  const auto t0 = Clock::now();
+  const auto deadline =
+      t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(opts.seconds));
+  const auto every =
+      std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(opts.every_s));
+  auto next_sample = t0 + every;
+  const auto status_every = std::chrono::milliseconds(100);
+  while (stop_signal() == 0) {
+    const auto now = Clock::now();
+    if (now >= next_sample) {
+      const Sample& s = samples.emplace_back(take_sample(throttle, t0, now));
+      if (!opts.json) {
+        if (tty) std::printf("\r\033[K");
+        std::printf("%9.2f %10llu %12.2f %12.6f %12.2f %12.6f\n", s.elapsed_s,
+                    static_cast<unsigned long long>(s.total), s.latest.rate_per_sec,
+                    s.latest.interval_s, s.mean.rate_per_sec, s.mean.interval_s);
+      }
+      while (next_sample <= now)
+        next_sample += every;
+    }
+    if (now >= deadline) break;
+    if (tty) {
+      const double elapsed = std::chrono::duration<double>(now - t0).count();
+      std::printf("\r\033[K  elapsed %.1f s, remaining %.1f s, rate %.2f/s, total %llu", elapsed,
+                  std::max(0.0, opts.seconds - elapsed), throttle.latest().rate_per_sec,
+                  static_cast<unsigned long long>(throttle.total()));
+      std::fflush(stdout);
+    }
+    auto wake = std::min(next_sample, deadline);
+    if (tty) wake = std::min(wake, now + status_every);
+    sleep_until(wake);
+  }
+  return samples;
+}
+
+// What a run measured, for the JSON document and the text.
+struct RunResult {
+  InForce config;
+  std::vector<Sample> samples;
+  Summary summary;  // stop()'s: the seed's (runtime, total, mean interval, mean rate)
+  int interrupted = 0;
+  int clean = 0;
+  GrantLog::Combined grants;                 // the workers' grants
+  std::optional<trial::KernelCount> kernel;  // with --probe
+  std::vector<std::string> warnings;         // the library's, during the run (WarningLog)
+
+  // What the achieved rate is measured on: the kernel's count and timestamps with --probe, else
+  // the workers' grants. The rate is (count - 1) / (last - first); nullopt with fewer than two.
+  GrantLog::Combined achieved() const {
+    if (!kernel) return grants;
+    return {kernel->total, static_cast<std::int64_t>(kernel->first_ns),
+            static_cast<std::int64_t>(kernel->last_ns)};
+  }
+  std::optional<double> achieved_rate_per_sec() const {
+    const GrantLog::Combined a = achieved();
+    return calibration::achieved_rate_per_sec(a.count, a.first_ns, a.last_ns);
+  }
+  std::optional<double> grants_rate_per_sec() const {
+    return calibration::achieved_rate_per_sec(grants.count, grants.first_ns, grants.last_ns);
+  }
+  std::optional<double> rel_error() const {
+    return calibration::rel_error(achieved_rate_per_sec(), config.rate_per_sec());
+  }
+};
+
+nlohmann::json or_null(const std::optional<double>& v) {
+  return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
+}
+
+nlohmann::json achieved_json(const RunResult& r) {
+  const GrantLog::Combined a = r.achieved();
+  const auto time_or_null = [&](std::int64_t ns) {
+    return a.count > 0 ? nlohmann::json(ns) : nlohmann::json(nullptr);
+  };
+  return {{"counted_by", r.kernel ? "kernel" : "workers"},
+          {"count", a.count},
+          {"first_ns", time_or_null(a.first_ns)},
+          {"last_ns", time_or_null(a.last_ns)},
+          {"rate_per_sec", or_null(r.achieved_rate_per_sec())},
+          {"rel_error", or_null(r.rel_error())}};
+}
+
+nlohmann::json probe_json(const RunResult& r) {
+  const trial::KernelCount& k = *r.kernel;
+  return {{"kernel_count", k.total},
+          {"kernel_rate_per_sec", or_null(k.achieved_rate_per_sec())},
+          {"monitor_total", r.summary.total},
+          {"monitor_rate_per_sec", or_null(r.grants_rate_per_sec())},
+          {"difference",
+           static_cast<std::int64_t>(k.total) - static_cast<std::int64_t>(r.summary.total)},
+          {"processes", k.processes},
+          {"dropped", k.dropped}};
+}
+
+void print_run_json(const RunOptions& opts, const Throttle& throttle, const RunResult& r) {
+  const nlohmann::json config = {
+      {"rate", r.config.max_n},
+      {"per_s", r.config.per_s},
+      {"rate_per_sec", r.config.rate_per_sec()},
+      {"workers", opts.workers},
+      {"seconds", opts.seconds},
+      {"hardcap", r.config.hardcap},
+      {"correction",
+       std::isnan(opts.correction) ? nlohmann::json(nullptr) : nlohmann::json(opts.correction)},
+      {"every_s", opts.every_s},
+      {"interval_ns", throttle.interval().count()},
+      {"spin_lead_ns", throttle.spin_lead().count()},
+      {"backend", throttle.remote() ? nlohmann::json(throttle.url()) : nlohmann::json("local")},
+      {"on_unavailable",
+       throttle.remote() ? nlohmann::json(opts.on_unavailable) : nlohmann::json(nullptr)},
+  };
+  nlohmann::json doc = {
+      {"schema", kRunSchemaVersion},
+      {"command", "run"},
+      {"throttle_id", hex_id(throttle.id())},
+      {"name", !opts.name.empty()  ? nlohmann::json(opts.name)
+               : throttle.remote() ? nlohmann::json(throttle.name())
+                                   : nlohmann::json(nullptr)},
+      {"config", config},
+      {"samples", r.samples},
+      {"summary", r.summary},
+      {"achieved", achieved_json(r)},
+      {"interrupted",
+       r.interrupted ? nlohmann::json(signal_name(r.interrupted)) : nlohmann::json(nullptr)},
+      {"workers_exited_cleanly", r.clean},
+      {"host", host_info()},
+      {"warnings", r.warnings},
+  };
+  if (r.kernel) doc["probe"] = probe_json(r);
+  print_json(doc);
+}
+
+// "1234.5678" or "n/a" (fewer than two emissions: no rate).
+std::string rate_text(const std::optional<double>& v) {
+  char buf[48];
+  if (!v) return "n/a";
+  std::snprintf(buf, sizeof buf, "%.4f", *v);
+  return buf;
+}
+
+void print_run_text(const RunOptions& opts, const RunResult& r) {
+  if (r.interrupted) std::printf("interrupted by %s\n", signal_name(r.interrupted));
+  std::printf("Runtime: %.6f s\n", r.summary.runtime.count());
+  std::printf("Total: %llu\n", static_cast<unsigned long long>(r.summary.total));
+  std::printf("Mean interval: %.6f s\n", r.summary.mean_interval_s);
+  std::printf("Mean rate: %.4f per second (total / runtime, the seed's summary)\n",
+              r.summary.mean_rate_per_sec);
+  const auto count = static_cast<unsigned long long>(r.achieved().count);
+  const char* counted_by =
+      r.kernel ? (count == 1 ? "emission counted by the kernel" : "emissions counted by the kernel")
+               : (count == 1 ? "grant to the workers" : "grants to the workers");
+  if (const std::optional<double> rate = r.achieved_rate_per_sec()) {
+    std::printf("Achieved rate: %.4f per second, error %+.3f %%\n", *rate, *r.rel_error() * 100);
+    std::printf("  ((count - 1) / (last - first) of %llu %s)\n", count, counted_by);
+  } else {
+    std::printf("Achieved rate: n/a (%llu %s; a rate needs two)\n", count, counted_by);
+  }
+  if (r.kernel) {
+    std::printf("\n%-10s %12s %14s\n", "COUNTED BY", "EMISSIONS", "RATE(/s)");
+    std::printf("%-10s %12llu %14s\n", "kernel", static_cast<unsigned long long>(r.kernel->total),
+                rate_text(r.kernel->achieved_rate_per_sec()).c_str());
+    std::printf("%-10s %12llu %14s\n", "monitor", static_cast<unsigned long long>(r.summary.total),
+                rate_text(r.grants_rate_per_sec()).c_str());
+    std::printf("difference: %lld (kernel - monitor; must be 0), %zu processes seen\n",
+                static_cast<long long>(r.kernel->total) - static_cast<long long>(r.summary.total),
+                r.kernel->processes);
+  }
+  if (r.clean != opts.workers) {
+    std::fprintf(stderr, "mpt run: %d of %d workers did not exit cleanly\n", opts.workers - r.clean,
+                 opts.workers);
+  }
+  std::fflush(stdout);
 }
 
 }  // namespace
@@ -164,202 +486,36 @@ CLI::App* setup_run(CLI::App& app, RunOptions& opts) {
 }
 
 int run_run(const RunOptions& opts) {
-  ThrottleOptions to;
-  to.hardcap = parse_hardcap(opts.hardcap);
-  if (!std::isnan(opts.correction)) to.correction = opts.correction;
-  to.on_unavailable = parse_on_unavailable(opts.on_unavailable);
   if (!opts.backend.empty() && opts.probe) {
     throw UsageError("--probe counts this host's emissions only; it does not go with --backend");
   }
   const WarningLog warnings;  // e.g. a throttle that runs uncalibrated where that falls short
-  Throttle throttle =
-      !opts.backend.empty() ? Throttle::connect(opts.backend, opts.rate,
-                                                std::chrono::duration<double>(opts.per_s), to)
-      : opts.name.empty()
-          ? Throttle(opts.rate, std::chrono::duration<double>(opts.per_s), to)
-          : Throttle::create(opts.name, opts.rate, std::chrono::duration<double>(opts.per_s), to);
-  if (throttle.remote()) {
-    const Snapshot s = throttle.snapshot();
-    if (s.max_n != opts.rate || s.per_s != opts.per_s || s.hardcap != to.hardcap) {
-      std::fprintf(stderr, "mpt run: %s exists: using its stored rate, %lld per %g s, hardcap %s\n",
-                   throttle.url().c_str(), static_cast<long long>(s.max_n), s.per_s,
-                   to_string(s.hardcap));
-    }
-  }
-
-#ifdef MPT_HAVE_BPF
+  Throttle throttle = make_throttle(opts);
+  RunResult r;
+  r.config = in_force(throttle);
   // The kernel's count: attached before any worker exists, so it sees every emission.
-  std::unique_ptr<probe::EmissionCounter> counter;
-  if (opts.probe) {
-    if (const std::string missing = probe::missing_privileges(); !missing.empty()) {
-      throw std::runtime_error("--probe: " + missing);
-    }
-    counter =
-        std::make_unique<probe::EmissionCounter>(probe::Target{-1, probe::default_library_path()});
-  }
-#endif
+  std::optional<trial::KernelWitness> witness;
+  if (opts.probe) witness.emplace("on", "--probe");
 
   install_stop_handlers();
   const bool tty = !opts.json && ::isatty(STDOUT_FILENO);
-  std::cout << std::flush;  // nothing buffered may be written twice by the children
-  std::fflush(stdout);
+  const GrantLog grants(opts.workers);
+  std::vector<pid_t> pids = fork_workers(throttle, opts.workers, grants);
+  if (!opts.json) print_header(opts, throttle, r.config);
 
-  const pid_t parent = ::getpid();
-  std::vector<pid_t> pids;
-  for (int i = 0; i < opts.workers; ++i) {
-    const pid_t pid = ::fork();
-    if (pid == 0) worker_main(throttle, parent);
-    if (pid < 0) {
-      const int e = errno;
-      throttle.stop();
-      reap(pids, std::chrono::seconds(5));
-      throw SystemError("cannot fork worker " + std::to_string(i + 1) + " for throttle " +
-                            hex_id(throttle.id()) + ": " + std::strerror(e),
-                        e);
-    }
-    pids.push_back(pid);
-  }
-
-  if (!opts.json) {
-    std::printf("mpt run: %lld per %g s (%g/s), hardcap %s, %d workers, %g s, throttle %s%s%s\n",
-                static_cast<long long>(opts.rate), opts.per_s,
-                static_cast<double>(opts.rate) / opts.per_s, opts.hardcap.c_str(), opts.workers,
-                opts.seconds, hex_id(throttle.id()).c_str(),
-                opts.name.empty() && !throttle.remote() ? "" : " ",
-                throttle.remote() ? throttle.url().c_str() : opts.name.c_str());
-    std::printf("%9s %10s %12s %12s %12s %12s\n", "TIME(s)", "TOTAL", "LATEST(/s)", "LATEST(s)",
-                "MEAN(/s)", "MEAN(s)");
-    std::fflush(stdout);
-  }
-
-  std::vector<Sample> samples;
-  throttle.start();
-  const auto t0 = Clock::now();
-  const auto deadline =
-      t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(opts.seconds));
-  const auto every =
-      std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(opts.every_s));
-  auto next_sample = t0 + every;
-  const auto status_every = std::chrono::milliseconds(100);
-  while (stop_signal() == 0) {
-    const auto now = Clock::now();
-    if (now >= next_sample) {
-      Sample s;
-      s.elapsed_s = std::chrono::duration<double>(now - t0).count();
-      s.total = throttle.total();
-      s.latest = throttle.latest();
-      s.mean = throttle.mean();
-      samples.push_back(s);
-      if (!opts.json) {
-        if (tty) std::printf("\r\033[K");
-        std::printf("%9.2f %10llu %12.2f %12.6f %12.2f %12.6f\n", s.elapsed_s,
-                    static_cast<unsigned long long>(s.total), s.latest.rate_per_sec,
-                    s.latest.interval_s, s.mean.rate_per_sec, s.mean.interval_s);
-      }
-      while (next_sample <= now)
-        next_sample += every;
-    }
-    if (now >= deadline) break;
-    if (tty) {
-      const double elapsed = std::chrono::duration<double>(now - t0).count();
-      std::printf("\r\033[K  elapsed %.1f s, remaining %.1f s, rate %.2f/s, total %llu", elapsed,
-                  std::max(0.0, opts.seconds - elapsed), throttle.latest().rate_per_sec,
-                  static_cast<unsigned long long>(throttle.total()));
-      std::fflush(stdout);
-    }
-    auto wake = std::min(next_sample, deadline);
-    if (tty) wake = std::min(wake, now + status_every);
-    sleep_until(wake);
-  }
-  const Summary summary = throttle.stop();
-  const int interrupted = stop_signal();
-  const int clean = reap(pids, std::chrono::seconds(5));
+  r.samples = run_and_sample(opts, throttle, tty);
+  r.summary = throttle.stop();
+  r.interrupted = stop_signal();
+  r.clean = reap(pids, std::chrono::seconds(5));
   if (tty) std::printf("\r\033[K");
-
-  nlohmann::json probe_doc = nullptr;
-#ifdef MPT_HAVE_BPF
-  if (counter) {
-    std::uint64_t count = 0, first = UINT64_MAX, last = 0;
-    std::set<std::uint32_t> pids_seen;
-    for (const auto& e : counter->read()) {
-      if (e.throttle_id != throttle.id() || e.kind != MPT_KIND_EMIT) continue;
-      count += e.stats.count;
-      first = std::min<std::uint64_t>(first, e.stats.first_ns);
-      last = std::max<std::uint64_t>(last, e.stats.last_ns);
-      pids_seen.insert(e.tgid);
-    }
-    const double kernel_rate =
-        count > 1 && last > first
-            ? static_cast<double>(count - 1) / (static_cast<double>(last - first) / 1e9)
-            : 0.0;
-    probe_doc = {
-        {"kernel_count", count},
-        {"kernel_rate_per_sec", kernel_rate},
-        {"monitor_total", summary.total},
-        {"monitor_rate_per_sec", summary.mean_rate_per_sec},
-        {"difference", static_cast<std::int64_t>(count) - static_cast<std::int64_t>(summary.total)},
-        {"processes", pids_seen.size()},
-        {"dropped", counter->dropped()}};
-  }
-#endif
+  r.grants = grants.combined();
+  if (witness) r.kernel = witness->count(throttle.id());
+  r.warnings = warnings.messages();
 
   if (opts.json) {
-    nlohmann::json config = {
-        {"rate", opts.rate},
-        {"per_s", opts.per_s},
-        {"rate_per_sec", static_cast<double>(opts.rate) / opts.per_s},
-        {"workers", opts.workers},
-        {"seconds", opts.seconds},
-        {"hardcap", opts.hardcap},
-        {"correction",
-         std::isnan(opts.correction) ? nlohmann::json(nullptr) : nlohmann::json(opts.correction)},
-        {"every_s", opts.every_s},
-        {"interval_ns", throttle.interval().count()},
-        {"spin_lead_ns", throttle.spin_lead().count()},
-        {"backend", throttle.remote() ? nlohmann::json(throttle.url()) : nlohmann::json("local")},
-        {"on_unavailable",
-         throttle.remote() ? nlohmann::json(opts.on_unavailable) : nlohmann::json(nullptr)},
-    };
-    nlohmann::json doc = {
-        {"schema", kSchemaVersion},
-        {"command", "run"},
-        {"throttle_id", hex_id(throttle.id())},
-        {"name", !opts.name.empty()  ? nlohmann::json(opts.name)
-                 : throttle.remote() ? nlohmann::json(throttle.name())
-                                     : nlohmann::json(nullptr)},
-        {"config", config},
-        {"samples", samples},
-        {"summary", summary},
-        {"interrupted",
-         interrupted ? nlohmann::json(signal_name(interrupted)) : nlohmann::json(nullptr)},
-        {"workers_exited_cleanly", clean},
-        {"host", host_info()},
-        {"warnings", warnings.messages()},
-    };
-    if (!probe_doc.is_null()) doc["probe"] = probe_doc;
-    print_json(doc);
+    print_run_json(opts, throttle, r);
   } else {
-    if (interrupted) std::printf("interrupted by %s\n", signal_name(interrupted));
-    std::printf("Runtime: %.6f s\n", summary.runtime.count());
-    std::printf("Total: %llu\n", static_cast<unsigned long long>(summary.total));
-    std::printf("Mean interval: %.6f s\n", summary.mean_interval_s);
-    std::printf("Mean rate: %.4f per second\n", summary.mean_rate_per_sec);
-    if (!probe_doc.is_null()) {
-      std::printf("\n%-10s %12s %14s\n", "COUNTED BY", "EMISSIONS", "RATE(/s)");
-      std::printf("%-10s %12llu %14.4f\n", "kernel",
-                  probe_doc["kernel_count"].get<unsigned long long>(),
-                  probe_doc["kernel_rate_per_sec"].get<double>());
-      std::printf("%-10s %12llu %14.4f\n", "monitor",
-                  static_cast<unsigned long long>(summary.total), summary.mean_rate_per_sec);
-      std::printf("difference: %lld (kernel - monitor; must be 0), %zu processes seen\n",
-                  probe_doc["difference"].get<long long>(),
-                  probe_doc["processes"].get<std::size_t>());
-    }
-    if (clean != opts.workers) {
-      std::fprintf(stderr, "mpt run: %d of %d workers did not exit cleanly\n", opts.workers - clean,
-                   opts.workers);
-    }
-    std::fflush(stdout);
+    print_run_text(opts, r);
   }
   return kExitOk;
 }

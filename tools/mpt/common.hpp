@@ -25,6 +25,9 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitRuntime = 1;
 inline constexpr int kExitUsage = 2;
 inline constexpr int kSchemaVersion = 1;
+// `mpt run --json`: 2 since it reports the configuration in force, the achieved rate ((count - 1) /
+// (last - first), free of the unit given at start) and the probe's rates by that definition.
+inline constexpr int kRunSchemaVersion = 2;
 
 // A usage error found after parsing (a combination of flags, say): exit code 2.
 class UsageError : public std::runtime_error {

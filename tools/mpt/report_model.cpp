@@ -206,6 +206,20 @@ Suite parse_suite(const json& j, const std::string& path) {
   return s;
 }
 
+// A rate and its error come together: both null (fewer than two grants: no interval to measure)
+// or both set, and a rate needs at least two grants.
+void check_rate(const Obj& o, std::string_view rate_key, std::string_view error_key,
+                std::uint64_t count, const std::optional<double>& rate,
+                const std::optional<double>& error) {
+  if (rate.has_value() != error.has_value()) {
+    fail(o.path(rate_key), std::string(rate_key) + " and " + std::string(error_key) +
+                               " must be both null or both set");
+  }
+  if (rate && count < 2) {
+    fail(o.path(rate_key), "set, but fewer than two grants were counted (no interval to measure)");
+  }
+}
+
 Scenario parse_scenario(const json& j, const std::string& path) {
   const Obj o(j, path);
   Scenario s;
@@ -218,17 +232,19 @@ Scenario parse_scenario(const json& j, const std::string& path) {
   s.seconds = o.number("seconds", 1e-9, kMaxSeconds);
   s.target_total = o.number("target_total", 0, kMaxRate * kMaxSeconds);
   s.achieved_total = o.count("achieved_total");
-  s.achieved_rate_per_sec = o.number("achieved_rate_per_sec", 0, kMaxRate * 1e3);
-  s.rel_error = o.number("rel_error", -1, 1e9);
+  s.achieved_rate_per_sec = o.opt_number("achieved_rate_per_sec", 0, kMaxRate * 1e3);
+  s.rel_error = o.opt_number("rel_error", -1, 1e9);
+  check_rate(o, "achieved_rate_per_sec", "rel_error", s.achieved_total, s.achieved_rate_per_sec,
+             s.rel_error);
   s.kernel_total = o.opt_count("kernel_total");
   s.kernel_achieved_rate_per_sec = o.opt_number("kernel_achieved_rate_per_sec", 0, kMaxRate * 1e3);
   s.kernel_rel_error = o.opt_number("kernel_rel_error", -1, 1e9);
-  if (s.kernel_total.has_value() != s.kernel_achieved_rate_per_sec.has_value() ||
-      s.kernel_total.has_value() != s.kernel_rel_error.has_value()) {
+  if (!s.kernel_total && (s.kernel_achieved_rate_per_sec || s.kernel_rel_error)) {
     fail(o.path("kernel_total"),
-         "kernel_total, kernel_achieved_rate_per_sec and kernel_rel_error must be all null or all "
-         "set");
+         "null, but kernel_achieved_rate_per_sec or kernel_rel_error is set");
   }
+  check_rate(o, "kernel_achieved_rate_per_sec", "kernel_rel_error", s.kernel_total.value_or(0),
+             s.kernel_achieved_rate_per_sec, s.kernel_rel_error);
   s.max_in_window = o.count("max_in_window");
   s.interval_p50_ns = o.integer("interval_p50_ns", 0, kMaxNs);
   s.interval_p99_ns = o.integer("interval_p99_ns", 0, kMaxNs);
@@ -302,7 +318,8 @@ Report parse_report(std::string_view text) {
   const Obj o(j, "");
   const std::int64_t schema = o.integer("schema", 0, std::numeric_limits<std::int32_t>::max());
   if (schema != kReportSchema) {
-    fail("schema", "expected 1, got " + std::to_string(schema) + " (made by another version)");
+    fail("schema", "expected " + std::to_string(kReportSchema) + ", got " + std::to_string(schema) +
+                       " (made by another version)");
   }
   if (o.str("kind") != kReportKind) {
     fail("kind", "expected \"" + std::string(kReportKind) + "\", got \"" + o.str("kind") + "\"");
@@ -361,7 +378,7 @@ PeerRatios peer_ratios(const Report& r) {
   std::vector<double> err;
   std::vector<double> cpu;
   for (const Scenario& s : r.scenarios) {
-    out.highest_rate = std::max(out.highest_rate, s.achieved_rate_per_sec);
+    out.highest_rate = std::max(out.highest_rate, s.achieved_rate_per_sec.value_or(0));
     ScenarioVsPeer v;
     v.ours = &s;
     if (r.peer_throttle) {
@@ -370,8 +387,8 @@ PeerRatios peer_ratios(const Report& r) {
       }
     }
     if (v.peer) {
-      if (v.peer->rel_error != 0) {
-        v.abs_error_ratio = std::fabs(s.rel_error) / std::fabs(v.peer->rel_error);
+      if (s.rel_error && v.peer->rel_error && *v.peer->rel_error != 0) {
+        v.abs_error_ratio = std::fabs(*s.rel_error) / std::fabs(*v.peer->rel_error);
         err.push_back(*v.abs_error_ratio);
       }
       if (v.peer->cpu_s_per_1000 > 0) {
@@ -386,7 +403,7 @@ PeerRatios peer_ratios(const Report& r) {
   if (r.peer_throttle && !r.peer_throttle->scenarios.empty()) {
     double best = 0;
     for (const Scenario& p : r.peer_throttle->scenarios)
-      best = std::max(best, p.achieved_rate_per_sec);
+      best = std::max(best, p.achieved_rate_per_sec.value_or(0));
     out.peer_highest_rate = best;
     if (best > 0) out.highest_rate_ratio = out.highest_rate / best;
   }

@@ -1,7 +1,7 @@
 // tools/mpt/report_model.hpp — the bench report (scripts/bench's report.json): its model, a strict
 // reader, and the renderers behind `mpt report`.
 //
-// parse_report() accepts only a complete, well-typed report of schema 1: any missing field, wrong
+// parse_report() accepts only a complete, well-typed report of schema 2: any missing field, wrong
 // type, value out of range or inconsistency (a floor naming no benchmark of its suite, histogram
 // buckets out of order) throws ReportError whose message names the field by its JSON path, e.g.
 // "scenarios[2].rel_error: expected a number, got string". It never crashes on any input (a fuzz
@@ -24,7 +24,9 @@
 
 namespace mpt::report {
 
-inline constexpr int kReportSchema = 1;
+// 2: achieved rates are (count - 1) / (last - first), null with fewer than two grants (1 counted
+// the unit given at start: total / runtime).
+inline constexpr int kReportSchema = 2;
 inline constexpr std::string_view kReportKind = "mpthrottle-bench-report";
 inline constexpr std::size_t kMaxReportBytes = std::size_t{64} << 20;
 
@@ -80,10 +82,12 @@ struct Scenario {
   double seconds = 0;
   double target_total = 0;
   std::uint64_t achieved_total = 0;
-  double achieved_rate_per_sec = 0;  // by the monitor (the recorded grants)
-  double rel_error = 0;
-  std::optional<std::uint64_t> kernel_total;  // by the eBPF counter, when it ran
-  std::optional<double> kernel_achieved_rate_per_sec;
+  // (achieved_total - 1) / (last grant - first grant) of the recorded grants, and achieved / rate
+  // - 1: nullopt (null in the report) with fewer than two grants.
+  std::optional<double> achieved_rate_per_sec;
+  std::optional<double> rel_error;
+  std::optional<std::uint64_t> kernel_total;           // by the eBPF counter, when it ran
+  std::optional<double> kernel_achieved_rate_per_sec;  // the same from the kernel's timestamps
   std::optional<double> kernel_rel_error;
   std::uint64_t max_in_window = 0;
   std::int64_t interval_p50_ns = 0;
@@ -130,7 +134,7 @@ Report parse_report(std::string_view text);
 struct ScenarioVsPeer {
   const Scenario* ours = nullptr;
   const Scenario* peer = nullptr;         // null when the peer did not run it
-  std::optional<double> abs_error_ratio;  // |ours.rel_error| / |peer.rel_error|
+  std::optional<double> abs_error_ratio;  // |ours.rel_error| / |peer.rel_error|, when both exist
   std::optional<double> cpu_ratio;        // ours.cpu_s_per_1000 / peer.cpu_s_per_1000
 };
 
@@ -138,7 +142,7 @@ struct PeerRatios {
   std::vector<ScenarioVsPeer> scenarios;
   std::optional<double> median_abs_error_ratio;
   std::optional<double> median_cpu_ratio;
-  double highest_rate = 0;  // the most achieved_rate_per_sec among our scenarios
+  double highest_rate = 0;  // the most achieved_rate_per_sec among our scenarios (0: none)
   std::optional<double> peer_highest_rate;
   std::optional<double> highest_rate_ratio;  // highest_rate / peer_highest_rate
 };

@@ -147,6 +147,17 @@ std::string opt_text(const std::optional<double>& v, std::string (*fmt)(double))
   return v ? fmt(*v) : "-";
 }
 
+// An achieved rate or error that may not exist (fewer than two grants): "n/a".
+std::string na_text(const std::optional<double>& v, std::string (*fmt)(double)) {
+  return v ? fmt(*v) : "n/a";
+}
+
+// a / b when both exist and b > 0.
+std::optional<double> ratio_of(const std::optional<double>& a, const std::optional<double>& b) {
+  if (!a || !b || !(*b > 0)) return std::nullopt;
+  return *a / *b;
+}
+
 void text_scenarios(std::string& out, const Report& r) {
   const PeerRatios ratios = peer_ratios(r);
   out += "ACCURACY (" + std::to_string(r.scenarios.size()) +
@@ -159,14 +170,15 @@ void text_scenarios(std::string& out, const Report& r) {
     const Scenario& s = r.scenarios[i];
     const ScenarioVsPeer& v = ratios.scenarios[i];
     out += pad(s.hardcap, 7, true) + pad(group(static_cast<double>(s.rate_per_sec), 0), 10) +
-           pad(rate_text(s.achieved_rate_per_sec), 14) +
-           pad(opt_text(s.kernel_achieved_rate_per_sec, rate_text), 14) +
-           pad(pct_text(s.rel_error), 10) + pad(group(static_cast<double>(s.max_in_window), 0), 9) +
+           pad(na_text(s.achieved_rate_per_sec, rate_text), 14) +
+           pad(s.kernel_total ? na_text(s.kernel_achieved_rate_per_sec, rate_text) : "-", 14) +
+           pad(na_text(s.rel_error, pct_text), 10) +
+           pad(group(static_cast<double>(s.max_in_window), 0), 9) +
            pad(us_text(static_cast<double>(s.interval_p50_ns)), 9) +
            pad(us_text(static_cast<double>(s.interval_p99_ns)), 9) +
            pad(f("%.2f", s.cpu_s_per_1000 * 1e3), 11) +
-           pad(v.peer ? rate_text(v.peer->achieved_rate_per_sec) : "-", 12) +
-           pad(v.peer ? pct_text(v.peer->rel_error) : "-", 10) +
+           pad(v.peer ? na_text(v.peer->achieved_rate_per_sec, rate_text) : "-", 12) +
+           pad(v.peer ? na_text(v.peer->rel_error, pct_text) : "-", 10) +
            pad(opt_text(v.abs_error_ratio, ratio_text), 11) +
            pad(opt_text(v.cpu_ratio, ratio_text), 9) + "\n";
   }
@@ -216,17 +228,15 @@ void text_compare(std::string& out, const Report& r, const Report& o) {
     const Scenario& s = r.scenarios[i];
     const Scenario* t = find_scenario(o.scenarios, s.hardcap, s.rate_per_sec);
     if (!t) continue;
-    out += pad(s.hardcap, 7, true) + pad(group(static_cast<double>(s.rate_per_sec), 0), 10) +
-           pad(rate_text(s.achieved_rate_per_sec), 14) +
-           pad(rate_text(t->achieved_rate_per_sec), 14) +
-           pad(t->achieved_rate_per_sec > 0
-                   ? ratio_text(s.achieved_rate_per_sec / t->achieved_rate_per_sec)
-                   : "-",
-               9) +
-           pad(pct_text(s.rel_error), 10) + pad(pct_text(t->rel_error), 10) +
-           pad(f("%.2f", s.cpu_s_per_1000 * 1e3), 8) + pad(f("%.2f", t->cpu_s_per_1000 * 1e3), 8) +
-           pad(t->cpu_s_per_1000 > 0 ? ratio_text(s.cpu_s_per_1000 / t->cpu_s_per_1000) : "-", 9) +
-           "\n";
+    out +=
+        pad(s.hardcap, 7, true) + pad(group(static_cast<double>(s.rate_per_sec), 0), 10) +
+        pad(na_text(s.achieved_rate_per_sec, rate_text), 14) +
+        pad(na_text(t->achieved_rate_per_sec, rate_text), 14) +
+        pad(opt_text(ratio_of(s.achieved_rate_per_sec, t->achieved_rate_per_sec), ratio_text), 9) +
+        pad(na_text(s.rel_error, pct_text), 10) + pad(na_text(t->rel_error, pct_text), 10) +
+        pad(f("%.2f", s.cpu_s_per_1000 * 1e3), 8) + pad(f("%.2f", t->cpu_s_per_1000 * 1e3), 8) +
+        pad(t->cpu_s_per_1000 > 0 ? ratio_text(s.cpu_s_per_1000 / t->cpu_s_per_1000) : "-", 9) +
+        "\n";
   }
   out += pad("BENCHMARK", 52, true) + pad("THIS", 16) + pad("OTHER", 16) + pad("RATIO", 9) +
          "  (ns per op; ops/s for the two-process runs)\n";
@@ -435,18 +445,19 @@ void add_rate_series(std::vector<Series>& out, const std::vector<Scenario>& scen
   std::map<int, Series> by_cap;
   for (std::size_t i : scenario_order(scenarios)) {
     const Scenario& s = scenarios[i];
+    if (!s.achieved_rate_per_sec || !s.rel_error) continue;  // fewer than two grants: no point
     Series& ser = by_cap[hardcap_rank(s.hardcap)];
     ser.label = who + " " + s.hardcap;
     ser.color = color_override ? color_override : color_for(s.hardcap);
     ser.shape = shape == 0 ? (s.hardcap == "limit" ? 'o' : s.hardcap == "one" ? 's' : 'd') : shape;
     ser.hollow = hollow;
     ser.dashed = hollow;
-    const double y = error_axis ? s.rel_error * 100 : s.achieved_rate_per_sec;
+    const double y = error_axis ? *s.rel_error * 100 : *s.achieved_rate_per_sec;
     ser.points.push_back({static_cast<double>(s.rate_per_sec), y,
                           who + " " + s.hardcap + ", target " +
                               group(static_cast<double>(s.rate_per_sec), 0) + "/s: achieved " +
-                              rate_text(s.achieved_rate_per_sec) + "/s (" + pct_text(s.rel_error) +
-                              ")"});
+                              rate_text(*s.achieved_rate_per_sec) + "/s (" +
+                              pct_text(*s.rel_error) + ")"});
   }
   for (auto& [rank, ser] : by_cap)
     out.push_back(std::move(ser));
@@ -754,6 +765,14 @@ std::string td(const std::string& pointer, double value, const std::string& text
 std::string td(const std::string& text, const char* cls = "num") {
   return std::string("<td class=\"") + cls + "\">" + html_escape(text) + "</td>";
 }
+// A value that may be null in the report (an achieved rate from fewer than two grants): the cell
+// still names its field, and says "n/a".
+std::string td_opt(const std::string& pointer, const std::optional<double>& value,
+                   std::string (*fmt)(double)) {
+  if (value) return td(pointer, *value, fmt(*value));
+  return "<td class=\"num\" data-field=\"" + html_escape(pointer) +
+         "\" data-value=\"null\">n/a</td>";
+}
 
 // JSON pointers to a scenario's fields.
 std::string scenario_ptr(const Report& r, const Scenario& s, bool peer) {
@@ -776,33 +795,29 @@ std::string table_scenarios(const Report& r) {
     const Scenario& s = r.scenarios[i];
     const ScenarioVsPeer& v = ratios.scenarios[i];
     const std::string p = scenario_ptr(r, s, false);
-    t += "<tr>" + td(s.hardcap, "") +
-         td(p + "/rate_per_sec", static_cast<double>(s.rate_per_sec),
-            group(static_cast<double>(s.rate_per_sec), 0)) +
-         td(p + "/achieved_rate_per_sec", s.achieved_rate_per_sec,
-            rate_text(s.achieved_rate_per_sec)) +
-         (s.kernel_achieved_rate_per_sec
-              ? td(p + "/kernel_achieved_rate_per_sec", *s.kernel_achieved_rate_per_sec,
-                   rate_text(*s.kernel_achieved_rate_per_sec))
-              : td("—")) +
-         td(p + "/rel_error", s.rel_error, pct_text(s.rel_error)) +
-         (s.kernel_rel_error
-              ? td(p + "/kernel_rel_error", *s.kernel_rel_error, pct_text(*s.kernel_rel_error))
-              : td("—")) +
-         td(p + "/max_in_window", static_cast<double>(s.max_in_window),
-            group(static_cast<double>(s.max_in_window), 0)) +
-         td(p + "/interval_p50_ns", static_cast<double>(s.interval_p50_ns),
-            us_text(static_cast<double>(s.interval_p50_ns))) +
-         td(p + "/interval_p99_ns", static_cast<double>(s.interval_p99_ns),
-            us_text(static_cast<double>(s.interval_p99_ns))) +
-         td(p + "/interval_max_ns", static_cast<double>(s.interval_max_ns),
-            us_text(static_cast<double>(s.interval_max_ns))) +
-         td(p + "/cpu_s_per_1000", s.cpu_s_per_1000, f("%.2f", s.cpu_s_per_1000 * 1e3));
+    t +=
+        "<tr>" + td(s.hardcap, "") +
+        td(p + "/rate_per_sec", static_cast<double>(s.rate_per_sec),
+           group(static_cast<double>(s.rate_per_sec), 0)) +
+        td_opt(p + "/achieved_rate_per_sec", s.achieved_rate_per_sec, rate_text) +
+        (s.kernel_total ? td_opt(p + "/kernel_achieved_rate_per_sec",
+                                 s.kernel_achieved_rate_per_sec, rate_text)
+                        : td("—")) +
+        td_opt(p + "/rel_error", s.rel_error, pct_text) +
+        (s.kernel_total ? td_opt(p + "/kernel_rel_error", s.kernel_rel_error, pct_text) : td("—")) +
+        td(p + "/max_in_window", static_cast<double>(s.max_in_window),
+           group(static_cast<double>(s.max_in_window), 0)) +
+        td(p + "/interval_p50_ns", static_cast<double>(s.interval_p50_ns),
+           us_text(static_cast<double>(s.interval_p50_ns))) +
+        td(p + "/interval_p99_ns", static_cast<double>(s.interval_p99_ns),
+           us_text(static_cast<double>(s.interval_p99_ns))) +
+        td(p + "/interval_max_ns", static_cast<double>(s.interval_max_ns),
+           us_text(static_cast<double>(s.interval_max_ns))) +
+        td(p + "/cpu_s_per_1000", s.cpu_s_per_1000, f("%.2f", s.cpu_s_per_1000 * 1e3));
     if (v.peer) {
       const std::string pp = scenario_ptr(r, *v.peer, true);
-      t += td(pp + "/achieved_rate_per_sec", v.peer->achieved_rate_per_sec,
-              rate_text(v.peer->achieved_rate_per_sec)) +
-           td(pp + "/rel_error", v.peer->rel_error, pct_text(v.peer->rel_error)) +
+      t += td_opt(pp + "/achieved_rate_per_sec", v.peer->achieved_rate_per_sec, rate_text) +
+           td_opt(pp + "/rel_error", v.peer->rel_error, pct_text) +
            td(pp + "/max_in_window", static_cast<double>(v.peer->max_in_window),
               group(static_cast<double>(v.peer->max_in_window), 0)) +
            td(pp + "/cpu_s_per_1000", v.peer->cpu_s_per_1000,
@@ -911,11 +926,12 @@ std::string section_compare(const Report& r, const Report& o) {
     const Scenario* b = find_scenario(o.scenarios, a.hardcap, a.rate_per_sec);
     if (!b) continue;
     s += "<tr>" + td(a.hardcap, "") + td(group(static_cast<double>(a.rate_per_sec), 0)) +
-         td(rate_text(a.achieved_rate_per_sec)) + td(rate_text(b->achieved_rate_per_sec)) +
-         td(b->achieved_rate_per_sec > 0
-                ? ratio_text(a.achieved_rate_per_sec / b->achieved_rate_per_sec)
+         td(na_text(a.achieved_rate_per_sec, rate_text)) +
+         td(na_text(b->achieved_rate_per_sec, rate_text)) +
+         td(ratio_of(a.achieved_rate_per_sec, b->achieved_rate_per_sec)
+                ? ratio_text(*ratio_of(a.achieved_rate_per_sec, b->achieved_rate_per_sec))
                 : "—") +
-         td(pct_text(a.rel_error)) + td(pct_text(b->rel_error)) +
+         td(na_text(a.rel_error, pct_text)) + td(na_text(b->rel_error, pct_text)) +
          td(f("%.2f", a.cpu_s_per_1000 * 1e3)) + td(f("%.2f", b->cpu_s_per_1000 * 1e3)) +
          td(b->cpu_s_per_1000 > 0 ? ratio_text(a.cpu_s_per_1000 / b->cpu_s_per_1000) : "—") +
          td(us_text(static_cast<double>(a.interval_p99_ns))) +
@@ -1044,10 +1060,11 @@ std::string render_html(const Report& r, const Report* compare) {
     const Scenario& s0 = r.scenarios.front();
     h += "<p class=\"note\">" + std::to_string(s0.workers) + " worker processes, " +
          f("%g", s0.seconds) +
-         " s per scenario. Achieved = grants between start() and stop() over the runtime, "
-         "counted by the monitor and, where the eBPF probe ran, by the kernel. Error = achieved "
-         "/ target − 1. CPU = the workers' user + system time (the peer's: all its processes, "
-         "filler included).</p>\n";
+         " s per scenario. Achieved = (grants − 1) ÷ (last grant − first grant), the grants "
+         "between start() and stop() recorded by the workers and, where the eBPF probe ran, "
+         "counted by the kernel with its own timestamps; free of the unit start() gives at once "
+         "(n/a with fewer than two grants). Error = achieved / target − 1. CPU = the workers' "
+         "user + system time (the peer's: all its processes, filler included).</p>\n";
   }
   h += "<div class=\"wide\">\n" + table_scenarios(r) + "</div>\n";
   h += "</section>\n";

@@ -121,6 +121,29 @@ class Record {
   _exit(0);
 }
 
+// The figures of the sorted grant times r.times (r.achieved_total of them): first and last, the
+// rate achieved and its error against `rate`, the most in a window, the intervals.
+void measure_grants(TrialResult& r, double rate) {
+  const std::vector<std::int64_t>& times = r.times;
+  if (!times.empty()) {
+    r.first_ns = times.front();
+    r.last_ns = times.back();
+  }
+  r.achieved_rate_per_sec =
+      calibration::achieved_rate_per_sec(r.achieved_total, r.first_ns, r.last_ns);
+  r.rel_error = calibration::rel_error(r.achieved_rate_per_sec, rate);
+  r.max_in_window = max_in_window(times, kPerNs);
+
+  std::vector<std::int64_t> gaps;
+  gaps.reserve(times.empty() ? 0 : times.size() - 1);
+  for (std::size_t i = 1; i < times.size(); ++i)
+    gaps.push_back(times[i] - times[i - 1]);
+  std::sort(gaps.begin(), gaps.end());
+  r.interval_p50_ns = calibration::percentile(gaps, 0.50);
+  r.interval_p99_ns = calibration::percentile(gaps, 0.99);
+  r.interval_max_ns = gaps.empty() ? 0 : gaps.back();
+}
+
 }  // namespace
 
 std::uint64_t max_in_window(const std::vector<std::int64_t>& sorted, std::int64_t width) {
@@ -233,25 +256,8 @@ TrialResult run_trial(const TrialOptions& o) {
   r.monitor_total = summary.total;
   r.monitor_total_after_reap = throttle.total();
   r.runtime_s = summary.runtime.count();
-  if (r.runtime_s > 0)
-    r.achieved_rate_per_sec = static_cast<double>(r.achieved_total) / r.runtime_s;
-  r.rel_error = r.achieved_rate_per_sec / static_cast<double>(o.rate_per_sec) - 1.0;
-  if (times.size() >= 2) {
-    r.first_ns = times.front();
-    r.last_ns = times.back();
-    r.span_rate_per_sec =
-        static_cast<double>(times.size() - 1) / (static_cast<double>(r.last_ns - r.first_ns) / 1e9);
-  }
-  r.max_in_window = max_in_window(times, kPerNs);
-
-  std::vector<std::int64_t> gaps;
-  gaps.reserve(times.empty() ? 0 : times.size() - 1);
-  for (std::size_t i = 1; i < times.size(); ++i)
-    gaps.push_back(times[i] - times[i - 1]);
-  std::sort(gaps.begin(), gaps.end());
-  r.interval_p50_ns = calibration::percentile(gaps, 0.50);
-  r.interval_p99_ns = calibration::percentile(gaps, 0.99);
-  r.interval_max_ns = gaps.empty() ? 0 : gaps.back();
+  r.mean_rate_per_sec = summary.mean_rate_per_sec;
+  measure_grants(r, static_cast<double>(o.rate_per_sec));
 
   r.cpu_s = cpu_seconds(after) - cpu_seconds(before);
   if (r.achieved_total > 0) {

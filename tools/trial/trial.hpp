@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -47,13 +48,15 @@ struct TrialResult {
   std::uint64_t recorded_total = 0;  // every recorded grant
   std::uint64_t dropped = 0;         // grants that did not fit in the record
   double runtime_s = 0;              // stop()'s summary
-  double achieved_rate_per_sec = 0;  // achieved_total / runtime_s
-  double rel_error = 0;              // achieved_rate_per_sec / rate - 1
-  std::int64_t start_ns = 0;         // the CLOCK_MONOTONIC time start() was given
-  // The steady rate, free of the unit given at start: (count - 1) / (last - first).
+  double mean_rate_per_sec = 0;  // stop()'s summary: total / runtime, the unit at start included
+  std::int64_t start_ns = 0;     // the CLOCK_MONOTONIC time start() was given
+  // The recorded grants' first and last times (0 when none), and the rate they achieved:
+  // calibration::achieved_rate_per_sec(achieved_total, first_ns, last_ns), free of the unit given
+  // at start; nullopt with fewer than two grants. rel_error: achieved / rate - 1.
   std::int64_t first_ns = 0;
   std::int64_t last_ns = 0;
-  double span_rate_per_sec = 0;
+  std::optional<double> achieved_rate_per_sec;
+  std::optional<double> rel_error;
   std::uint64_t max_in_window = 0;  // most grants in any window [t, t + 1 s)
   std::int64_t interval_p50_ns = 0;
   std::int64_t interval_p99_ns = 0;

@@ -1,7 +1,10 @@
 #include "witness.hpp"
 
 #include <algorithm>
+#include <set>
 #include <stdexcept>
+
+#include "mpt/calibration.hpp"
 
 #ifdef MPT_HAVE_BPF
 #include "emissions.hpp"
@@ -17,7 +20,13 @@ struct KernelWitness::Counter {
 struct KernelWitness::Counter {};
 #endif
 
-KernelWitness::KernelWitness(const std::string& mode) {
+std::optional<double> KernelCount::achieved_rate_per_sec() const noexcept {
+  if (!counted) return std::nullopt;
+  return calibration::achieved_rate_per_sec(total, static_cast<std::int64_t>(first_ns),
+                                            static_cast<std::int64_t>(last_ns));
+}
+
+KernelWitness::KernelWitness(const std::string& mode, const std::string& flag) {
   if (mode == "off") {
     why_not_ = "--probe off";
     return;
@@ -25,7 +34,7 @@ KernelWitness::KernelWitness(const std::string& mode) {
 #ifdef MPT_HAVE_BPF
   const std::string missing = probe::missing_privileges();
   if (!missing.empty()) {
-    if (mode == "on") throw std::runtime_error("--probe on: " + missing);
+    if (mode == "on") throw std::runtime_error(flag + ": " + missing);
     why_not_ = missing;
     return;
   }
@@ -33,11 +42,11 @@ KernelWitness::KernelWitness(const std::string& mode) {
     counter_.reset(
         new Counter{probe::EmissionCounter(probe::Target{-1, probe::default_library_path()})});
   } catch (const std::exception& e) {
-    if (mode == "on") throw std::runtime_error(std::string("--probe on: ") + e.what());
+    if (mode == "on") throw std::runtime_error(flag + ": " + e.what());
     why_not_ = e.what();
   }
 #else
-  if (mode == "on") throw std::runtime_error("--probe on: built without eBPF");
+  if (mode == "on") throw std::runtime_error(flag + ": built without eBPF");
   why_not_ = "built without eBPF";
 #endif
 }
@@ -55,13 +64,17 @@ KernelCount KernelWitness::count(std::uint64_t throttle_id) const {
   if (!counter_) return k;
   k.counted = true;
   std::uint64_t first = UINT64_MAX;
+  std::set<std::uint32_t> tgids;
   for (const auto& e : counter_->counter.read()) {
     if (e.throttle_id != throttle_id || e.kind != MPT_KIND_EMIT || e.stats.count == 0) continue;
     k.total += e.stats.count;
     first = std::min<std::uint64_t>(first, e.stats.first_ns);
     k.last_ns = std::max<std::uint64_t>(k.last_ns, e.stats.last_ns);
+    tgids.insert(e.tgid);
   }
   if (k.total > 0) k.first_ns = first;
+  k.processes = tgids.size();
+  k.dropped = counter_->counter.dropped();
 #else
   (void)throttle_id;
 #endif

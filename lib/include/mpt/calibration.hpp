@@ -162,6 +162,22 @@ bool falls_short_uncalibrated(double rate_per_sec, Hardcap hardcap);
 // Nearest-rank percentile (q in (0, 1]) of values sorted ascending; 0 when empty.
 std::int64_t percentile(const std::vector<std::int64_t>& sorted, double q);
 
+// calibration::achieved_rate_per_sec()
+// The rate `count` emissions achieved, the first at first_ns and the last at last_ns
+// (CLOCK_MONOTONIC): (count - 1) / (last - first) per second. Every achieved rate and rate error
+// mpthrottle reports (mpt calibrate, mpt run, mpt_scenario, the bench report) is this one figure.
+// It is free of the fence post: count / runtime also counts the unit start() gives at once, which
+// over one second at 10/s reads as +10 %. nullopt (no rate: null in JSON, "n/a" in text) when
+// count < 2 or last_ns <= first_ns: one emission, or none, has no interval to measure.
+// Never blocks; pure.
+std::optional<double> achieved_rate_per_sec(std::uint64_t count, std::int64_t first_ns,
+                                            std::int64_t last_ns) noexcept;
+
+// calibration::rel_error(): achieved / target - 1; nullopt when there is no achieved rate or the
+// target is not positive.
+std::optional<double> rel_error(std::optional<double> achieved_rate_per_sec,
+                                double target_rate_per_sec) noexcept;
+
 }  // namespace calibration
 
 }  // namespace mpt

@@ -28,6 +28,9 @@
 
 namespace mpt {
 
+// The values are the C ABI's error codes (mpt/mpt.h: MPT_E_NOT_FOUND == kNotFound, ...). 7 and 8
+// are the C ABI's own MPT_E_NO_MEMORY and MPT_E_UNKNOWN (C++ throws std::bad_alloc, or whatever
+// it was, instead), so kUnavailable is 9.
 enum class ErrorCode {
   kInvalidArgument = 1,
   kNotFound = 2,
@@ -35,7 +38,7 @@ enum class ErrorCode {
   kPermissionDenied = 4,
   kIncompatible = 5,  // wrong magic, ABI version, kind or size; truncated or corrupt
   kSystem = 6,        // any other operating-system failure
-  kUnavailable = 7,   // a remote backend (Redis) cannot be reached, or did not answer in time
+  kUnavailable = 9,   // a remote backend (Redis) cannot be reached, or did not answer in time
 };
 
 // Human name of an error code ("not found", ...).

@@ -7,9 +7,11 @@
  * attached by name from any process of the same user, and the creating process unlinks the name
  * when it closes its handle (unless options.persist).
  *
- * Errors: functions that can fail return an mpt_error (MPT_OK is 0); the codes mirror
- * mpt::ErrorCode. mpt_strerror() names a code and mpt_last_error() gives the message of the last
- * failure on the calling thread (it names the segment). No C++ exception crosses this boundary.
+ * Errors: functions that can fail return an mpt_error (MPT_OK is 0); every mpt::ErrorCode has the
+ * code of the same number here, and MPT_E_NO_MEMORY and MPT_E_UNKNOWN are this ABI's own (no
+ * ErrorCode has 7 or 8). mpt_strerror() names a code and mpt_last_error() gives the message of the
+ * last failure on the calling thread (it names the segment). No C++ exception crosses this
+ * boundary.
  *
  * Thread and process safety: like the C++ API. The hot path (has_fuel, await_fuel, emit) never
  * allocates and is safe for concurrent use by threads and processes. Closing a handle while
@@ -36,7 +38,8 @@ typedef enum mpt_error {
   MPT_E_INCOMPATIBLE = 5, /* wrong magic, ABI version, kind or size; truncated or corrupt */
   MPT_E_SYSTEM = 6,       /* any other operating-system failure */
   MPT_E_NO_MEMORY = 7,
-  MPT_E_UNKNOWN = 8
+  MPT_E_UNKNOWN = 8,
+  MPT_E_UNAVAILABLE = 9 /* a remote backend (Redis) cannot be reached or did not answer in time */
 } mpt_error;
 
 typedef enum mpt_hardcap {
