@@ -166,13 +166,20 @@ bool g_loaded = false;
 std::filesystem::path g_path;
 std::optional<Calibration> g_calibration;
 std::string g_why;                    // why g_calibration is empty
-std::set<std::string> g_warned_once;  // messages warn_once_locked() already sent
+std::set<std::string> g_warned_once;  // warnings resolve_tuning() gives once per process
 
-void warn_locked(const std::string& message) {
-  if (g_hook) g_hook(message);
-}
-void warn_once_locked(const std::string& message) {
-  if (g_warned_once.insert(message).second) warn_locked(message);
+// Sends a message to the hook: copied under the lock, called without it (a hook may call back
+// into the library), and a hook that throws loses its message, never the caller's work.
+void send(const std::string& message) noexcept {
+  try {
+    LogHook hook;
+    {
+      std::lock_guard lock(g_mutex);
+      hook = g_hook;
+    }
+    if (hook) hook(message);
+  } catch (...) {
+  }
 }
 
 }  // namespace
@@ -450,9 +457,8 @@ void reload_calibration() {
 
 namespace detail {
 
-void warn(const std::string& message) {
-  std::lock_guard lock(g_mutex);
-  warn_locked(message);
+void warn(const std::string& message) noexcept {
+  send(message);
 }
 
 namespace {
@@ -493,8 +499,9 @@ Tuning resolve_tuning(std::int64_t max_n, double per_s, const ThrottleOptions& o
   const double rate = static_cast<double>(max_n) / per_s;
   if (!o.auto_calibrate.value_or(rate >= 49.0)) return t;
 
-  std::lock_guard lock(g_mutex);
+  std::unique_lock lock(g_mutex);
   const std::filesystem::path path = default_calibration_path();
+  std::vector<std::string> messages;  // sent once the lock is released
   if (!g_loaded || path != g_path) {
     g_why.clear();
     g_calibration = Calibration::load(path, &g_why);
@@ -504,13 +511,17 @@ Tuning resolve_tuning(std::int64_t max_n, double per_s, const ThrottleOptions& o
     // (below), not for every throttle.
     std::error_code ec;
     if (!g_calibration && std::filesystem::exists(std::filesystem::symlink_status(path, ec)))
-      warn_locked(g_why);
+      messages.push_back(g_why);
   }
   t.warning =
       uncalibrated_warning(rate, o.hardcap, g_calibration ? &*g_calibration : nullptr, g_why);
-  if (!t.warning.empty()) warn_once_locked(t.warning);
-  if (!g_calibration) return t;
-  const Calibration::Choice c = g_calibration->choose(rate, o.hardcap);
+  if (!t.warning.empty() && g_warned_once.insert(t.warning).second) messages.push_back(t.warning);
+  const std::optional<Calibration> file = g_calibration;
+  lock.unlock();
+  for (const auto& m : messages)
+    send(m);
+  if (!file) return t;
+  const Calibration::Choice c = file->choose(rate, o.hardcap);
   t.correction = c.correction;
   if (!o.spin_lead) t.spin_lead_ns = std::clamp<std::int64_t>(c.spin_lead_ns, 0, kMaxSpinLeadNs);
   std::string src = "calibration " + path.string();

@@ -5,7 +5,8 @@
 
 namespace mpt::detail {
 
-// Sends one warning (one line, no newline) to the log hook: stderr by default.
-void warn(const std::string& message);
+// Sends one warning (one line, no newline) to the log hook (stderr by default), called without
+// the library's lock held; a hook that throws loses the message.
+void warn(const std::string& message) noexcept;
 
 }  // namespace mpt::detail

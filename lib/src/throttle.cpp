@@ -1,6 +1,7 @@
 #include "mpt/throttle.hpp"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -121,31 +122,43 @@ void validate_options(const ThrottleOptions& o) {
   }
 }
 
-// Whether the thread `tid` exists (kill() accepts a thread's id). 0 and values beyond any pid
-// (which kill() would read as a process group) name no thread.
-bool thread_exists(std::uint32_t tid) {
+// Whether the thread `tid` can still let go of a lock: it exists (kill() accepts a thread's id)
+// and is not a zombie (a holder killed mid-operation whose parent has not reaped it yet). 0 and
+// values beyond any pid (which kill() would read as a process group) name no thread. Thread ids
+// are those of this PID namespace: processes sharing a throttle must share one (README).
+bool thread_can_release(std::uint32_t tid) {
   if (tid == 0 || tid > (1u << 22)) return false;  // PID_MAX_LIMIT
-  return ::kill(static_cast<pid_t>(tid), 0) == 0 || errno == EPERM;
+  if (::kill(static_cast<pid_t>(tid), 0) != 0 && errno != EPERM) return false;
+  char path[48];
+  std::snprintf(path, sizeof path, "/proc/%u/stat", tid);
+  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return true;  // no /proc: trust kill()
+  char buf[256];
+  const ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return true;
+  buf[n] = '\0';
+  const char* paren = std::strrchr(buf, ')');  // "tid (comm) S ...": comm may hold anything
+  return !(paren && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X'));
 }
 
-// The admin lock (start/stop/set_rate: see Shared::admin_owner), taken with a bound. held() is
-// false when a live thread kept it for kAdminWaitNs (a stuck process, or a scribbled word that
-// happens to name a live thread): why() says so, and the caller decides.
 class AdminLock {
  public:
   AdminLock(std::atomic<std::uint32_t>* word, const Segment& seg)
       : word_(word), me_(static_cast<std::uint32_t>(::gettid())) {
     const std::int64_t deadline = mono_ns() + kAdminWaitNs;
     for (;;) {
+      const std::int64_t now = mono_ns();
       std::uint32_t cur = 0;
       if (word_->compare_exchange_strong(cur, me_, std::memory_order_acquire)) break;
-      // A holder that is gone (killed mid-operation: admin operations rewrite whole fields, so
-      // there is nothing half-done to repair), or a word that names no thread: take it over.
-      if (cur == me_ || !thread_exists(cur)) {
-        if (word_->compare_exchange_strong(cur, me_, std::memory_order_acquire)) break;
-        continue;
+      // A holder that is gone (killed mid-operation: each admin operation leaves the throttle in
+      // a state the next one completes, see start()), or a word that names no thread: take it
+      // over. Never from a word naming this thread: no admin call nests, so that is a scribble
+      // (or another PID namespace), and waiting out the bound is the safe answer.
+      if (cur != me_ && !thread_can_release(cur) &&
+          word_->compare_exchange_strong(cur, me_, std::memory_order_acquire)) {
+        break;
       }
-      const std::int64_t now = mono_ns();
       if (now >= deadline) {
         why_ = "throttle '" + seg.name() + "': its admin lock was held by thread " +
                std::to_string(cur) + " for over 1 s (a stuck process, or a corrupt segment)";
@@ -301,7 +314,8 @@ inline bool commit_units(Throttle::Shared* s, std::int64_t n, std::uint32_t run,
   std::uint64_t w = s->total.load(std::memory_order_acquire);
   for (;;) {
     if (w & detail::kTotalSealed) return false;
-    if (run != detail::kAnyRun && detail::total_run(w) != (run & 0xff)) return false;
+    if (run != detail::kAnyRun && detail::total_run(w) != (run & detail::kTotalRunMask))
+      return false;
     if (!count) return true;
     const std::uint64_t c = detail::total_count(w);
     const std::uint64_t add = static_cast<std::uint64_t>(n);
@@ -488,6 +502,20 @@ inline bool try_gate(Throttle::Shared* s, std::int64_t now, std::int64_t* need,
 inline std::int64_t load_lead(const Throttle::Shared* s) {
   return std::clamp<std::int64_t>(s->spin_lead_ns.load(std::memory_order_relaxed), 0,
                                   kMaxSpinLeadNs);
+}
+
+// The runtime so far: the runs before plus the current one, saturating (the words may hold
+// anything). Read runtime_accum_ns between two reads of the state, so that a stop() folding the
+// current run into it meanwhile is not counted twice.
+inline std::int64_t runtime_ns(const Throttle::Shared* s, std::int64_t base_ns) {
+  for (int tries = 0;; ++tries) {
+    const auto st = s->state.load(std::memory_order_acquire);
+    const std::int64_t accum = s->runtime_accum_ns.load(std::memory_order_acquire);
+    const std::int64_t started = s->started_at_rel_ns.load(std::memory_order_acquire);
+    if (s->state.load(std::memory_order_acquire) != st && tries < 3) continue;
+    if (st != static_cast<std::uint32_t>(ThrottleState::kRunning)) return accum;
+    return sat_add(accum, detail::sat_sub(detail::sat_sub(mono_ns(), base_ns), started));
+  }
 }
 
 // The correction's source, read without the admin lock (see Shared::correction_source).
@@ -690,7 +718,11 @@ void Throttle::start(TimePoint now_tp) {
     return remote_->start();
   AdminLock lock(&s_->admin_owner, *segment_);
   lock.require();
-  if (load_state(s_) == ThrottleState::kRunning) return;
+  // Running and open: nothing to do. Running but sealed is a stop() killed half-way: start again.
+  if (load_state(s_) == ThrottleState::kRunning &&
+      !(s_->total.load(std::memory_order_acquire) & detail::kTotalSealed)) {
+    return;
+  }
   const std::int64_t now = to_ns(now_tp) - f_.base_ns;
   s_->kill_flag.store(0, std::memory_order_release);
   s_->started_at_rel_ns.store(now, std::memory_order_relaxed);
@@ -703,7 +735,9 @@ void Throttle::start(TimePoint now_tp) {
   // Open the total for this run (see Shared::total); the count goes on from where it was.
   std::uint64_t tw = s_->total.load(std::memory_order_acquire);
   while (!s_->total.compare_exchange_weak(
-      tw, detail::total_count(tw) | (std::uint64_t{run & 0xff} << detail::kTotalRunShift),
+      tw,
+      detail::total_count(tw) |
+          (std::uint64_t{run & detail::kTotalRunMask} << detail::kTotalRunShift),
       std::memory_order_acq_rel, std::memory_order_acquire)) {
   }
   s_->state.store(static_cast<std::uint32_t>(ThrottleState::kRunning), std::memory_order_release);
@@ -719,26 +753,29 @@ Summary Throttle::stop() {
     // without it (every step below is an atomic store, so nothing worse than a racing admin call's
     // mixed runtime can follow) and says so through the log hook.
     AdminLock lock(&s_->admin_owner, *segment_);
-    if (!lock.held()) detail::warn(lock.why() + "; stopping without it");
     const ThrottleState st = load_state(s_);
     if (st != ThrottleState::kStopped) {
       // Seal the total first: from here no unit is granted and nothing is counted until start()
       // (a worker past its slot finds the seal in its commit and returns false). Nothing waits for
       // the workers, so one killed anywhere cannot delay stop().
       s_->total.fetch_or(detail::kTotalSealed, std::memory_order_acq_rel);
-      if (st == ThrottleState::kRunning) {
-        const std::int64_t now = mono_ns() - f_.base_ns;
-        s_->runtime_accum_ns.fetch_add(now - s_->started_at_rel_ns.load(std::memory_order_relaxed),
-                                       std::memory_order_relaxed);
-      }
+      const std::int64_t run =
+          detail::sat_sub(detail::sat_sub(mono_ns(), f_.base_ns), s_->started_at_rel_ns.load());
       s_->run_gen.fetch_add(1, std::memory_order_acq_rel);
       s_->state.store(static_cast<std::uint32_t>(ThrottleState::kStopped),
                       std::memory_order_release);
+      // After the state: a reader (runtime_ns) may miss this run for a moment, never count it
+      // twice.
+      if (st == ThrottleState::kRunning) {
+        s_->runtime_accum_ns.store(sat_add(s_->runtime_accum_ns.load(), run),
+                                   std::memory_order_release);
+      }
       s_->kill_flag.store(1, std::memory_order_release);
       detail::futex_wake(&s_->kill_flag, INT32_MAX);
       s_->wake_seq.fetch_add(1, std::memory_order_acq_rel);
       detail::futex_wake(&s_->wake_seq, INT32_MAX);
     }
+    if (!lock.held()) detail::warn(lock.why() + "; stopped without it");
   }
   Summary sum;
   sum.total = total();  // final: sealed above (or by the stop() before)
@@ -846,7 +883,9 @@ std::int64_t Throttle::acquire(TimePoint deadline_tp, std::int64_t n) noexcept {
     const std::uint32_t seq = s_->wake_seq.load(std::memory_order_acquire);
     const ThrottleState st = load_state(s_);
     const std::uint32_t run = s_->run_gen.load(std::memory_order_acquire);
-    if (st == ThrottleState::kStopped) return -1;
+    // Created once a run has ended (run_gen >= 2: the first start() makes it 1 before it stores
+    // Running) can only be a scribble: as stopped, so nothing waits for ever.
+    if (st == ThrottleState::kStopped || (st == ThrottleState::kCreated && run >= 2)) return -1;
     if (st == ThrottleState::kCreated) {  // wait for start()
       if (deadline != kForever && mono_ns() >= deadline) return -1;
       detail::futex_wait(&s_->wake_seq, seq, deadline);
@@ -862,12 +901,12 @@ std::int64_t Throttle::acquire(TimePoint deadline_tp, std::int64_t n) noexcept {
       if (now == kLostSlot) continue;  // the slot could not be re-timed: reserve a new one
       if (now < 0) return -1;
       if (f_.hardcap == static_cast<std::uint32_t>(Hardcap::kOne)) {
-        // Unit by unit through the gate, each counted at its own grant time.
+        // Unit by unit through the gate; then all n are granted (and counted) in one step at the
+        // last unit's time, so that a stop() or a missed deadline on the way grants none of them.
         for (std::int64_t i = 0; i < n; ++i) {
           now = pass_gate(now, seq, run, deadline_rel);
-          if (now < 0 || !grant_at(s_, f_, 1, now, run, now - t0)) return -1;
+          if (now < 0) return -1;
         }
-        return now;
       }
     }
     return grant_at(s_, f_, n, now, run, now - t0) ? now : -1;
@@ -892,14 +931,14 @@ std::int64_t Throttle::pass_gate(std::int64_t now, std::uint32_t seq, std::uint3
     } else {
       detail::cpu_relax();
     }
+    // The state on every wake, not only when wake_seq moved: a process writing into the
+    // segment could have put wake_seq back where stop() then left it.
     const std::uint32_t cur = s_->wake_seq.load(std::memory_order_acquire);
-    if (cur != seq) {
-      seq = cur;
-      if (load_state(s_) != ThrottleState::kRunning ||
-          s_->run_gen.load(std::memory_order_acquire) != run) {
-        return -1;
-      }
+    if (load_state(s_) != ThrottleState::kRunning ||
+        s_->run_gen.load(std::memory_order_acquire) != run) {
+      return -1;
     }
+    seq = cur;
     now = mono_ns();
   }
 }
@@ -924,12 +963,12 @@ std::int64_t Throttle::wait_for_slot(std::int64_t due, std::uint32_t epoch, std:
       detail::futex_wait(&s_->wake_seq, seq, sat_add(wake_at, base));
     }
     const std::uint32_t cur = s_->wake_seq.load(std::memory_order_acquire);
+    if (load_state(s_) != ThrottleState::kRunning ||
+        s_->run_gen.load(std::memory_order_acquire) != run) {
+      return -1;  // checked on every wake (see pass_gate)
+    }
     if (cur != seq) {
       seq = cur;
-      if (load_state(s_) != ThrottleState::kRunning ||
-          s_->run_gen.load(std::memory_order_acquire) != run) {
-        return -1;
-      }
       const std::uint32_t e2 = detail::word_epoch(s_->word.load(std::memory_order_acquire));
       if (e2 != epoch) {
         if (!retime(s_, &due, epoch, e2)) return kLostSlot;
@@ -997,8 +1036,9 @@ void Throttle::set_rate(std::int64_t max_n, std::chrono::duration<double> per, T
   std::uint64_t w = s_->word.load(std::memory_order_acquire);
   const std::uint32_t e = detail::word_epoch(w);
   const std::uint32_t e1 = (e + 1) & detail::kEpochMask;
-  const std::int64_t oi =
+  std::int64_t oi =
       s_->cfg[e & (detail::kRingSlots - 1)].interval_ns.load(std::memory_order_relaxed);
+  if (oi <= 0) oi = ni;  // a corrupt interval: no rescale (gcra_rescale divides by it)
 
   auto& cfg = s_->cfg[e1 & (detail::kRingSlots - 1)];
   cfg.interval_ns.store(ni, std::memory_order_relaxed);
@@ -1076,11 +1116,7 @@ Rate Throttle::latest() const noexcept {
 Rate Throttle::mean() const noexcept {
   if (remote_) [[unlikely]]
     return remote_->mean();
-  const bool running = load_state(s_) == ThrottleState::kRunning;
-  std::int64_t runtime = s_->runtime_accum_ns.load(std::memory_order_relaxed);
-  if (running) {
-    runtime += mono_ns() - f_.base_ns - s_->started_at_rel_ns.load(std::memory_order_relaxed);
-  }
+  const std::int64_t runtime = runtime_ns(s_, f_.base_ns);
   const auto n = total();
   if (n == 0 || runtime <= 0) return {0, 0};
   const double rt = static_cast<double>(runtime) / 1e9;
@@ -1146,11 +1182,7 @@ Snapshot Throttle::snapshot() const {
   out.state = state();
   out.available = available();
   out.total = total();
-  std::int64_t runtime = s_->runtime_accum_ns.load(std::memory_order_relaxed);
-  if (out.state == ThrottleState::kRunning) {
-    runtime += mono_ns() - f_.base_ns - s_->started_at_rel_ns.load(std::memory_order_relaxed);
-  }
-  out.runtime_s = static_cast<double>(runtime) / 1e9;
+  out.runtime_s = static_cast<double>(runtime_ns(s_, f_.base_ns)) / 1e9;
   out.latest = latest();
   out.mean = mean();
   out.lo_hi = lo_hi();

@@ -73,12 +73,14 @@ inline constexpr std::uint64_t kBucketCountMask = (std::uint64_t{1} << kBucketCo
 inline constexpr std::uint64_t kBucketTagMask = (std::uint64_t{1} << (64 - kBucketCountBits)) - 1;
 
 // Throttle::Shared::total: the monitor's total and the run it belongs to in one word, so that
-// granting a unit and counting it is one step that stop() can close. Bits 0-54: the total
-// (emissions counted, saturating); bit 55: sealed (set by stop(), cleared by start()); bits 56-63:
-// the low 8 bits of run_gen of the run start() began.
-inline constexpr int kTotalRunShift = 56;
-inline constexpr std::uint64_t kTotalSealed = std::uint64_t{1} << 55;
+// granting a unit and counting it is one step that stop() can close. Bits 0-46: the total
+// (emissions counted, saturating at 1.4e14); bit 47: sealed (set by stop(), cleared by start());
+// bits 48-63: the low 16 bits of run_gen of the run start() began (a worker descheduled across
+// 32,768 stop/start cycles would be needed to mistake one run for another).
+inline constexpr int kTotalRunShift = 48;
+inline constexpr std::uint64_t kTotalSealed = std::uint64_t{1} << 47;
 inline constexpr std::uint64_t kTotalCountMask = kTotalSealed - 1;
+inline constexpr std::uint32_t kTotalRunMask = 0xffff;
 inline constexpr std::uint32_t kAnyRun = 0xffffffff;  // a commit that belongs to no one run
 constexpr std::uint64_t total_count(std::uint64_t w) {
   return w & kTotalCountMask;

@@ -3,9 +3,11 @@
 // memory outside the segment. Real workers, a real scribbler writing into the real segment file.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,6 +15,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <random>
 #include <string>
 #include <thread>
@@ -143,48 +147,136 @@ TEST_P(ScribblerTest, RandomWordsIntoALiveSegmentNeverCrashOrHangPastStop) {
   }
 }
 
-// The admin lock (start/stop/set_rate) naming a thread that does not exist is taken over at once;
-// naming a live thread that never lets go (a stuck process), it delays stop() by its 1 s bound
-// only: stop() stops without it and says why; start() refuses with an error.
+// A child that waits to be killed; killed (and reaped, unless told not to) when the guard goes.
+class Child {
+ public:
+  Child() : pid_(fork()) {
+    if (pid_ == 0) {
+      pause();
+      _exit(0);
+    }
+  }
+  ~Child() { end(true); }
+  void end(bool reap) {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGKILL);
+    if (reap) {
+      waitpid(pid_, nullptr, 0);
+      pid_ = -1;
+    }
+  }
+  std::uint32_t tid() const { return static_cast<std::uint32_t>(pid_); }
+
+ private:
+  pid_t pid_;
+};
+
+// Waits (up to 10 s) until the single-threaded process pid sleeps in a futex wait.
+bool futex_asleep(pid_t pid) {
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  const std::string dir = "/proc/" + std::to_string(pid);
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::ifstream stat(dir + "/stat"), sc(dir + "/syscall");
+    std::string st((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    std::string call;
+    sc >> call;
+    const auto close = st.rfind(')');
+    if (close != std::string::npos && close + 2 < st.size() && st[close + 2] == 'S' &&
+        call == std::to_string(SYS_futex)) {
+      return true;
+    }
+    std::this_thread::sleep_for(1ms);
+  }
+  return false;
+}
+
+double seconds_to_stop(Throttle& t) {
+  const auto t0 = std::chrono::steady_clock::now();
+  (void)t.stop();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// The admin lock (start/stop/set_rate) naming a thread that is gone, a zombie (killed mid-call,
+// not yet reaped) or no thread at all is taken over at once; naming a live thread that never lets
+// go (a stuck process), it delays stop() by its 1 s bound only: stop() stops without it and says
+// why; start() refuses with an error until the holder is gone.
 TEST_P(ScribblerTest, AdminLockNamingAStrangerOrAStuckThreadCannotHangStop) {
   const std::string name = test::unique_name("admin");
   Throttle t = Throttle::create(name, 1000, 1s, opts(GetParam()));
   Mapping m(name);
   std::vector<std::string> warnings;
   const LogHook old = set_log_hook([&](std::string_view w) { warnings.emplace_back(w); });
+  struct Restore {
+    LogHook h;
+    ~Restore() { set_log_hook(h); }
+  } restore{old};
 
-  m.body()->admin_owner.store(0x3fff0001);  // no thread has this id
-  t.start();
-  (void)t.stop();
-  EXPECT_TRUE(warnings.empty()) << warnings[0];
-
-  const pid_t stuck = fork();
-  if (stuck == 0) {
-    pause();
-    _exit(0);
+  std::uint32_t gone;
+  {
+    Child c;
+    gone = c.tid();
+  }  // killed and reaped: its id names no thread now
+  Child zombie;
+  zombie.end(false);  // killed, not reaped
+  for (const std::uint32_t holder : {0x3fff0001u, gone, zombie.tid()}) {
+    SCOPED_TRACE("holder " + std::to_string(holder));
+    m.body()->admin_owner.store(holder);
+    t.start();
+    m.body()->admin_owner.store(holder);
+    EXPECT_LT(seconds_to_stop(t), 0.5) << "taken over, not waited for";
   }
+  EXPECT_TRUE(warnings.empty()) << warnings.front();
+
+  Child stuck;
   const auto pids = fork_workers(t, 2);
   t.start();
   std::this_thread::sleep_for(50ms);
-  m.body()->admin_owner.store(static_cast<std::uint32_t>(stuck));
-  const auto t0 = std::chrono::steady_clock::now();
-  (void)t.stop();
-  const auto took = std::chrono::steady_clock::now() - t0;
-  set_log_hook(old);
-  EXPECT_GE(took, 900ms) << "it waited for the live holder first";
+  m.body()->admin_owner.store(stuck.tid());
+  const double took = seconds_to_stop(t);
+  EXPECT_GE(took, 0.9) << "it waited for the live holder first";
+  EXPECT_LT(took, 3.0) << "and no longer than its bound";
   EXPECT_TRUE(t.kill_flag().is_set());
   EXPECT_EQ(t.state(), ThrottleState::kStopped);
   EXPECT_EQ(reap(pids), "");
   ASSERT_EQ(warnings.size(), 1u);
-  EXPECT_NE(warnings[0].find("admin lock was held by thread " + std::to_string(stuck)),
+  EXPECT_NE(warnings[0].find("admin lock was held by thread " + std::to_string(stuck.tid())),
             std::string::npos)
       << warnings[0];
   EXPECT_THROW(t.start(), SystemError);
-  kill(stuck, SIGKILL);
-  waitpid(stuck, nullptr, 0);
+  stuck.end(true);
   t.start();  // the holder is gone: taken over
   EXPECT_TRUE(t.running());
   (void)t.stop();
+}
+
+// A waiter asleep without a timeout (its slot an hour away) ends at stop() even when another
+// process put wake_seq back so that stop()'s bump lands on the value the waiter slept on.
+TEST_P(ScribblerTest, SleeperWithoutTimeoutEndsAtStopEvenIfWakeSeqWasRewound) {
+  const std::string name = test::unique_name("rewind");
+  Throttle t = Throttle::create(name, 1, 3600s, opts(GetParam()));
+  Mapping m(name);
+  t.start();
+  ASSERT_TRUE(t.has_fuel()) << "the unit start() makes available";
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  const pid_t waiter = fork();
+  if (waiter == 0) {
+    close(fds[0]);
+    const char c = t.await_fuel() ? 'y' : 'n';  // no timeout: until its slot or stop()
+    (void)!write(fds[1], &c, 1);
+    _exit(0);
+  }
+  close(fds[1]);
+  ASSERT_TRUE(futex_asleep(waiter)) << "the waiter never went to sleep";
+  m.body()->wake_seq.fetch_sub(1);
+  (void)t.stop();
+  char got = 0;
+  pollfd p{fds[0], POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, 5000), 1) << "the waiter still sleeps after stop()";
+  ASSERT_EQ(read(fds[0], &got, 1), 1);
+  EXPECT_EQ(got, 'n');
+  close(fds[0]);
+  EXPECT_EQ(test::wait_child(waiter, 5s), 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Hardcaps, ScribblerTest,
