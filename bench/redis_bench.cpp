@@ -26,6 +26,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "child_process.hpp"
 #include "mpt/throttle.hpp"
 #include "redis/redis_fixture.hpp"
 
@@ -68,7 +69,7 @@ std::int64_t in_processes(mpt::Throttle& t, int workers, double seconds, F body,
   auto* c = new (mem) Counters();
   std::vector<pid_t> pids;
   for (int i = 0; i < workers; ++i) {
-    const pid_t pid = ::fork();
+    const pid_t pid = mpt::detail::fork_dying_with_parent();
     if (pid == 0) {
       auto kill = t.kill_flag();
       std::int64_t n = 0;

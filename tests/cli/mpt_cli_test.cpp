@@ -5,15 +5,19 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -76,6 +80,7 @@ class Mpt {
     unlink(err_.c_str());
   }
   void signal(int sig) { kill(pid_, sig); }
+  pid_t pid() const { return pid_; }
   Result wait(std::chrono::milliseconds limit = 60s) {
     Result r;
     r.code = mpt::test::wait_child(pid_, limit);
@@ -624,3 +629,70 @@ TEST_F(MptCalibrateTest, BadArgumentsExit2AndShowOfNothingExits1) {
   EXPECT_EQ(corrupt.code, 1);
   EXPECT_TRUE(parse(corrupt.out).contains("error")) << corrupt.out;
 }
+
+// --- Hardening (issue 14): bytes, planted files, signals, write errors, reads, workers ----------
+
+namespace {
+
+// The children of `pid` (of all its threads), from /proc/PID/task/*/children.
+std::vector<pid_t> children_of(pid_t pid) {
+  std::vector<pid_t> out;
+  std::error_code ec;
+  for (const auto& task : fs::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    std::ifstream in(task.path() / "children");
+    pid_t child = 0;
+    while (in >> child)
+      out.push_back(child);
+  }
+  return out;
+}
+
+// Runs no more: gone, or a zombie that no one has reaped yet.
+bool dead(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat;
+  if (!std::getline(in, stat)) return true;
+  const auto paren = stat.rfind(')');
+  return paren == std::string::npos || paren + 2 >= stat.size() || stat[paren + 2] == 'Z' ||
+         stat[paren + 2] == 'X';
+}
+
+bool dies_within(pid_t pid, std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!dead(pid)) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(20ms);
+  }
+  return true;
+}
+
+// Waits until `pid` has `n` children (or `limit` passes); returns them.
+std::vector<pid_t> wait_for_children(pid_t pid, std::size_t n, std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  std::vector<pid_t> kids = children_of(pid);
+  while (kids.size() < n && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(50ms);
+    kids = children_of(pid);
+  }
+  return kids;
+}
+
+}  // namespace
+
+// --- mpt calibrate, continued
+
+// Killed with SIGKILL mid-trial, `mpt calibrate` used to leave its workers running (ppid 1) to the
+// end of the trial. Each worker has PR_SET_PDEATHSIG SIGKILL.
+TEST_F(MptCalibrateTest, SigkillLeavesNoTrialWorkerBehind) {
+  Mpt m({"calibrate", "--rates", "1000", "--hardcaps", "limit", "--seconds", "20", "--workers", "3",
+         "--output", file_});
+  const std::vector<pid_t> workers = wait_for_children(m.pid(), 3, 20s);
+  ASSERT_EQ(workers.size(), 3u);
+  m.signal(SIGKILL);
+  const Result r = m.wait(10s);
+  EXPECT_EQ(r.code, 128 + SIGKILL);
+  for (pid_t w : workers)
+    EXPECT_TRUE(dies_within(w, 2s)) << "worker " << w << " outlived mpt calibrate";
+  EXPECT_FALSE(fs::exists(file_));
+}
+

@@ -23,6 +23,7 @@
 #ifdef MPT_HAVE_BPF
 #include "emissions.hpp"
 #endif
+#include "child_process.hpp"
 #include "common.hpp"
 #include "mpt/error.hpp"
 #include "mpt/throttle.hpp"
@@ -67,11 +68,9 @@ void sleep_until(Clock::time_point t) {
   ::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr);
 }
 
-[[noreturn]] void worker_main(Throttle& throttle, pid_t parent) {
+[[noreturn]] void worker_main(Throttle& throttle) {
   ::signal(SIGINT, SIG_IGN);  // the parent stops the run; Ctrl-C reaches the whole group
   ::signal(SIGTERM, SIG_DFL);
-  ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive `mpt run`
-  if (::getppid() != parent) ::_exit(1);
   auto kill = throttle.kill_flag();
   while (!kill.is_set()) {
     (void)throttle.await_fuel();
@@ -204,11 +203,10 @@ int run_run(const RunOptions& opts) {
   std::cout << std::flush;  // nothing buffered may be written twice by the children
   std::fflush(stdout);
 
-  const pid_t parent = ::getpid();
   std::vector<pid_t> pids;
   for (int i = 0; i < opts.workers; ++i) {
-    const pid_t pid = ::fork();
-    if (pid == 0) worker_main(throttle, parent);
+    const pid_t pid = detail::fork_dying_with_parent();  // never outlive `mpt run`
+    if (pid == 0) worker_main(throttle);
     if (pid < 0) {
       const int e = errno;
       throttle.stop();
