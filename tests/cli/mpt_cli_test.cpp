@@ -696,3 +696,51 @@ TEST_F(MptCalibrateTest, SigkillLeavesNoTrialWorkerBehind) {
   EXPECT_FALSE(fs::exists(file_));
 }
 
+// `calibrate --show --output /dev/zero` used to read without end (2.2 GB in 3 s).
+TEST_F(MptCalibrateTest, ReadsAreCappedAndDevicesAreRefused) {
+  for (const char* dev : {"/dev/zero", "/dev/urandom"}) {
+    for (const bool as_json : {false, true}) {
+      std::vector<std::string> args = {"calibrate", "--show", "--output", dev};
+      if (as_json) args.push_back("--json");
+      const Result r = Mpt(args).wait(10s);
+      EXPECT_EQ(r.code, 1) << dev << ": " << r.out << r.err;
+      EXPECT_NE((as_json ? r.out : r.err).find("not a regular file"), std::string::npos)
+          << r.out << r.err;
+    }
+  }
+  { std::ofstream(file_) << std::string((1 << 20) + 1, ' '); }
+  const Result big = mpt_run({"calibrate", "--show", "--output", file_});
+  EXPECT_EQ(big.code, 1);
+  EXPECT_NE(big.err.find("larger than 1048576 bytes"), std::string::npos) << big.err;
+  const Result report = Mpt({"report", "/dev/zero"}).wait(10s);
+  EXPECT_EQ(report.code, 1);
+  EXPECT_NE(report.err.find("not a regular file"), std::string::npos) << report.err;
+}
+
+// `--output` naming a FIFO, a device or a symlink used to be replaced by a regular file (as root,
+// `--output /dev/null` would replace /dev/null): refused at once, exit 1, nothing touched.
+TEST_F(MptCalibrateTest, AnOutputThatIsNotARegularFileIsRefusedBeforeMeasuring) {
+  const std::string victim = dir_ + "/victim";
+  { std::ofstream(victim) << "precious\n"; }
+  const std::string fifo = dir_ + "/fifo";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  const std::string link = dir_ + "/link.json";
+  fs::create_symlink(victim, link);
+  std::vector<std::string> targets = {fifo, link, dir_};
+  const std::string dev = dir_ + "/null";  // a /dev/null of our own: a failure hurts nothing
+  if (mknod(dev.c_str(), S_IFCHR | 0600, makedev(1, 3)) == 0) targets.push_back(dev);
+  for (const auto& target : targets) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const Result r = mpt_run({"calibrate", "--rates", "100", "--hardcaps", "limit", "--seconds",
+                              "0.3", "--workers", "1", "--output", target});
+    EXPECT_EQ(r.code, 1) << target << ": " << r.out << r.err;
+    EXPECT_NE(r.err.find("refusing"), std::string::npos) << r.err;
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s) << "refused before measuring";
+  }
+  EXPECT_TRUE(fs::is_fifo(fifo));
+  EXPECT_TRUE(fs::is_symlink(link));
+  EXPECT_EQ(slurp(victim), "precious\n");
+  if (targets.size() == 4) {
+    EXPECT_TRUE(fs::is_character_file(dev));
+  }
+}

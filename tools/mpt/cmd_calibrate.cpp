@@ -17,8 +17,6 @@
 #include <csignal>
 #include <cstdio>
 #include <ctime>
-#include <fstream>
-#include <iterator>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -28,6 +26,7 @@
 #include "mpt/calibration.hpp"
 #include "mpt/error.hpp"
 #include "mpt/mpt.h"
+#include "safe_file.hpp"
 #include "trial.hpp"
 #include "witness.hpp"
 
@@ -186,13 +185,11 @@ int show(const CalibrateOptions& o, const std::string& path) {
   std::optional<Calibration> c = Calibration::load(path, &why);
   std::string note;
   if (!c) {
-    // Show a file from another host too, saying so; anything else is an error.
-    std::ifstream in(path);
-    if (!in) throw NotFound("calibration file " + path + " does not exist or is unreadable");
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // Show a file from another host too, saying so; anything else is an error (a missing,
+    // unreadable, oversized or corrupt file, or one that is not a regular file).
     try {
-      c = Calibration::from_json(text);
-    } catch (const InvalidArgument& e) {
+      c = Calibration::from_file(path);
+    } catch (const InvalidArgument& e) {  // a bad field: exit 1, not a usage error
       throw std::runtime_error("calibration file " + path + ": " + e.what());
     }
     note = why;
@@ -256,6 +253,9 @@ int run_calibrate(const CalibrateOptions& o) {
     const Hardcap hc = parse_hardcap(h);
     if (std::find(hardcaps.begin(), hardcaps.end(), hc) == hardcaps.end()) hardcaps.push_back(hc);
   }
+
+  // A target that will be refused is refused now, not after minutes of measuring.
+  if (!o.dry_run) detail::check_replaceable(path);
 
   GroundTruth truth(o.probe);
   if (!truth.counting() && !o.json && o.probe == "auto") {
