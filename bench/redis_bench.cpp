@@ -206,7 +206,7 @@ int main(int argc, char** argv) {
         {"achieved_over_target", achieved}}},
   };
   if (a.json) {
-    std::printf("%s\n", doc.dump(2).c_str());
+    std::printf("%s\n", doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else {
     std::printf("mpt_redis_bench: %s, medians of %d\n", a.url.c_str(), a.repeat);
     std::printf("%-40s %12.4f\n", "round trips per acquisition", median(trips));

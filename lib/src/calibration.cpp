@@ -268,7 +268,8 @@ std::string Calibration::to_json() const {
                   {"note", b.note}});
   }
   j["bands"] = bs;
-  return j.dump(2) + "\n";
+  // replace: a host name or CPU model that is not UTF-8 must not make the file unwritable.
+  return j.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
 }
 
 Calibration Calibration::from_json(std::string_view text) {

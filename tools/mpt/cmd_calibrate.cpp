@@ -96,7 +96,13 @@ class Progress {
 // The ground truth: the kernel's count (eBPF) when it can be had, else the monitor's stamps.
 using GroundTruth = trial::KernelWitness;
 
-volatile std::sig_atomic_t g_interrupted = 0;
+// A stop signal (install_stop_handlers) ends the calibration at the next tick, writing nothing.
+void throw_if_interrupted() {
+  if (stop_signal() != 0) {
+    throw std::runtime_error(std::string("interrupted by ") + signal_name(stop_signal()) +
+                             "; the previous file is unchanged");
+  }
+}
 
 struct Run {
   BandRun band;
@@ -115,10 +121,10 @@ Run measure(const CalibrateOptions& o, const GroundTruth& truth, Progress& progr
   t.throttle.spin_lead = std::chrono::nanoseconds(lead_ns);
   t.tick = [&](double elapsed) {
     progress.draw(elapsed);
-    if (g_interrupted) throw std::runtime_error("interrupted; the previous file is unchanged");
+    throw_if_interrupted();
   };
   const trial::TrialResult r = trial::run_trial(t);
-  if (g_interrupted) throw std::runtime_error("interrupted; the previous file is unchanged");
+  throw_if_interrupted();
   Run out;
   out.monitor_count = r.achieved_total;
   out.band.max_in_window = r.max_in_window;
@@ -154,13 +160,15 @@ std::string lateness_words(const LatenessStats& l) {
   return buf;
 }
 
+// Every string of the file goes through printable(): --show prints what any file says.
 void print_words(const Calibration& c, const std::string& path) {
-  std::printf("calibration %s\n", path.c_str());
+  std::printf("calibration %s\n", printable(path).c_str());
   std::printf("  host        %s, kernel %s, %s, %d cores, clocksource %s\n",
-              c.host.hostname.c_str(), c.host.kernel.c_str(), c.host.cpu_model.c_str(),
-              c.host.cores, c.host.clocksource.c_str());
+              printable(c.host.hostname).c_str(), printable(c.host.kernel).c_str(),
+              printable(c.host.cpu_model).c_str(), c.host.cores,
+              printable(c.host.clocksource).c_str());
   std::printf("  made        %s by mpthrottle %s; ground truth: %s; %d workers, %g s per trial\n",
-              c.created_utc.c_str(), c.tool_version.c_str(),
+              printable(c.created_utc).c_str(), printable(c.tool_version).c_str(),
               c.ground_truth == "ebpf" ? "the kernel's count (eBPF)" : "the monitor's timestamps",
               c.workers, c.seconds);
   std::printf("  futex wait  late by %s\n", lateness_words(c.futex_lateness).c_str());
@@ -203,7 +211,7 @@ int show(const CalibrateOptions& o, const std::string& path) {
     print_json(j);
   } else {
     print_words(*c, path);
-    if (!note.empty()) std::printf("  NOT IN FORCE: %s\n", note.c_str());
+    if (!note.empty()) std::printf("  NOT IN FORCE: %s\n", printable(note).c_str());
   }
   return kExitOk;
 }
@@ -265,10 +273,7 @@ int run_calibrate(const CalibrateOptions& o) {
   }
 
   // Interrupting leaves the previous file: stop at the next tick, write nothing.
-  struct sigaction sa {};
-  sa.sa_handler = [](int) { g_interrupted = 1; };
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
+  install_stop_handlers();
 
   const int trials = static_cast<int>(rates.size() * hardcaps.size()) * 4;
   const double lateness_s = 2 * kLatenessSamples * 1e-3 * 1.1;
@@ -288,7 +293,7 @@ int run_calibrate(const CalibrateOptions& o) {
   c.futex_lateness = calibration::measure_futex_lateness(kLatenessSamples, kLatenessSleep);
   progress.step("nanosleep lateness", lateness_s / 2);
   c.nanosleep_lateness = calibration::measure_nanosleep_lateness(kLatenessSamples, kLatenessSleep);
-  if (g_interrupted) throw std::runtime_error("interrupted; the previous file is unchanged");
+  throw_if_interrupted();
 
   // The ladder: from half the futex p99 up; the first lead that meets the target wins.
   progress.step("spin lead", ladder_s);
@@ -376,7 +381,7 @@ int run_calibrate(const CalibrateOptions& o) {
   } else {
     print_words(c, path);
     std::printf(written ? "  written to %s\n" : "  --dry-run: nothing written to %s\n",
-                path.c_str());
+                printable(path).c_str());
   }
   return kExitOk;
 }

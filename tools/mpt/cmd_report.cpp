@@ -65,8 +65,8 @@ int run_report(const ReportOptions& opts) {
     j["highest_rate_ratio"] = opt(p.highest_rate_ratio);
     print_json(j);
   } else {
-    std::cout << report::render_text(r, compare);
-    if (!opts.html.empty()) std::cout << "\nwrote " << opts.html << "\n";
+    std::cout << printable(report::render_text(r, compare), /*keep_newlines=*/true);
+    if (!opts.html.empty()) std::cout << "\nwrote " << printable(opts.html) << "\n";
     std::cout << std::flush;
   }
   return kExitOk;

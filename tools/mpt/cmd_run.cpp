@@ -1,9 +1,9 @@
 // tools/mpt/cmd_run.cpp — `mpt run`: the seed README example as a command.
 //
 // Forks W workers that loop on await_fuel() until the throttle is stopped, samples latest() and
-// mean() every --every seconds, then stops the throttle and prints the summary. SIGINT and SIGTERM
-// end the run early; the summary is still printed and every worker is reaped.
-#include <sys/prctl.h>
+// mean() every --every seconds, then stops the throttle and prints the summary. SIGINT, SIGTERM,
+// SIGHUP, SIGQUIT and SIGPIPE end the run early; the summary is still printed and every worker is
+// reaped.
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -105,17 +105,6 @@ int reap(std::vector<pid_t>& pids, std::chrono::milliseconds grace) {
     ::usleep(2000);
   }
   return clean;
-}
-
-const char* signal_name(int sig) {
-  switch (sig) {
-    case SIGINT:
-      return "SIGINT";
-    case SIGTERM:
-      return "SIGTERM";
-    default:
-      return "signal";
-  }
 }
 
 }  // namespace
