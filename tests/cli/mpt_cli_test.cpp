@@ -882,6 +882,33 @@ TEST_F(MptCalibrateTest, SigkillLeavesNoTrialWorkerBehind) {
   EXPECT_FALSE(fs::exists(file_));
 }
 
+// CLI11 drops the empty pieces of a delimited value: `--rates 10,` was `--rates 10`, and
+// `--rates ,` the default bands (minutes of measuring).
+TEST_F(MptCalibrateTest, EmptyListElementsAreUsageErrors) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--rates", "10,"}, "--rates"},
+      {{"--rates", ","}, "--rates"},
+      {{"--rates", ",10"}, "--rates"},
+      {{"--rates", "10,,100"}, "--rates"},
+      {{"--rates", ""}, "--rates"},
+      {{"--rates", "10, "}, "--rates"},
+      {{"--hardcaps", "limit,"}, "--hardcaps"},
+      {{"--hardcaps", ","}, "--hardcaps"},
+      {{"--hardcaps", ""}, "--hardcaps"},
+      {{"--hardcaps", "limit,,one"}, "--hardcaps"},
+  };
+  for (const auto& [extra, flag] : cases) {
+    std::vector<std::string> args = {"calibrate", "--seconds", "0.1", "--output", file_};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const auto t0 = std::chrono::steady_clock::now();
+    const Result r = mpt_run(args);
+    EXPECT_EQ(r.code, 2) << extra[1] << ": " << r.out << r.err;
+    EXPECT_NE(r.err.find(flag), std::string::npos) << r.err;
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s) << "nothing was measured";
+  }
+  EXPECT_FALSE(fs::exists(file_));
+}
+
 // `calibrate --show --output /dev/zero` used to read without end (2.2 GB in 3 s).
 TEST_F(MptCalibrateTest, ReadsAreCappedAndDevicesAreRefused) {
   for (const char* dev : {"/dev/zero", "/dev/urandom"}) {

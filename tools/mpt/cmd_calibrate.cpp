@@ -223,14 +223,10 @@ CLI::App* setup_calibrate(CLI::App& app, CalibrateOptions& o) {
       "calibrate",
       "Measure this host (wake-up lateness, spin lead, achieved rate per band) and store the "
       "correction throttles use with auto_calibrate");
-  c->add_option("--rates", o.rates, "rate bands, per second (default 10,100,1000,10000,100000)")
-      ->delimiter(',')
-      ->check(integer_in(1, 10'000'000));
-  c->add_option("--hardcaps", o.hardcaps,
-                "hardcaps to calibrate: limit, one, none (default "
-                "limit,one)")
-      ->delimiter(',')
-      ->check(CLI::IsMember({"limit", "one", "none"}));
+  add_list_option(c, "--rates", o.rates, integer_in(1, 10'000'000),
+                  "rate bands, per second (default 10,100,1000,10000,100000)");
+  add_list_option(c, "--hardcaps", o.hardcaps, CLI::IsMember({"limit", "one", "none"}),
+                  "hardcaps to calibrate: limit, one, none (default limit,one)");
   c->add_option("--workers", o.workers, "worker processes per trial (default 4)")
       ->check(integer_in(1, 256));
   c->add_option("--seconds", o.seconds, "seconds per trial (default 2)")
@@ -252,12 +248,15 @@ int run_calibrate(const CalibrateOptions& o) {
   const std::string path = o.output.empty() ? default_calibration_path().string() : o.output;
   if (o.show) return show(o, path);
 
-  std::vector<std::int64_t> rates = o.rates;
+  std::vector<std::int64_t> rates;
+  for (const auto& r : split_list(o.rates))
+    rates.push_back(std::stoll(r));  // checked by integer_in() while parsing
   if (rates.empty()) rates = {10, 100, 1000, 10000, 100000};
   std::sort(rates.begin(), rates.end());
   rates.erase(std::unique(rates.begin(), rates.end()), rates.end());
   std::vector<Hardcap> hardcaps;
-  for (const auto& h : o.hardcaps.empty() ? std::vector<std::string>{"limit", "one"} : o.hardcaps) {
+  const std::vector<std::string> given = split_list(o.hardcaps);
+  for (const auto& h : given.empty() ? std::vector<std::string>{"limit", "one"} : given) {
     const Hardcap hc = parse_hardcap(h);
     if (std::find(hardcaps.begin(), hardcaps.end(), hc) == hardcaps.end()) hardcaps.push_back(hc);
   }

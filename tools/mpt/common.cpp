@@ -122,6 +122,43 @@ bool is_segment_name(std::string_view name) {
   }
 }
 
+CLI::Option* add_list_option(CLI::App* app, const std::string& flag, std::vector<std::string>& out,
+                             const CLI::Validator& each, const std::string& help) {
+  const CLI::Validator list(
+      [each](std::string& s) -> std::string {
+        // CLI11 drops the empty pieces of a delimited value, so the list is split here.
+        std::size_t start = 0;
+        for (int k = 1;; ++k) {
+          const auto comma = s.find(',', start);
+          std::string item =
+              s.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+          if (trim(item).empty()) {
+            return "element " + std::to_string(k) + " of '" + s + "' is empty";
+          }
+          if (std::string why = each(item); !why.empty()) return why;
+          if (comma == std::string::npos) return {};
+          start = comma + 1;
+        }
+      },
+      each.get_description() + "[,...]");
+  return app->add_option(flag, out, help)->check(list);
+}
+
+std::vector<std::string> split_list(const std::vector<std::string>& given) {
+  std::vector<std::string> out;
+  for (const auto& s : given) {
+    std::size_t start = 0;
+    for (;;) {
+      const auto comma = s.find(',', start);
+      out.push_back(
+          trim(s.substr(start, comma == std::string::npos ? std::string::npos : comma - start)));
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+  }
+  return out;
+}
+
 HostInfo host_info() {
   HostInfo h;
   char name[256] = {};

@@ -43,6 +43,13 @@ CLI::Validator segment_name();
 // whose name is not is listed as invalid and never removed by `rm --stale`.
 bool is_segment_name(std::string_view name);
 
+// A comma-separated list option ("10,100,1000"), given once or repeated: each element is checked
+// by `each` (the message names the flag through CLI11), and an empty element ("10,", ",", "1,,2")
+// is an error. The option stores the strings as given; split_list() gives the elements.
+CLI::Option* add_list_option(CLI::App* app, const std::string& flag, std::vector<std::string>& out,
+                             const CLI::Validator& each, const std::string& help);
+std::vector<std::string> split_list(const std::vector<std::string>& given);
+
 // The host a report was made on.
 struct HostInfo {
   std::string hostname;
