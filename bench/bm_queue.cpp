@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstddef>
 
+#include "child_process.hpp"
 #include "mpt/queue.hpp"
 
 namespace {
@@ -19,7 +20,7 @@ void BM_Queue_TwoProcesses(benchmark::State& state) {
   const auto capacity = static_cast<std::size_t>(state.range(0));
   auto q = mpt::Queue::anonymous({.capacity = capacity, .max_message_bytes = 64});
   auto stop = mpt::Queue::anonymous({.capacity = 1, .max_message_bytes = 0});
-  const pid_t producer = fork();
+  const pid_t producer = mpt::detail::fork_dying_with_parent();
   if (producer == 0) {
     std::array<std::byte, 64> msg{};
     while (!stop.closed())

@@ -31,6 +31,7 @@
 #include <optional>
 #include <string>
 
+#include "child_process.hpp"
 #include "mpt/throttle.hpp"
 
 namespace {
@@ -213,7 +214,7 @@ std::string contention_round(ContentionShared* c, Op op, std::uint64_t* ops, std
   int forked = 0;
   std::string error;
   for (; forked < kContentionProcesses; ++forked) {
-    const pid_t pid = fork();
+    const pid_t pid = mpt::detail::fork_dying_with_parent();
     if (pid < 0) {
       error = std::string("fork: ") + std::strerror(errno);
       break;

@@ -26,6 +26,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "child_process.hpp"
 #include "mpt/throttle.hpp"
 #include "redis/redis_fixture.hpp"
 
@@ -68,7 +69,7 @@ std::int64_t in_processes(mpt::Throttle& t, int workers, double seconds, F body,
   auto* c = new (mem) Counters();
   std::vector<pid_t> pids;
   for (int i = 0; i < workers; ++i) {
-    const pid_t pid = ::fork();
+    const pid_t pid = mpt::detail::fork_dying_with_parent();
     if (pid == 0) {
       auto kill = t.kill_flag();
       std::int64_t n = 0;
@@ -205,7 +206,7 @@ int main(int argc, char** argv) {
         {"achieved_over_target", achieved}}},
   };
   if (a.json) {
-    std::printf("%s\n", doc.dump(2).c_str());
+    std::printf("%s\n", doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else {
     std::printf("mpt_redis_bench: %s, medians of %d\n", a.url.c_str(), a.repeat);
     std::printf("%-40s %12.4f\n", "round trips per acquisition", median(trips));

@@ -61,6 +61,8 @@
 namespace {
 
 constexpr std::int64_t kPerNs = 1'000'000'000;  // the window of the rate: one second
+// Arguments echoed in errors are bytes: JSON output makes them valid UTF-8 instead of throwing.
+constexpr auto kReplace = nlohmann::json::error_handler_t::replace;
 constexpr int kMaxWorkers = 256;
 constexpr double kMaxSeconds = 3600;
 constexpr std::size_t kMaxRecordBytes = std::size_t{4} << 30;  // timestamps kept, all workers
@@ -388,7 +390,9 @@ int main(int argc, char** argv) {
     options = parse_args(argc, argv);
   } catch (const UsageError& e) {
     std::fprintf(stderr, "mpt_scenario: %s (see --help)\n", e.what());
-    if (json) std::printf("%s\n", nlohmann::json{{"error", e.what()}}.dump().c_str());
+    if (json)
+      std::printf("%s\n",
+                  nlohmann::json{{"error", e.what()}}.dump(-1, ' ', false, kReplace).c_str());
     return 2;
   }
   if (!options) return 0;
@@ -405,13 +409,14 @@ int main(int argc, char** argv) {
     if (options->json) {
       auto doc = to_json(*options, r);
       doc["warnings"] = warnings;
-      std::printf("%s\n", doc.dump(2).c_str());
+      std::printf("%s\n", doc.dump(2, ' ', false, kReplace).c_str());
     } else {
       print_text(*options, r);
     }
   } catch (const std::exception& e) {
     if (json) {
-      std::printf("%s\n", nlohmann::json{{"error", e.what()}}.dump().c_str());
+      std::printf("%s\n",
+                  nlohmann::json{{"error", e.what()}}.dump(-1, ' ', false, kReplace).c_str());
     } else {
       std::fprintf(stderr, "mpt_scenario: %s\n", e.what());
     }

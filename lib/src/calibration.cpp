@@ -23,6 +23,7 @@
 #include "futex.hpp"
 #include "log.hpp"
 #include "mpt/error.hpp"
+#include "safe_file.hpp"
 #include "tuning.hpp"
 
 namespace mpt {
@@ -34,7 +35,6 @@ using OJson = nlohmann::ordered_json;
 
 constexpr double kMaxCorrection = 0.5;               // a calibration never corrects by more
 constexpr std::int64_t kMaxSpinLeadNs = 10'000'000;  // the throttle's own limit
-constexpr std::uintmax_t kMaxFileBytes = 1 << 20;
 
 std::string read_first_line(const char* path) {
   std::ifstream in(path);
@@ -276,7 +276,8 @@ std::string Calibration::to_json() const {
                   {"note", b.note}});
   }
   j["bands"] = bs;
-  return j.dump(2) + "\n";
+  // replace: a host name or CPU model that is not UTF-8 must not make the file unwritable.
+  return j.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
 }
 
 Calibration Calibration::from_json(std::string_view text) {
@@ -343,56 +344,16 @@ Calibration Calibration::from_json(std::string_view text) {
 void Calibration::store(
     const std::filesystem::path& path,
     const std::function<void(const std::filesystem::path& temp)>& before_rename) const {
-  const std::string text = to_json();
-  const std::filesystem::path dir = path.has_parent_path() ? path.parent_path() : ".";
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) {
-    throw SystemError("cannot create the directory " + dir.string() + " for " + path.string() +
-                          ": " + ec.message(),
-                      ec.value());
-  }
-  std::string temp = (dir / ("." + path.filename().string() + ".XXXXXX")).string();
-  const int fd = mkstemp(temp.data());
-  if (fd < 0) {
-    const int e = errno;
-    throw SystemError(
-        "cannot create a temporary file next to " + path.string() + ": " + std::strerror(e), e);
-  }
-  auto fail = [&](const std::string& what, int e) {
-    ::unlink(temp.c_str());
-    throw SystemError("cannot write " + path.string() + " (" + what + "): " + std::strerror(e), e);
-  };
-  std::size_t off = 0;
-  while (off < text.size()) {
-    const ssize_t w = ::write(fd, text.data() + off, text.size() - off);
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) {
-      const int e = errno;
-      ::close(fd);
-      fail("write", e);
-    }
-    off += static_cast<std::size_t>(w);
-  }
   // Readable by every user, like any host-wide configuration; written by its owner only.
-  if (::fchmod(fd, 0644) != 0 || ::fsync(fd) != 0) {
-    const int e = errno;
-    ::close(fd);
-    fail("fsync", e);
-  }
-  if (::close(fd) != 0) fail("close", errno);
-  try {
-    if (before_rename) before_rename(temp);
-  } catch (...) {
-    ::unlink(temp.c_str());
-    throw;
-  }
-  if (::rename(temp.c_str(), path.c_str()) != 0) fail("rename", errno);
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);  // the rename itself; a failure here cannot be undone and loses nothing old
-    ::close(dfd);
-  }
+  detail::AtomicWriteOptions how;
+  how.mode = 0644;
+  how.create_parents = true;
+  how.before_rename = before_rename;
+  detail::write_file_atomically(path, to_json(), how);
+}
+
+Calibration Calibration::from_file(const std::filesystem::path& path) {
+  return from_json(detail::read_file_capped(path, kMaxFileBytes, "calibration file"));
 }
 
 std::optional<Calibration> Calibration::load(const std::filesystem::path& path, std::string* why) {
@@ -401,22 +362,13 @@ std::optional<Calibration> Calibration::load(const std::filesystem::path& path, 
     return std::nullopt;
   };
   const std::string name = "calibration file " + path.string();
-  std::error_code ec;
-  const auto st = std::filesystem::status(path, ec);
-  if (ec || !std::filesystem::exists(st)) return no(name + " does not exist");
-  if (!std::filesystem::is_regular_file(st)) return no(name + " is not a regular file");
-  const auto size = std::filesystem::file_size(path, ec);
-  if (ec) return no(name + " is unreadable: " + ec.message());
-  if (size > kMaxFileBytes) return no(name + " is too large (" + std::to_string(size) + " bytes)");
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return no(name + " is unreadable: " + std::strerror(errno));
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) return no(name + " is unreadable");
   Calibration c;
   try {
-    c = from_json(text);
+    c = from_file(path);
   } catch (const InvalidArgument& e) {
     return no(name + " is ignored: " + e.what());
+  } catch (const SegmentError& e) {
+    return no(e.what());
   }
   const HostIdentity here = HostIdentity::current();
   if (!(c.host == here)) {

@@ -15,10 +15,29 @@
 #include <iostream>
 #include <thread>
 
+#include "child_process.hpp"
 #include "clock.hpp"
 #include "mpt/error.hpp"
 
 namespace mpt {
+
+namespace detail {
+
+void die_with_parent(pid_t parent) noexcept {
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  // The parent died before we asked to follow it: end the way the death signal would have ended
+  // us (an _exit(1) here would make the child's fate depend on a race with its parent).
+  if (getppid() != parent) raise(SIGKILL);
+}
+
+pid_t fork_dying_with_parent() noexcept {
+  const pid_t parent = getpid();
+  const pid_t pid = fork();
+  if (pid == 0) die_with_parent(parent);
+  return pid;
+}
+
+}  // namespace detail
 
 namespace {
 
@@ -100,12 +119,7 @@ void Process::start() {
   const pid_t pid = fork();
   if (pid < 0) throw SystemError("process '" + name_ + "': fork failed", errno);
   if (pid == 0) {
-    if (daemon_) {
-      prctl(PR_SET_PDEATHSIG, SIGKILL);
-      // The parent died before we asked to follow it: end the way the death signal would have
-      // ended us (an _exit(1) here made a daemon's fate depend on a race with its parent).
-      if (getppid() != parent) raise(SIGKILL);
-    }
+    if (daemon_) detail::die_with_parent(parent);
     process_name_storage() = name_;
     prctl(PR_SET_NAME, name_.substr(0, 15).c_str());
     int status = 0;

@@ -80,6 +80,8 @@ std::string header_problem(const SegmentHeader& h, std::size_t file_size) {
   return "";
 }
 
+SegmentInfo inspect_file(std::string_view name);  // below Segment::inspect
+
 }  // namespace
 
 const char* to_string(SegmentKind kind) noexcept {
@@ -296,9 +298,32 @@ void Segment::remove(std::string_view name) {
 }
 
 SegmentInfo Segment::inspect(std::string_view name) {
+  std::string bad_name;
+  try {
+    validate_name(name);
+  } catch (const InvalidArgument& e) {
+    bad_name = e.what();
+  }
+  if (bad_name.empty()) return inspect_file(name);
+  // A name no one could have made through this library (another user's plant, say): listed with
+  // the reason, never valid. One with a '/' would be another file: not even looked at.
+  SegmentInfo info;
+  if (name.empty() || name.find('/') != std::string_view::npos) {
+    info.name = std::string(name);
+  } else {
+    info = inspect_file(name);
+  }
+  info.valid = false;
+  info.problem = bad_name;
+  return info;
+}
+
+namespace {
+
+SegmentInfo inspect_file(std::string_view name) {
   SegmentInfo info;
   info.name = std::string(name);
-  info.path = directory() + "/" + std::string(kPrefix) + std::string(name);
+  info.path = Segment::directory() + "/" + std::string(kPrefix) + std::string(name);
   Fd f{::open(info.path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK)};
   if (f.fd < 0) {
     info.problem = errno == ELOOP ? "symbolic link" : errno_text(errno);
@@ -331,6 +356,8 @@ SegmentInfo Segment::inspect(std::string_view name) {
   info.valid = info.problem.empty();
   return info;
 }
+
+}  // namespace
 
 std::vector<SegmentInfo> Segment::list() {
   std::vector<SegmentInfo> out;

@@ -5,15 +5,19 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -42,10 +46,10 @@ std::string slurp(const std::string& path) {
   return ss.str();
 }
 
-// A running `mpt` whose stdout and stderr go to files.
+// A running `mpt` whose stdout and stderr go to files (stdout to `stdout_fd` when given).
 class Mpt {
  public:
-  explicit Mpt(const std::vector<std::string>& args) {
+  explicit Mpt(const std::vector<std::string>& args, int stdout_fd = -1) {
     char out[] = "/tmp/mpt-cli-out.XXXXXX";
     char err[] = "/tmp/mpt-cli-err.XXXXXX";
     const int fo = mkstemp(out);
@@ -54,7 +58,7 @@ class Mpt {
     err_ = err;
     pid_ = fork();
     if (pid_ == 0) {
-      dup2(fo, STDOUT_FILENO);
+      dup2(stdout_fd >= 0 ? stdout_fd : fo, STDOUT_FILENO);
       dup2(fe, STDERR_FILENO);
       std::vector<char*> argv;
       argv.push_back(const_cast<char*>(MPT_BINARY));
@@ -76,6 +80,7 @@ class Mpt {
     unlink(err_.c_str());
   }
   void signal(int sig) { kill(pid_, sig); }
+  pid_t pid() const { return pid_; }
   Result wait(std::chrono::milliseconds limit = 60s) {
     Result r;
     r.code = mpt::test::wait_child(pid_, limit);
@@ -710,4 +715,332 @@ TEST_F(MptCalibrateTest, BadArgumentsExit2AndShowOfNothingExits1) {
   const Result corrupt = mpt_run({"calibrate", "--show", "--output", file_, "--json"});
   EXPECT_EQ(corrupt.code, 1);
   EXPECT_TRUE(parse(corrupt.out).contains("error")) << corrupt.out;
+}
+
+// --- Hardening (issue 14): bytes, planted files, signals, write errors, reads, workers ----------
+
+namespace {
+
+// The children of `pid` (of all its threads), from /proc/PID/task/*/children.
+std::vector<pid_t> children_of(pid_t pid) {
+  std::vector<pid_t> out;
+  std::error_code ec;
+  for (const auto& task : fs::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    std::ifstream in(task.path() / "children");
+    pid_t child = 0;
+    while (in >> child)
+      out.push_back(child);
+  }
+  return out;
+}
+
+// Runs no more: gone, or a zombie that no one has reaped yet.
+bool dead(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat;
+  if (!std::getline(in, stat)) return true;
+  const auto paren = stat.rfind(')');
+  return paren == std::string::npos || paren + 2 >= stat.size() || stat[paren + 2] == 'Z' ||
+         stat[paren + 2] == 'X';
+}
+
+bool dies_within(pid_t pid, std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!dead(pid)) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(20ms);
+  }
+  return true;
+}
+
+// Waits until `pid` has `n` children (or `limit` passes); returns them.
+std::vector<pid_t> wait_for_children(pid_t pid, std::size_t n, std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  std::vector<pid_t> kids = children_of(pid);
+  while (kids.size() < n && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(50ms);
+    kids = children_of(pid);
+  }
+  return kids;
+}
+
+bool has_invalid_utf8(const std::string& s) {
+  try {
+    (void)json(s).dump();
+    return false;
+  } catch (const json::type_error&) {
+    return true;
+  }
+}
+
+}  // namespace
+
+// `mpt stat $'\xff' --json` used to die of an uncaught json type_error (SIGABRT) in the error
+// path. Every string bound for JSON is made valid UTF-8, every text message escapes the bytes, and
+// no exception leaves main.
+TEST_F(MptCliTest, BytesThatAreNotUtf8NeverAbortAndAreEscapedInText) {
+  const std::string bad = "\xff\xfe\x1b[2J";
+  const std::vector<std::string> run = {"run", "--workers", "1", "--seconds", "1"};
+  auto with = [](std::vector<std::string> a, const std::vector<std::string>& more) {
+    a.insert(a.end(), more.begin(), more.end());
+    return a;
+  };
+  const std::vector<std::pair<std::vector<std::string>, std::set<int>>> cases = {
+      {{"stat", bad}, {2}},
+      {{"stat", "redis://127.0.0.1:1/" + bad}, {1, 2}},
+      {with(run, {"--rate", bad}), {2}},
+      {with(run, {"--rate", "5", "--name", bad}), {2}},
+      {with(run, {"--rate", "5", "--backend", "redis://127.0.0.1:1/" + bad}), {1, 2}},
+      {with(run, {"--rate", "5", "--hardcap", bad}), {2}},
+      {{"rm", bad}, {2}},
+      {{"rm", "ok", bad}, {2}},
+      {{"ls", bad}, {2}},
+      {{bad}, {2}},
+      {{"calibrate", "--show", "--output", dir_ + "/" + bad}, {1}},
+      {{"calibrate", "--rates", bad}, {2}},
+      {{"calibrate", "--hardcaps", bad}, {2}},
+      {{"report", dir_ + "/" + bad}, {1}},
+  };
+  for (const auto& [args, codes] : cases) {
+    const std::string shown = json(args).dump(-1, ' ', true, json::error_handler_t::replace);
+    const Result r = mpt_run(args);
+    EXPECT_TRUE(codes.count(r.code)) << shown << " exit " << r.code << ": " << r.err;
+    EXPECT_FALSE(has_invalid_utf8(r.err)) << shown << ": " << r.err;
+    EXPECT_EQ(r.err.find('\x1b'), std::string::npos) << shown << ": " << r.err;
+    EXPECT_NE(r.err.find("\\xff\\xfe\\x1b"), std::string::npos) << shown << ": " << r.err;
+    const Result rj = mpt_run(with(args, {"--json"}));
+    EXPECT_TRUE(codes.count(rj.code)) << shown << " --json exit " << rj.code << ": " << rj.err;
+    const json j = parse(rj.out);
+    ASSERT_TRUE(j.is_object() && j.contains("error")) << shown << ": " << rj.out << rj.err;
+    EXPECT_TRUE(j["error"].is_string());
+  }
+}
+
+// Another user (or anyone who can write the segment directory) plants files: a copy of a real
+// segment under names no segment can have, names with terminal escapes or a newline. `ls` lists
+// them as invalid with the reason, `rm --stale` keeps them and removes the rest, and text output
+// shows the bytes escaped.
+TEST_F(MptCliTest, PlantedFilesAreListedAsInvalidAndNeverBreakLsOrRm) {
+  const std::string dead = mpt::test::unique_name("dead");
+  const pid_t creator = hold(dead, true);
+  ASSERT_GT(creator, 0);
+  kill_and_reap(creator);
+  const std::vector<std::string> planted = {"a b",
+                                            "\xff",
+                                            "\x1b]0;owned\x07",
+                                            "\x1b[2J",
+                                            "x\ny",
+                                            "\xc2\x9b"
+                                            "31m"};
+  for (const auto& p : planted)
+    fs::copy_file(dir_ + "/mpt." + dead, dir_ + "/mpt." + p);
+
+  const Result lj = mpt_run({"ls", "--json"});
+  ASSERT_EQ(lj.code, 0) << lj.out << lj.err;
+  const json l = parse(lj.out);
+  ASSERT_EQ(l["segments"].size(), planted.size() + 1) << lj.out;
+  for (const auto& s : l["segments"]) {
+    if (s["name"] == dead) {
+      EXPECT_EQ(s["valid"], true);
+      continue;
+    }
+    EXPECT_EQ(s["valid"], false) << s.dump();
+    EXPECT_NE(s["problem"].get<std::string>().find("segment name"), std::string::npos) << s.dump();
+  }
+
+  const Result lt = mpt_run({"ls"});
+  ASSERT_EQ(lt.code, 0) << lt.err;
+  EXPECT_EQ(lt.out.find('\x1b'), std::string::npos) << lt.out;
+  EXPECT_EQ(lt.out.find("\xc2\x9b"), std::string::npos) << lt.out;
+  EXPECT_FALSE(has_invalid_utf8(lt.out)) << lt.out;
+  EXPECT_NE(lt.out.find("\\x1b]0;owned\\x07"), std::string::npos) << lt.out;
+  EXPECT_NE(lt.out.find("x\\x0ay"), std::string::npos) << lt.out;
+  EXPECT_EQ(std::count(lt.out.begin(), lt.out.end(), '\n'),
+            static_cast<std::ptrdiff_t>(planted.size() + 2));
+
+  const Result dry = mpt_run({"rm", "--stale", "--dry-run", "--json"});
+  ASSERT_EQ(dry.code, 0) << dry.out << dry.err;
+  const json d = parse(dry.out);
+  EXPECT_EQ(d["removed"], json::array({dead}));
+  ASSERT_EQ(d["kept"].size(), planted.size());
+  for (const auto& k : d["kept"])
+    EXPECT_NE(k["reason"].get<std::string>().find("not a segment name"), std::string::npos);
+
+  const Result rm = mpt_run({"rm", "--stale"});
+  ASSERT_EQ(rm.code, 0) << rm.out << rm.err;
+  EXPECT_NE(rm.out.find("removed " + dead), std::string::npos) << rm.out;
+  EXPECT_EQ(rm.out.find('\x1b'), std::string::npos) << rm.out;
+  EXPECT_FALSE(has_invalid_utf8(rm.out)) << rm.out;
+  EXPECT_FALSE(exists(dead));
+  for (const auto& p : planted)
+    EXPECT_TRUE(exists(p)) << "a planted file is never removed by --stale";
+}
+
+// `mpt run ... | head -1`: the reader goes after one line. SIGPIPE used to kill mpt at its next
+// write, leaving the named segment behind. Now the run ends as on SIGTERM (workers reaped, segment
+// removed) at the next sample, and the failed write is exit 1 with the reason on stderr.
+TEST_F(MptCliTest, RunEndsCleanlyWhenTheReaderOfItsOutputGoes) {
+  const std::string name = mpt::test::unique_name("pipe");
+  int fds[2];
+  ASSERT_EQ(pipe2(fds, O_CLOEXEC), 0);
+  const auto t0 = std::chrono::steady_clock::now();
+  Mpt p({"run", "--rate", "100", "--workers", "2", "--seconds", "30", "--every", "0.1", "--name",
+         name},
+        fds[1]);
+  close(fds[1]);
+  std::string first;
+  char c = 0;
+  while (read(fds[0], &c, 1) == 1 && c != '\n')
+    first += c;
+  EXPECT_NE(first.find("mpt run:"), std::string::npos) << first;
+  const std::vector<pid_t> workers = wait_for_children(p.pid(), 2, 5s);
+  EXPECT_EQ(workers.size(), 2u);
+  EXPECT_TRUE(exists(name));
+  close(fds[0]);  // head -1 exits
+  const Result r = p.wait(15s);
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_NE(r.err.find("cannot write to standard output"), std::string::npos) << r.err;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s) << "the run ended early";
+  EXPECT_FALSE(exists(name)) << "the named segment is removed";
+  for (pid_t w : workers)
+    EXPECT_TRUE(dies_within(w, 1s)) << "worker " << w;
+}
+
+TEST_F(MptCliTest, RunStopsOnSighupAndSigquitLikeSigterm) {
+  for (const auto& [sig, sig_name] : {std::pair{SIGHUP, "SIGHUP"}, std::pair{SIGQUIT, "SIGQUIT"}}) {
+    const std::string name = mpt::test::unique_name("hup");
+    Mpt p({"run", "--rate", "100", "--workers", "2", "--seconds", "60", "--name", name, "--json"});
+    const std::vector<pid_t> workers = wait_for_children(p.pid(), 2, 5s);
+    ASSERT_EQ(workers.size(), 2u);
+    std::this_thread::sleep_for(500ms);
+    ASSERT_TRUE(exists(name));
+    p.signal(sig);
+    const Result r = p.wait(10s);
+    ASSERT_EQ(r.code, 0) << sig_name << ": " << r.err;
+    const json j = parse(r.out);
+    EXPECT_EQ(j["interrupted"], sig_name);
+    EXPECT_EQ(j["workers_exited_cleanly"], 2);
+    EXPECT_GT(j["summary"]["total"].get<std::uint64_t>(), 10u);
+    EXPECT_FALSE(exists(name)) << sig_name;
+    for (pid_t w : workers)
+      EXPECT_TRUE(dies_within(w, 1s)) << sig_name << " worker " << w;
+  }
+}
+
+// stdout on /dev/full: every write fails (ENOSPC). It used to exit 0.
+TEST_F(MptCliTest, AFailedWriteOnStdoutIsExitOne) {
+  const int full = open("/dev/full", O_WRONLY | O_CLOEXEC);
+  ASSERT_GE(full, 0);
+  const std::string name = mpt::test::unique_name("full");
+  auto t = mpt::Throttle::create(name, 10, 1s);
+  const std::vector<std::vector<std::string>> cases = {
+      {"ls"},
+      {"ls", "--json"},
+      {"stat", name},
+      {"stat", name, "--json"},
+      {"rm", "--stale", "--json"},
+      {"run", "--rate", "10", "--workers", "1", "--seconds", "0.2"},
+      {"run", "--rate", "10", "--workers", "1", "--seconds", "0.2", "--json"},
+      {"stat", "no-such-throttle", "--json"},  // the error document cannot be written either
+  };
+  for (const auto& args : cases) {
+    const Result r = Mpt(args, full).wait(20s);
+    EXPECT_EQ(r.code, 1) << json(args).dump() << ": " << r.err;
+    EXPECT_NE(r.err.find("cannot write to standard output"), std::string::npos)
+        << json(args).dump() << ": " << r.err;
+  }
+  close(full);
+}
+
+// --- mpt calibrate, continued
+
+// Killed with SIGKILL mid-trial, `mpt calibrate` used to leave its workers running (ppid 1) to the
+// end of the trial. Each worker has PR_SET_PDEATHSIG SIGKILL.
+TEST_F(MptCalibrateTest, SigkillLeavesNoTrialWorkerBehind) {
+  Mpt m({"calibrate", "--rates", "1000", "--hardcaps", "limit", "--seconds", "20", "--workers", "3",
+         "--output", file_});
+  const std::vector<pid_t> workers = wait_for_children(m.pid(), 3, 20s);
+  ASSERT_EQ(workers.size(), 3u);
+  m.signal(SIGKILL);
+  const Result r = m.wait(10s);
+  EXPECT_EQ(r.code, 128 + SIGKILL);
+  for (pid_t w : workers)
+    EXPECT_TRUE(dies_within(w, 2s)) << "worker " << w << " outlived mpt calibrate";
+  EXPECT_FALSE(fs::exists(file_));
+}
+
+// CLI11 drops the empty pieces of a delimited value: `--rates 10,` was `--rates 10`, and
+// `--rates ,` the default bands (minutes of measuring).
+TEST_F(MptCalibrateTest, EmptyListElementsAreUsageErrors) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--rates", "10,"}, "--rates"},
+      {{"--rates", ","}, "--rates"},
+      {{"--rates", ",10"}, "--rates"},
+      {{"--rates", "10,,100"}, "--rates"},
+      {{"--rates", ""}, "--rates"},
+      {{"--rates", "10, "}, "--rates"},
+      {{"--hardcaps", "limit,"}, "--hardcaps"},
+      {{"--hardcaps", ","}, "--hardcaps"},
+      {{"--hardcaps", ""}, "--hardcaps"},
+      {{"--hardcaps", "limit,,one"}, "--hardcaps"},
+  };
+  for (const auto& [extra, flag] : cases) {
+    std::vector<std::string> args = {"calibrate", "--seconds", "0.1", "--output", file_};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const auto t0 = std::chrono::steady_clock::now();
+    const Result r = mpt_run(args);
+    EXPECT_EQ(r.code, 2) << extra[1] << ": " << r.out << r.err;
+    EXPECT_NE(r.err.find(flag), std::string::npos) << r.err;
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s) << "nothing was measured";
+  }
+  EXPECT_FALSE(fs::exists(file_));
+}
+
+// `calibrate --show --output /dev/zero` used to read without end (2.2 GB in 3 s).
+TEST_F(MptCalibrateTest, ReadsAreCappedAndDevicesAreRefused) {
+  for (const char* dev : {"/dev/zero", "/dev/urandom"}) {
+    for (const bool as_json : {false, true}) {
+      std::vector<std::string> args = {"calibrate", "--show", "--output", dev};
+      if (as_json) args.push_back("--json");
+      const Result r = Mpt(args).wait(10s);
+      EXPECT_EQ(r.code, 1) << dev << ": " << r.out << r.err;
+      EXPECT_NE((as_json ? r.out : r.err).find("not a regular file"), std::string::npos)
+          << r.out << r.err;
+    }
+  }
+  { std::ofstream(file_) << std::string((1 << 20) + 1, ' '); }
+  const Result big = mpt_run({"calibrate", "--show", "--output", file_});
+  EXPECT_EQ(big.code, 1);
+  EXPECT_NE(big.err.find("larger than 1048576 bytes"), std::string::npos) << big.err;
+  const Result report = Mpt({"report", "/dev/zero"}).wait(10s);
+  EXPECT_EQ(report.code, 1);
+  EXPECT_NE(report.err.find("not a regular file"), std::string::npos) << report.err;
+}
+
+// `--output` naming a FIFO, a device or a symlink used to be replaced by a regular file (as root,
+// `--output /dev/null` would replace /dev/null): refused at once, exit 1, nothing touched.
+TEST_F(MptCalibrateTest, AnOutputThatIsNotARegularFileIsRefusedBeforeMeasuring) {
+  const std::string victim = dir_ + "/victim";
+  { std::ofstream(victim) << "precious\n"; }
+  const std::string fifo = dir_ + "/fifo";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  const std::string link = dir_ + "/link.json";
+  fs::create_symlink(victim, link);
+  std::vector<std::string> targets = {fifo, link, dir_};
+  const std::string dev = dir_ + "/null";  // a /dev/null of our own: a failure hurts nothing
+  if (mknod(dev.c_str(), S_IFCHR | 0600, makedev(1, 3)) == 0) targets.push_back(dev);
+  for (const auto& target : targets) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const Result r = mpt_run({"calibrate", "--rates", "100", "--hardcaps", "limit", "--seconds",
+                              "0.3", "--workers", "1", "--output", target});
+    EXPECT_EQ(r.code, 1) << target << ": " << r.out << r.err;
+    EXPECT_NE(r.err.find("refusing"), std::string::npos) << r.err;
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s) << "refused before measuring";
+  }
+  EXPECT_TRUE(fs::is_fifo(fifo));
+  EXPECT_TRUE(fs::is_symlink(link));
+  EXPECT_EQ(slurp(victim), "precious\n");
+  if (targets.size() == 4) {
+    EXPECT_TRUE(fs::is_character_file(dev));
+  }
 }

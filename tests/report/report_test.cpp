@@ -4,6 +4,8 @@
 // value in the JSON that its data-field names. Then --compare's ratios, escaping, and the errors:
 // a bad, truncated or wrong-typed report exits 1 naming the field; bad usage exits 2.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -341,6 +343,52 @@ TEST_F(ReportTest, BadReportsExitOneNamingTheField) {
   r = mpt({"report", cut, "--html", (dir_ / "never.html").string()});
   EXPECT_EQ(r.code, 1);
   EXPECT_FALSE(fs::exists(dir_ / "never.html"));
+}
+
+// In a sticky world-writable directory another user plants `page.html.tmp -> victim`: the report
+// used to write that predictable name through an ofstream, that is, into the victim. The page is
+// now written under a random name (O_CREAT|O_EXCL|O_NOFOLLOW) and renamed; a page path that is a
+// symlink, a FIFO, a directory or a device is refused (exit 1) and left alone.
+TEST_F(ReportTest, TheHtmlPageIsNeverWrittenThroughALinkOrOverADevice) {
+  const std::string report = write_report("report.json", fixture_);
+  ::chmod(dir_.c_str(), 01777);
+  const fs::path victim = dir_ / "victim";
+  spit(victim, "precious\n");
+  fs::create_symlink(victim, dir_ / "page.html.tmp");
+  fs::create_symlink(victim, dir_ / ".page.html.tmp");
+  Result r = mpt({"report", report, "--html", (dir_ / "page.html").string()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(slurp(victim), "precious\n");
+  EXPECT_NE(slurp(dir_ / "page.html").find("<svg"), std::string::npos);
+  EXPECT_TRUE(fs::is_symlink(dir_ / "page.html.tmp"));
+
+  const fs::path fifo = dir_ / "fifo.html";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const fs::path link = dir_ / "link.html";
+  fs::create_symlink(victim, link);
+  std::vector<fs::path> targets = {fifo, link, dir_ / "sub"};
+  fs::create_directories(dir_ / "sub");
+  const fs::path dev = dir_ / "null";  // a /dev/null of our own: a failure hurts nothing
+  if (::mknod(dev.c_str(), S_IFCHR | 0600, makedev(1, 3)) == 0) targets.push_back(dev);
+  const auto before = std::distance(fs::directory_iterator(dir_), fs::directory_iterator());
+  for (const auto& target : targets) {
+    for (const bool as_json : {false, true}) {
+      std::vector<std::string> args = {"report", report, "--html", target.string()};
+      if (as_json) args.push_back("--json");
+      r = mpt(args);
+      EXPECT_EQ(r.code, 1) << target << ": " << r.out << r.err;
+      EXPECT_NE((as_json ? r.out : r.err).find("refusing"), std::string::npos) << r.out << r.err;
+    }
+  }
+  EXPECT_TRUE(fs::is_fifo(fifo));
+  EXPECT_TRUE(fs::is_symlink(link));
+  EXPECT_TRUE(fs::is_directory(dir_ / "sub"));
+  if (targets.size() == 4) {
+    EXPECT_TRUE(fs::is_character_file(dev));
+  }
+  EXPECT_EQ(slurp(victim), "precious\n");
+  // Nothing left behind (the shell's stdout and stderr files were there before too).
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir_), fs::directory_iterator()), before);
 }
 
 TEST_F(ReportTest, UsageErrorsExitTwo) {

@@ -18,8 +18,6 @@
 #include <csignal>
 #include <cstdio>
 #include <ctime>
-#include <fstream>
-#include <iterator>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -29,6 +27,7 @@
 #include "mpt/calibration.hpp"
 #include "mpt/error.hpp"
 #include "mpt/mpt.h"
+#include "safe_file.hpp"
 #include "trial.hpp"
 #include "witness.hpp"
 
@@ -103,7 +102,13 @@ class Progress {
 // The ground truth: the kernel's count (eBPF) when it can be had, else the monitor's stamps.
 using GroundTruth = trial::KernelWitness;
 
-volatile std::sig_atomic_t g_interrupted = 0;
+// A stop signal (install_stop_handlers) ends the calibration at the next tick, writing nothing.
+void throw_if_interrupted() {
+  if (stop_signal() != 0) {
+    throw std::runtime_error(std::string("interrupted by ") + signal_name(stop_signal()) +
+                             "; the previous file is unchanged");
+  }
+}
 
 struct Run {
   BandRun band;
@@ -122,10 +127,10 @@ Run measure(const CalibrateOptions& o, const GroundTruth& truth, Progress& progr
   t.throttle.spin_lead = std::chrono::nanoseconds(lead_ns);
   t.tick = [&](double elapsed) {
     progress.draw(elapsed);
-    if (g_interrupted) throw std::runtime_error("interrupted; the previous file is unchanged");
+    throw_if_interrupted();
   };
   const trial::TrialResult r = trial::run_trial(t);
-  if (g_interrupted) throw std::runtime_error("interrupted; the previous file is unchanged");
+  throw_if_interrupted();
   Run out;
   out.monitor_count = r.achieved_total;
   out.band.max_in_window = r.max_in_window;
@@ -197,13 +202,15 @@ std::string lateness_words(const LatenessStats& l) {
   return buf;
 }
 
+// Every string of the file goes through printable(): --show prints what any file says.
 void print_words(const Calibration& c, const std::string& path) {
-  std::printf("calibration %s\n", path.c_str());
+  std::printf("calibration %s\n", printable(path).c_str());
   std::printf("  host        %s, kernel %s, %s, %d cores, clocksource %s\n",
-              c.host.hostname.c_str(), c.host.kernel.c_str(), c.host.cpu_model.c_str(),
-              c.host.cores, c.host.clocksource.c_str());
+              printable(c.host.hostname).c_str(), printable(c.host.kernel).c_str(),
+              printable(c.host.cpu_model).c_str(), c.host.cores,
+              printable(c.host.clocksource).c_str());
   std::printf("  made        %s by mpthrottle %s; ground truth: %s; %d workers, %g s per trial\n",
-              c.created_utc.c_str(), c.tool_version.c_str(),
+              printable(c.created_utc).c_str(), printable(c.tool_version).c_str(),
               c.ground_truth == "ebpf" ? "the kernel's count (eBPF)" : "the monitor's timestamps",
               c.workers, c.seconds);
   std::printf("  futex wait  late by %s\n", lateness_words(c.futex_lateness).c_str());
@@ -228,13 +235,11 @@ int show(const CalibrateOptions& o, const std::string& path) {
   std::optional<Calibration> c = Calibration::load(path, &why);
   std::string note;
   if (!c) {
-    // Show a file from another host too, saying so; anything else is an error.
-    std::ifstream in(path);
-    if (!in) throw NotFound("calibration file " + path + " does not exist or is unreadable");
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // Show a file from another host too, saying so; anything else is an error (a missing,
+    // unreadable, oversized or corrupt file, or one that is not a regular file).
     try {
-      c = Calibration::from_json(text);
-    } catch (const InvalidArgument& e) {
+      c = Calibration::from_file(path);
+    } catch (const InvalidArgument& e) {  // a bad field: exit 1, not a usage error
       throw std::runtime_error("calibration file " + path + ": " + e.what());
     }
     note = why;
@@ -248,7 +253,7 @@ int show(const CalibrateOptions& o, const std::string& path) {
     print_json(j);
   } else {
     print_words(*c, path);
-    if (!note.empty()) std::printf("  NOT IN FORCE: %s\n", note.c_str());
+    if (!note.empty()) std::printf("  NOT IN FORCE: %s\n", printable(note).c_str());
   }
   return kExitOk;
 }
@@ -256,7 +261,9 @@ int show(const CalibrateOptions& o, const std::string& path) {
 // The rates to calibrate, ascending, each once. A rate is (count - 1) / (last - first), so every
 // trial must count two emissions at least: UsageError when the lowest rate would not.
 std::vector<std::int64_t> band_rates(const CalibrateOptions& o) {
-  std::vector<std::int64_t> rates = o.rates;
+  std::vector<std::int64_t> rates;
+  for (const auto& r : split_list(o.rates))
+    rates.push_back(std::stoll(r));  // checked by integer_in() while parsing
   if (rates.empty()) rates = {10, 100, 1000, 10000, 100000};
   std::sort(rates.begin(), rates.end());
   rates.erase(std::unique(rates.begin(), rates.end()), rates.end());
@@ -278,14 +285,10 @@ CLI::App* setup_calibrate(CLI::App& app, CalibrateOptions& o) {
       "calibrate",
       "Measure this host (wake-up lateness, spin lead, achieved rate per band) and store the "
       "correction throttles use with auto_calibrate");
-  c->add_option("--rates", o.rates, "rate bands, per second (default 10,100,1000,10000,100000)")
-      ->delimiter(',')
-      ->check(integer_in(1, 10'000'000));
-  c->add_option("--hardcaps", o.hardcaps,
-                "hardcaps to calibrate: limit, one, none (default "
-                "limit,one)")
-      ->delimiter(',')
-      ->check(CLI::IsMember({"limit", "one", "none"}));
+  add_list_option(c, "--rates", o.rates, integer_in(1, 10'000'000),
+                  "rate bands, per second (default 10,100,1000,10000,100000)");
+  add_list_option(c, "--hardcaps", o.hardcaps, CLI::IsMember({"limit", "one", "none"}),
+                  "hardcaps to calibrate: limit, one, none (default limit,one)");
   c->add_option("--workers", o.workers, "worker processes per trial (default 4)")
       ->check(integer_in(1, 256));
   c->add_option("--seconds", o.seconds, "seconds per trial (default 2)")
@@ -309,10 +312,14 @@ int run_calibrate(const CalibrateOptions& o) {
 
   const std::vector<std::int64_t> rates = band_rates(o);
   std::vector<Hardcap> hardcaps;
-  for (const auto& h : o.hardcaps.empty() ? std::vector<std::string>{"limit", "one"} : o.hardcaps) {
+  const std::vector<std::string> given = split_list(o.hardcaps);
+  for (const auto& h : given.empty() ? std::vector<std::string>{"limit", "one"} : given) {
     const Hardcap hc = parse_hardcap(h);
     if (std::find(hardcaps.begin(), hardcaps.end(), hc) == hardcaps.end()) hardcaps.push_back(hc);
   }
+
+  // A target that will be refused is refused now, not after minutes of measuring.
+  if (!o.dry_run) detail::check_replaceable(path);
 
   GroundTruth truth(o.probe);
   if (!truth.counting() && !o.json && o.probe == "auto") {
@@ -322,10 +329,7 @@ int run_calibrate(const CalibrateOptions& o) {
   }
 
   // Interrupting leaves the previous file: stop at the next tick, write nothing.
-  struct sigaction sa {};
-  sa.sa_handler = [](int) { g_interrupted = 1; };
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
+  install_stop_handlers();
 
   const int trials = static_cast<int>(rates.size() * hardcaps.size()) * 4;
   const double lateness_s = 2 * kLatenessSamples * 1e-3 * 1.1;
@@ -345,7 +349,7 @@ int run_calibrate(const CalibrateOptions& o) {
   c.futex_lateness = calibration::measure_futex_lateness(kLatenessSamples, kLatenessSleep);
   progress.step("nanosleep lateness", lateness_s / 2);
   c.nanosleep_lateness = calibration::measure_nanosleep_lateness(kLatenessSamples, kLatenessSleep);
-  if (g_interrupted) throw std::runtime_error("interrupted; the previous file is unchanged");
+  throw_if_interrupted();
 
   // The ladder: from half the futex p99 up; the first lead that meets the target wins.
   progress.step("spin lead", ladder_s);
@@ -417,7 +421,7 @@ int run_calibrate(const CalibrateOptions& o) {
   } else {
     print_words(c, path);
     std::printf(written ? "  written to %s\n" : "  --dry-run: nothing written to %s\n",
-                path.c_str());
+                printable(path).c_str());
   }
   return kExitOk;
 }

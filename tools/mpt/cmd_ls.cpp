@@ -1,4 +1,5 @@
-// tools/mpt/cmd_ls.cpp — `mpt ls`: every mpthrottle segment in the segment directory.
+// tools/mpt/cmd_ls.cpp — `mpt ls`: every mpthrottle segment in the segment directory. Files that
+// are not segments (a bad header, a name no segment can have) are listed as invalid, with why.
 #include <cstdio>
 
 #include "commands.hpp"
@@ -22,12 +23,15 @@ int run_ls(const LsOptions& opts) {
   std::printf("%-24s %-9s %-18s %9s %8s %-5s %9s\n", "NAME", "KIND", "ID", "SIZE(B)", "PID",
               "ALIVE", "AGE(s)");
   for (const auto& s : segments) {
+    // Names and problems come from the directory: anyone who can write there chose the bytes.
+    const std::string name = printable(s.name);
     if (!s.valid) {
-      std::printf("%-24s %-9s %-18s %9llu %8s %-5s %9s  (%s)\n", s.name.c_str(), "invalid", "-",
-                  static_cast<unsigned long long>(s.size_bytes), "-", "-", "-", s.problem.c_str());
+      std::printf("%-24s %-9s %-18s %9llu %8s %-5s %9s  (%s)\n", name.c_str(), "invalid", "-",
+                  static_cast<unsigned long long>(s.size_bytes), "-", "-", "-",
+                  printable(s.problem).c_str());
       continue;
     }
-    std::printf("%-24s %-9s %-18s %9llu %8d %-5s %9.1f\n", s.name.c_str(), to_string(s.kind),
+    std::printf("%-24s %-9s %-18s %9llu %8d %-5s %9.1f\n", name.c_str(), to_string(s.kind),
                 hex_id(s.id).c_str(), static_cast<unsigned long long>(s.size_bytes), s.creator_pid,
                 pid_alive(s.creator_pid) ? "yes" : "no", age_seconds(s.created_realtime_ns));
   }

@@ -3,65 +3,25 @@
 //
 // Exit 0 ok; 1 when a report cannot be read or is invalid (the message names the file and the
 // field) or the page cannot be written; 2 on bad usage.
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
-#include <fstream>
 #include <iostream>
 #include <optional>
-#include <sstream>
 #include <stdexcept>
 
 #include "commands.hpp"
 #include "common.hpp"
 #include "report_model.hpp"
+#include "safe_file.hpp"
 
 namespace mpt::cli {
 
 namespace {
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot read " + path + ": " + std::strerror(errno));
-  std::string text;
-  char buf[1 << 16];
-  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
-    text.append(buf, static_cast<std::size_t>(in.gcount()));
-    if (text.size() > report::kMaxReportBytes) {
-      throw std::runtime_error(path + ": larger than 64 MiB; not a bench report");
-    }
-  }
-  if (in.bad()) throw std::runtime_error("cannot read " + path + ": " + std::strerror(errno));
-  return text;
-}
-
 report::Report load(const std::string& path) {
-  const std::string text = read_file(path);
+  const std::string text = detail::read_file_capped(path, report::kMaxReportBytes, "report");
   try {
     return report::parse_report(text);
   } catch (const report::ReportError& e) {
     throw std::runtime_error(path + ": " + e.what());
-  }
-}
-
-// Writes `text` to `path` through a temporary file and a rename: never a half-written page.
-void write_file(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw std::runtime_error("cannot write " + tmp + ": " + std::strerror(errno));
-    out << text;
-    out.flush();
-    if (!out) {
-      const int e = errno;
-      std::remove(tmp.c_str());
-      throw std::runtime_error("cannot write " + tmp + ": " + std::strerror(e));
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int e = errno;
-    std::remove(tmp.c_str());
-    throw std::runtime_error("cannot rename " + tmp + " to " + path + ": " + std::strerror(e));
   }
 }
 
@@ -87,7 +47,8 @@ int run_report(const ReportOptions& opts) {
   std::optional<report::Report> other;
   if (!opts.compare.empty()) other = load(opts.compare);
   const report::Report* compare = other ? &*other : nullptr;
-  if (!opts.html.empty()) write_file(opts.html, report::render_html(r, compare));
+  // Never half-written, never through a symlink, never over a device (see safe_file.hpp).
+  if (!opts.html.empty()) detail::write_file_atomically(opts.html, report::render_html(r, compare));
 
   if (opts.json) {
     const report::PeerRatios p = report::peer_ratios(r);
@@ -104,8 +65,8 @@ int run_report(const ReportOptions& opts) {
     j["highest_rate_ratio"] = opt(p.highest_rate_ratio);
     print_json(j);
   } else {
-    std::cout << report::render_text(r, compare);
-    if (!opts.html.empty()) std::cout << "\nwrote " << opts.html << "\n";
+    std::cout << printable(report::render_text(r, compare), /*keep_newlines=*/true);
+    if (!opts.html.empty()) std::cout << "\nwrote " << printable(opts.html) << "\n";
     std::cout << std::flush;
   }
   return kExitOk;

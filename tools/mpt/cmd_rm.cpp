@@ -3,8 +3,9 @@
 // A segment is stale when its creator is gone (kill(pid, 0) fails with ESRCH) and no living
 // process maps it: no line of any /proc/PID/maps names its device and inode. (The inode, not the
 // path: a creator maps the file before it has a name, so its maps show "/dev/shm/#123 (deleted)".)
-// Segments whose header is invalid are never removed by --stale. Removing only unlinks the name;
-// a process that attaches between the check and the unlink keeps working.
+// Segments whose header is invalid, and files whose name no segment can have (planted by hand:
+// "mpt.a b"), are never removed by --stale: they are listed as kept, with why. Removing only
+// unlinks the name; a process that attaches between the check and the unlink keeps working.
 #include <dirent.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -75,10 +76,10 @@ int run_rm(const RmOptions& opts) {
       if (!opts.dry_run) Segment::remove(name);
       removed.push_back(name);
       if (!opts.json)
-        std::printf("%s %s\n", opts.dry_run ? "would remove" : "removed", name.c_str());
-    } catch (const SegmentError& e) {
+        std::printf("%s %s\n", opts.dry_run ? "would remove" : "removed", printable(name).c_str());
+    } catch (const std::exception& e) {  // one name's failure never ends the others
       failed.push_back({{"name", name}, {"error", e.what()}});
-      if (!opts.json) std::fprintf(stderr, "mpt: %s\n", e.what());
+      if (!opts.json) std::fprintf(stderr, "mpt: %s\n", printable(e.what()).c_str());
     }
   };
 
@@ -87,7 +88,9 @@ int run_rm(const RmOptions& opts) {
     for (const auto& s : Segment::list()) {
       std::string reason;
       struct stat st;
-      if (!s.valid) {
+      if (!is_segment_name(s.name)) {
+        reason = "not a segment name (" + s.problem + "); remove the file by hand";
+      } else if (!s.valid) {
         reason = "invalid segment (" + s.problem + "); remove it by name";
       } else if (pid_alive(s.creator_pid)) {
         reason = "creator pid " + std::to_string(s.creator_pid) + " is alive";
@@ -101,7 +104,9 @@ int run_rm(const RmOptions& opts) {
         remove_one(s.name);
       } else {
         kept.push_back({{"name", s.name}, {"reason", reason}});
-        if (!opts.json) std::printf("kept %s: %s\n", s.name.c_str(), reason.c_str());
+        if (!opts.json) {
+          std::printf("kept %s: %s\n", printable(s.name).c_str(), printable(reason).c_str());
+        }
       }
     }
   } else {

@@ -5,9 +5,8 @@
 // then stops the throttle and prints the seed's summary and the rate achieved: (count - 1) / (last
 // - first), by the kernel's count with --probe, else by the workers' grants (the same figure as
 // `mpt calibrate` and mpt_scenario). SIGINT and SIGTERM end the run early; the summary is still
-// printed and every worker is reaped.
+// printed and every worker is reaped; so do SIGHUP, SIGQUIT and SIGPIPE (a reader that went away).
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "child_process.hpp"
 #include "commands.hpp"
 #include "common.hpp"
 #include "mpt/calibration.hpp"
@@ -125,11 +125,9 @@ class GrantLog {
   GrantRecord* records_ = nullptr;
 };
 
-[[noreturn]] void worker_main(Throttle& throttle, pid_t parent, GrantRecord& record) {
+[[noreturn]] void worker_main(Throttle& throttle, GrantRecord& record) {
   ::signal(SIGINT, SIG_IGN);  // the parent stops the run; Ctrl-C reaches the whole group
   ::signal(SIGTERM, SIG_DFL);
-  ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive `mpt run`
-  if (::getppid() != parent) ::_exit(1);
   auto kill = throttle.kill_flag();
   std::uint64_t n = 0;
   while (!kill.is_set()) {
@@ -173,17 +171,6 @@ int reap(std::vector<pid_t>& pids, std::chrono::milliseconds grace) {
   return clean;
 }
 
-const char* signal_name(int sig) {
-  switch (sig) {
-    case SIGINT:
-      return "SIGINT";
-    case SIGTERM:
-      return "SIGTERM";
-    default:
-      return "signal";
-  }
-}
-
 // The throttle `mpt run` drives: anonymous, named (--name) or in Redis (--backend; a stored
 // throttle's configuration is adopted, and said so on stderr).
 Throttle make_throttle(const RunOptions& opts) {
@@ -224,11 +211,10 @@ InForce in_force(const Throttle& throttle) {
 std::vector<pid_t> fork_workers(Throttle& throttle, int workers, const GrantLog& grants) {
   std::cout << std::flush;  // nothing buffered may be written twice by the children
   std::fflush(stdout);
-  const pid_t parent = ::getpid();
   std::vector<pid_t> pids;
   for (int i = 0; i < workers; ++i) {
-    const pid_t pid = ::fork();
-    if (pid == 0) worker_main(throttle, parent, grants.at(i));
+    const pid_t pid = detail::fork_dying_with_parent();  // never outlive `mpt run`
+    if (pid == 0) worker_main(throttle, grants.at(i));
     if (pid < 0) {
       const int e = errno;
       throttle.stop();

@@ -19,7 +19,7 @@ void print_rate(const char* label, const Rate& r) {
 }
 
 void print_human(const Snapshot& s, const std::string& url) {
-  std::printf("%-12s %s (id %s)\n", "throttle", s.name.c_str(), hex_id(s.id).c_str());
+  std::printf("%-12s %s (id %s)\n", "throttle", printable(s.name).c_str(), hex_id(s.id).c_str());
   std::printf("%-12s %s\n", "state", to_string(s.state));
   std::printf("%-12s %lld per %g s (%g/s), hardcap %s, interval %lld ns\n", "rate",
               static_cast<long long>(s.max_n), s.per_s,
@@ -28,7 +28,7 @@ void print_human(const Snapshot& s, const std::string& url) {
   std::printf("%-12s as_monitor=%d as_throttle=%d auto_emit=%d auto_calibrate=%d rf_rate=%g s\n",
               "options", s.as_monitor, s.as_throttle, s.auto_emit, s.auto_calibrate, s.rf_rate_s);
   std::printf("%-12s %g (%s), spin lead %lld ns\n", "correction", s.correction,
-              s.correction_source.c_str(), static_cast<long long>(s.spin_lead_ns));
+              printable(s.correction_source).c_str(), static_cast<long long>(s.spin_lead_ns));
   std::printf("%-12s %llu in %.6f s, %lld available now\n", "total",
               static_cast<unsigned long long>(s.total), s.runtime_s,
               static_cast<long long>(s.available));
@@ -37,7 +37,7 @@ void print_human(const Snapshot& s, const std::string& url) {
   print_rate("lo_hi", s.lo_hi);
   print_rate("hi_lo", s.hi_lo);
   if (!url.empty()) {  // another host's pid: nothing to check here
-    std::printf("%-12s %s\n", "backend", url.c_str());
+    std::printf("%-12s %s\n", "backend", printable(url).c_str());
     std::printf("%-12s pid %d, %.1f s ago\n", "created by", s.creator_pid,
                 age_seconds(s.created_realtime_ns));
     return;

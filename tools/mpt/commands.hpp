@@ -53,8 +53,8 @@ CLI::App* setup_rm(CLI::App& app, RmOptions& opts);
 int run_rm(const RmOptions& opts);
 
 struct CalibrateOptions {
-  std::vector<std::int64_t> rates;    // empty: 10,100,1000,10000,100000
-  std::vector<std::string> hardcaps;  // empty: limit,one
+  std::vector<std::string> rates;     // as given ("10,100"; split_list()); none: 10,...,100000
+  std::vector<std::string> hardcaps;  // as given ("limit,one"; split_list()); none: limit,one
   int workers = 4;
   double seconds = 2;
   std::string output;  // empty: default_calibration_path()

@@ -113,6 +113,52 @@ CLI::Validator segment_name() {
       "NAME");
 }
 
+bool is_segment_name(std::string_view name) {
+  try {
+    Segment::validate_name(name);
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+CLI::Option* add_list_option(CLI::App* app, const std::string& flag, std::vector<std::string>& out,
+                             const CLI::Validator& each, const std::string& help) {
+  const CLI::Validator list(
+      [each](std::string& s) -> std::string {
+        // CLI11 drops the empty pieces of a delimited value, so the list is split here.
+        std::size_t start = 0;
+        for (int k = 1;; ++k) {
+          const auto comma = s.find(',', start);
+          std::string item =
+              s.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+          if (trim(item).empty()) {
+            return "element " + std::to_string(k) + " of '" + s + "' is empty";
+          }
+          if (std::string why = each(item); !why.empty()) return why;
+          if (comma == std::string::npos) return {};
+          start = comma + 1;
+        }
+      },
+      each.get_description() + "[,...]");
+  return app->add_option(flag, out, help)->check(list);
+}
+
+std::vector<std::string> split_list(const std::vector<std::string>& given) {
+  std::vector<std::string> out;
+  for (const auto& s : given) {
+    std::size_t start = 0;
+    for (;;) {
+      const auto comma = s.find(',', start);
+      out.push_back(
+          trim(s.substr(start, comma == std::string::npos ? std::string::npos : comma - start)));
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+  }
+  return out;
+}
+
 HostInfo host_info() {
   HostInfo h;
   char name[256] = {};
@@ -167,12 +213,29 @@ void install_stop_handlers() {
   sa.sa_handler = on_stop_signal;
   sigemptyset(&sa.sa_mask);
   sa.sa_flags = 0;  // no SA_RESTART: sleeps end early
-  ::sigaction(SIGINT, &sa, nullptr);
-  ::sigaction(SIGTERM, &sa, nullptr);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE})
+    ::sigaction(sig, &sa, nullptr);
 }
 
 int stop_signal() {
   return g_stop_signal;
+}
+
+const char* signal_name(int sig) {
+  switch (sig) {
+    case SIGINT:
+      return "SIGINT";
+    case SIGTERM:
+      return "SIGTERM";
+    case SIGHUP:
+      return "SIGHUP";
+    case SIGQUIT:
+      return "SIGQUIT";
+    case SIGPIPE:
+      return "SIGPIPE";
+    default:
+      return "signal";
+  }
 }
 
 struct WarningLog::State {
@@ -184,7 +247,7 @@ struct WarningLog::State {
 WarningLog::WarningLog() : state_(std::make_shared<State>()) {
   std::weak_ptr<State> weak = state_;
   state_->previous = set_log_hook([weak](std::string_view m) {
-    std::fprintf(stderr, "mpt: warning: %.*s\n", static_cast<int>(m.size()), m.data());
+    std::fprintf(stderr, "mpt: warning: %s\n", printable(m).c_str());
     if (auto st = weak.lock()) {
       std::lock_guard lock(st->mutex);
       st->messages.emplace_back(m);
@@ -201,8 +264,76 @@ std::vector<std::string> WarningLog::messages() const {
   return state_->messages;
 }
 
+std::string dump_json(const nlohmann::json& j, bool pretty) noexcept {
+  try {
+    return j.dump(pretty ? 2 : -1, ' ', false, nlohmann::json::error_handler_t::replace);
+  } catch (...) {  // out of memory: nothing better to say
+    return "{}";
+  }
+}
+
 void print_json(const nlohmann::json& j, bool pretty) {
-  std::cout << (pretty ? j.dump(2) : j.dump()) << "\n" << std::flush;
+  std::cout << dump_json(j, pretty) << "\n" << std::flush;
+}
+
+namespace {
+
+// The length of the valid UTF-8 sequence at s[i] (a lead byte >= 0x80), or 0: no overlong forms,
+// no surrogates, nothing above U+10FFFF.
+std::size_t utf8_sequence(std::string_view s, std::size_t i) {
+  const auto at = [&](std::size_t k) -> unsigned {
+    return i + k < s.size() ? static_cast<unsigned char>(s[i + k]) : 0u;
+  };
+  const auto cont = [&](std::size_t k, unsigned lo = 0x80, unsigned hi = 0xbf) {
+    return at(k) >= lo && at(k) <= hi;
+  };
+  const unsigned c = at(0);
+  if (c >= 0xc2 && c <= 0xdf) return cont(1) ? 2 : 0;
+  if (c == 0xe0) return cont(1, 0xa0) && cont(2) ? 3 : 0;
+  if ((c >= 0xe1 && c <= 0xec) || c == 0xee || c == 0xef) return cont(1) && cont(2) ? 3 : 0;
+  if (c == 0xed) return cont(1, 0x80, 0x9f) && cont(2) ? 3 : 0;
+  if (c == 0xf0) return cont(1, 0x90) && cont(2) && cont(3) ? 4 : 0;
+  if (c >= 0xf1 && c <= 0xf3) return cont(1) && cont(2) && cont(3) ? 4 : 0;
+  if (c == 0xf4) return cont(1, 0x80, 0x8f) && cont(2) && cont(3) ? 4 : 0;
+  return 0;
+}
+
+}  // namespace
+
+std::string printable(std::string_view s, bool keep_newlines) {
+  std::string out;
+  out.reserve(s.size());
+  const auto escape = [&](char c) {
+    char buf[8];
+    std::snprintf(buf, sizeof buf, "\\x%02x", static_cast<unsigned char>(c));
+    out += buf;
+  };
+  for (std::size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      const bool control = c < 0x20 || c == 0x7f;
+      if (control && !(keep_newlines && (c == '\n' || c == '\t'))) {
+        escape(s[i]);
+      } else {
+        out += s[i];
+      }
+      ++i;
+      continue;
+    }
+    const std::size_t n = utf8_sequence(s, i);
+    if (n == 0) {
+      escape(s[i]);
+      ++i;
+    } else if (n == 2 && c == 0xc2 && static_cast<unsigned char>(s[i + 1]) < 0xa0) {
+      escape(s[i]);  // a C1 control (U+0080..U+009F): CSI is U+009B
+      escape(s[i + 1]);
+      i += 2;
+    } else {
+      out.append(s.substr(i, n));
+      i += n;
+    }
+  }
+  return out;
 }
 
 }  // namespace mpt::cli

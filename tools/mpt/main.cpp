@@ -3,6 +3,14 @@
 // Exit codes: 0 success, 1 runtime error (the message names the segment), 2 usage error (the
 // message names the flag or argument). CLI11's own parse errors are mapped to 2 as well. With
 // --json anywhere on the command line, errors are printed as {"error": "..."} on stdout.
+//
+// No exception leaves main(): whatever a command throws becomes exit 1 (or 2) with a message.
+// SIGPIPE is ignored, so a write to a closed pipe fails with EPIPE instead of killing mpt before
+// its cleanup; stdout is line-buffered; and after every command, a failed write on stdout (a closed
+// pipe, a full disk, /dev/full) is exit 1 with the reason on stderr.
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
 #include <cstring>
 #include <iostream>
 
@@ -13,26 +21,36 @@
 
 namespace {
 
-int report_error(bool json, int code, const std::string& message) {
-  if (json) {
-    mpt::cli::print_json({{"error", message}});
-  } else {
-    std::cerr << "mpt: " << message << "\n";
-    if (code == mpt::cli::kExitUsage) std::cerr << "Run 'mpt --help' for usage.\n";
+// Never throws: it runs inside catch blocks.
+int report_error(bool json, int code, const std::string& message) noexcept {
+  try {
+    if (json) {
+      mpt::cli::print_json({{"error", message}});
+    } else {
+      std::cerr << "mpt: " << mpt::cli::printable(message) << "\n";
+      if (code == mpt::cli::kExitUsage) std::cerr << "Run 'mpt --help' for usage.\n";
+    }
+  } catch (...) {
+    std::fputs("mpt: an error occurred, and printing it failed\n", stderr);
   }
   return code;
 }
 
-}  // namespace
+// Exit 1 when stdout could not be written, whatever the command said.
+int check_stdout(int code) noexcept {
+  std::cout.flush();
+  const bool cout_failed = std::cout.bad() || std::cout.fail();
+  errno = 0;
+  const bool flush_failed = std::fflush(stdout) != 0;
+  const int e = errno;
+  if (!flush_failed && !cout_failed && !std::ferror(stdout)) return code;
+  std::fprintf(stderr, "mpt: cannot write to standard output%s%s\n", e != 0 ? ": " : "",
+               e != 0 ? std::strerror(e) : "");
+  return code == mpt::cli::kExitOk ? mpt::cli::kExitRuntime : code;
+}
 
-int main(int argc, char** argv) {
+int run_mpt(int argc, char** argv, bool json) {
   using namespace mpt::cli;
-  bool json = false;
-  for (int i = 1; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--") == 0) break;
-    if (std::strcmp(argv[i], "--json") == 0) json = true;
-  }
-
   CLI::App app{"mpt: run, inspect and remove mpthrottle rate limiters in shared memory", "mpt"};
   app.require_subcommand(1, 1);
   app.failure_message(CLI::FailureMessage::simple);
@@ -86,4 +104,27 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     return report_error(json, kExitRuntime, e.what());
   }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool json = false;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--") == 0) break;
+    if (std::strcmp(argv[i], "--json") == 0) json = true;
+  }
+  std::signal(SIGPIPE, SIG_IGN);
+  // Line by line, also into a pipe: `mpt run ... | head -1` then learns at its next sample that
+  // the reader is gone (EPIPE, SIGPIPE), not at the end of the run.
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  int code = mpt::cli::kExitRuntime;
+  try {
+    code = run_mpt(argc, argv, json);
+  } catch (const std::exception& e) {
+    code = report_error(json, mpt::cli::kExitRuntime, e.what());
+  } catch (...) {
+    code = report_error(json, mpt::cli::kExitRuntime, "unexpected error");
+  }
+  return check_stdout(code);
 }

@@ -15,6 +15,7 @@
 #include <new>
 #include <stdexcept>
 
+#include "child_process.hpp"
 #include "mpt/calibration.hpp"
 #include "mpt/error.hpp"
 
@@ -177,7 +178,7 @@ TrialResult run_trial(const TrialOptions& o) {
   std::fflush(nullptr);
   std::vector<pid_t> pids;
   for (int w = 0; w < o.workers; ++w) {
-    const pid_t pid = fork();
+    const pid_t pid = detail::fork_dying_with_parent();  // never outlive the trial's process
     if (pid < 0) {
       const int e = errno;
       (void)throttle.stop();  // the workers forked so far see the kill flag and leave

@@ -7,7 +7,8 @@
 //
 // recording every grant's CLOCK_MONOTONIC time in their own part of a shared anonymous mapping.
 // The parent starts the throttle, sleeps `seconds` (absolute deadline, calling `tick` about every
-// 100 ms), stops it, reaps the workers and merges the timestamps.
+// 100 ms), stops it, reaps the workers and merges the timestamps. The workers die with the thread
+// that called run_trial() (PR_SET_PDEATHSIG): killing the caller, even with SIGKILL, leaves none.
 #pragma once
 
 #include <sys/types.h>

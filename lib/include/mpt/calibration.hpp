@@ -14,6 +14,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -107,18 +108,31 @@ struct Calibration {
   static Calibration from_json(std::string_view text);
 
   // Calibration::store()
-  // Writes the file atomically: a temporary file in the same directory, fsync, rename over `path`,
-  // fsync of the directory. On any failure the temporary file is removed, the previous file is left
-  // as it was, and SystemError is thrown. `before_rename`, when given, runs after the data is
-  // synced and before the rename (to check the file, or in tests to inject a failure: if it throws,
-  // nothing is replaced and its exception propagates). Creates missing parent directories.
+  // Writes the file atomically: a new file under a random name in the same directory (created
+  // with O_EXCL|O_NOFOLLOW: no name another user can plant), fsync, rename over `path`, fsync of
+  // the directory; mode 0644. `path` must be a regular file or absent: a symlink, a device, a FIFO
+  // or a directory there is refused (SystemError) and left alone. On any failure the temporary
+  // file is removed, the previous file is left as it was, and SystemError is thrown.
+  // `before_rename`, when given, runs after the data is synced and before the rename (to check the
+  // file, or in tests to inject a failure: if it throws, nothing is replaced and its exception
+  // propagates). Creates missing parent directories.
   void store(
       const std::filesystem::path& path,
       const std::function<void(const std::filesystem::path& temp)>& before_rename = {}) const;
 
+  // A calibration file is a few KiB; a larger one than this is refused unread.
+  static constexpr std::size_t kMaxFileBytes = std::size_t{1} << 20;
+
+  // Calibration::from_file()
+  // Reads the file (a regular file or a pipe, at most kMaxFileBytes) and checks it as from_json()
+  // does, but not its host. Throws NotFound when it does not exist, SystemError when it cannot be
+  // read, is not a regular file or is too large, InvalidArgument for a bad field; each names it.
+  static Calibration from_file(const std::filesystem::path& path);
+
   // Calibration::load()
   // Reads and checks the file, and that it belongs to this host. nullopt with *why set (in words,
-  // naming the file) when it is missing, unreadable, corrupt, of another schema or another host.
+  // naming the file) when it is missing, unreadable, not a regular file, larger than
+  // kMaxFileBytes, corrupt, of another schema or another host.
   static std::optional<Calibration> load(const std::filesystem::path& path,
                                          std::string* why = nullptr);
 };

@@ -120,6 +120,8 @@ class Segment {
   static void remove(std::string_view name);
 
   // Reads and validates the header of one file without mapping it. Never throws for bad content.
+  // A name that validate_name() refuses (a file planted by hand, "mpt.a b" say) is never valid:
+  // `problem` says why, whatever the file holds.
   static SegmentInfo inspect(std::string_view name);
 
   // Every "mpt.*" file in the segment directory, valid or not, sorted by name.
