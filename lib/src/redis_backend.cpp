@@ -2,7 +2,6 @@
 #include "redis_backend.hpp"
 
 #include <errno.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,6 +17,7 @@
 
 #include "clock.hpp"
 #include "futex.hpp"
+#include "redis_conn.hpp"
 #include "throttle_shared.hpp"
 
 namespace mpt::detail {
@@ -319,15 +319,6 @@ double remote_tau_us(const RemoteConfig& c, double interval_us) {
 
 // ---- connection layer ---------------------------------------------------------------------------
 
-struct ReplyFree {
-  void operator()([[maybe_unused]] redisReply* r) const noexcept {
-#ifdef MPT_HAVE_REDIS
-    if (r) freeReplyObject(r);
-#endif
-  }
-};
-using ReplyPtr = std::unique_ptr<redisReply, ReplyFree>;
-
 struct RemoteBackend::Outcome {
   ReplyPtr reply;
   Fail fail = Fail::kNone;
@@ -338,14 +329,11 @@ struct RemoteBackend::Outcome {
 
 namespace {
 
-#ifdef MPT_HAVE_REDIS
-timeval to_timeval(std::chrono::milliseconds ms) {
-  timeval tv{};
-  tv.tv_sec = static_cast<time_t>(ms.count() / 1000);
-  tv.tv_usec = static_cast<suseconds_t>((ms.count() % 1000) * 1000);
-  return tv;
+std::int64_t ms_to_ns(std::chrono::milliseconds ms) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(ms).count();
 }
 
+#ifdef MPT_HAVE_REDIS
 std::string reply_str(const redisReply* r) {
   if (!r) return {};
   if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS ||
@@ -403,21 +391,17 @@ RemoteBackend::RemoteBackend(RedisUrl url, const ThrottleOptions& options,
   bucket_prefix_ = "mpt:{" + url_.name + "}:sec:";
   if (const char* off = std::getenv("MPT_REDIS_TEST_CLOCK_OFFSET_NS"))
     clock_offset_ns_ = std::strtoll(off, nullptr, 10);
+  // Every throw below leaves conn_ to its destructor: a failed connect() keeps no socket.
   std::lock_guard lock(mu_);
-  std::string why;
-  ErrorCode code = ErrorCode::kUnavailable;
-  if (!connect_locked(&why, &code)) throw RemoteError(code, why);
+  counter_pid_ = static_cast<int>(::getpid());
+  if (Outcome c; !connect_locked(&c)) throw RemoteError(c.code, c.error);
   if (create) cfg_ = *create;
   Outcome o = script_locked(init_args(cfg_, create == nullptr));
-  if (!o) {
-    drop_locked();
-    throw RemoteError(o.code, o.error);
-  }
+  if (!o) throw RemoteError(o.code, o.error);
   const redisReply* r = o.reply.get();
   if (r->type != REDIS_REPLY_ARRAY || r->elements < 2)
     throw RemoteError(ErrorCode::kIncompatible, url_.display() + ": unexpected reply to init");
   if (reply_int(r->element[0]) < 0) {
-    drop_locked();
     throw RemoteError(ErrorCode::kNotFound, url_.display() + ": no throttle named '" + url_.name +
                                                 "' on the server (key " + key_ + ")");
   }
@@ -437,7 +421,6 @@ RemoteBackend::RemoteBackend(RedisUrl url, const ThrottleOptions& options,
   c.created_realtime_ns = static_cast<std::int64_t>(to_d(get_or(kv, "created_us"))) * 1000;
   c.state = parse_state(get_or(kv, "state"));
   if (c.max_n < 1 || !(c.per_s > 0) || h < 0 || h > 2 || get_or(kv, "version") != "1") {
-    drop_locked();
     throw RemoteError(ErrorCode::kIncompatible,
                       url_.display() + ": the hash " + key_ +
                           " is not a valid mpthrottle throttle (version " +
@@ -498,85 +481,83 @@ std::vector<std::string> RemoteBackend::init_args(const RemoteConfig& c, bool at
 }
 
 void RemoteBackend::drop_locked() {
-#ifdef MPT_HAVE_REDIS
-  if (ctx_) {
-    // A forked child frees its copy of the parent's context: that closes only its descriptor.
-    redisFree(ctx_);
-    ctx_ = nullptr;
-  }
-#endif
+  // A forked child frees its copy of the parent's connection: that closes only its descriptor.
+  conn_.reset();
 }
 
-bool RemoteBackend::connect_locked(std::string* why, ErrorCode* code) {
-#ifndef MPT_HAVE_REDIS
-  *why = "built without Redis support";
-  *code = ErrorCode::kUnavailable;
-  return false;
-#else
+bool RemoteBackend::connect_locked(Outcome* o) {
   drop_locked();
   const std::string where = url_.display();
-  redisContext* c =
-      redisConnectWithTimeout(url_.host.c_str(), url_.port, to_timeval(options_.connect_timeout));
-  if (!c || c->err) {
-    *why = where + ": cannot connect: " + (c ? c->errstr : "out of memory") +
-           (c && (c->err == REDIS_ERR_IO) && (errno == EAGAIN || errno == EINPROGRESS)
-                ? " (timed out after " + std::to_string(options_.connect_timeout.count()) + " ms)"
-                : "");
-    *code = ErrorCode::kUnavailable;
-    if (c) redisFree(c);
+  IoResult why;
+  conn_ = RedisConn::open(url_.host, url_.port, mono_ns() + ms_to_ns(options_.connect_timeout),
+                          &lookup_, &why);
+  if (!conn_) {
+    o->fail = why.status == IoStatus::kInterrupted ? Fail::kInterrupted : Fail::kUnavailable;
+    o->code = ErrorCode::kUnavailable;
+    o->error = where + ": cannot connect: " + why.detail +
+               (why.status == IoStatus::kTimeout
+                    ? " (timed out after " + std::to_string(options_.connect_timeout.count()) +
+                          " ms, connect timeout)"
+                    : "");
     return false;
   }
-  redisSetTimeout(c, to_timeval(options_.command_timeout));
-  redisEnableKeepAlive(c);
-  ctx_ = c;
-  ctx_uses_ = 0;
-  ctx_pid_ = static_cast<int>(::getpid());
+  conn_uses_ = 0;
   if (url_.has_password) {
     std::vector<std::string> argv{"AUTH"};
     if (!url_.user.empty()) argv.push_back(url_.user);
     argv.push_back(url_.password);
-    Outcome o = command_locked(argv);
-    if (!o) {
-      *why = o.fail == Fail::kError
-                 ? where + ": authentication failed: " + o.error.substr(o.error.find(": ") + 2)
-                 : o.error;
-      *code = o.fail == Fail::kError ? ErrorCode::kPermissionDenied : ErrorCode::kUnavailable;
+    Outcome a = command_locked(argv);
+    if (!a) {
+      o->fail = a.fail;
+      o->error = a.fail == Fail::kError
+                     ? where + ": authentication failed: " + a.error.substr(a.error.find(": ") + 2)
+                     : a.error;
+      o->code = a.fail == Fail::kError ? ErrorCode::kPermissionDenied : a.code;
       drop_locked();
       return false;
     }
   }
   return true;
-#endif
 }
 
-bool RemoteBackend::ensure_connected_locked(std::string* why, bool now_or_never) {
+bool RemoteBackend::ensure_connected_locked(Outcome* o, bool now_or_never) {
   const int pid = static_cast<int>(::getpid());
   if (counter_pid_ != pid) {  // a forked child counts its own round trips and errors
     counter_pid_ = pid;
     round_trips_ = 0;
-    if (ctx_ && ctx_pid_ != pid) drop_locked();
+    // A lookup the parent left running has no thread here: forget it (the parent's thread
+    // holds a reference in this copy of memory, so nothing is freed under it).
+    lookup_.reset();
   }
-  if (ctx_) return true;
+  if (conn_ && conn_->owner_pid() != pid) drop_locked();
+  if (conn_) return true;
+  o->fail = Fail::kUnavailable;
+  o->code = ErrorCode::kUnavailable;
   const std::int64_t now = mono_ns();
   if (now < next_attempt_ns_ && !now_or_never) {
-    *why = (connect_error_.empty() ? url_.display() + ": unavailable" : connect_error_) +
-           " (next reconnection attempt in " +
-           std::to_string((next_attempt_ns_ - now + 999'999) / 1'000'000) + " ms)";
+    o->error = (connect_error_.empty() ? url_.display() + ": unavailable" : connect_error_) +
+               " (next reconnection attempt in " +
+               std::to_string((next_attempt_ns_ - now + 999'999) / 1'000'000) + " ms)";
     return false;
   }
-  ErrorCode code;
-  if (connect_locked(why, &code)) {
-    backoff_ns_ = 0;
+  if (connect_locked(o)) {
+    *o = Outcome();
     next_attempt_ns_ = 0;
     connect_error_.clear();
     return true;
   }
-  connect_error_ = *why;
-  const std::int64_t cap =
-      std::chrono::duration_cast<std::chrono::nanoseconds>(options_.reconnect_backoff_max).count();
+  if (o->fail == Fail::kInterrupted) return false;  // not the server's fault: no backoff
+  back_off_locked(o->error);
+  return false;
+}
+
+// The next connection attempt waits: 10 ms after the first failure, doubling up to
+// reconnect_backoff_max; a request that succeeds starts again from 10 ms.
+void RemoteBackend::back_off_locked(const std::string& why) {
+  connect_error_ = why;
+  const std::int64_t cap = ms_to_ns(options_.reconnect_backoff_max);
   backoff_ns_ = backoff_ns_ == 0 ? kFirstBackoffNs : std::min(cap, backoff_ns_ * 2);
   next_attempt_ns_ = mono_ns() + backoff_ns_;
-  return false;
 }
 
 RemoteBackend::Outcome RemoteBackend::command_locked(const std::vector<std::string>& argv) {
@@ -587,32 +568,43 @@ RemoteBackend::Outcome RemoteBackend::command_locked(const std::vector<std::stri
   o.error = "built without Redis support";
   return o;
 #else
-  std::vector<const char*> ptrs;
-  std::vector<std::size_t> lens;
-  ptrs.reserve(argv.size());
-  lens.reserve(argv.size());
-  for (const auto& a : argv) {
-    ptrs.push_back(a.data());
-    lens.push_back(a.size());
-  }
   ++round_trips_;
-  errno = 0;
-  void* raw = redisCommandArgv(ctx_, static_cast<int>(argv.size()), ptrs.data(), lens.data());
-  o.reply.reset(static_cast<redisReply*>(raw));
-  if (!o.reply) {
-    const bool timed_out = ctx_->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK);
+  const IoResult r = conn_->request(argv, mono_ns() + ms_to_ns(options_.command_timeout), &o.reply);
+  if (!r) {
     o.fail = Fail::kUnavailable;
     o.code = ErrorCode::kUnavailable;
-    o.error = url_.display() + ": " +
-              (timed_out ? "no answer within " + std::to_string(options_.command_timeout.count()) +
-                               " ms (command timeout)"
-                         : std::string("connection lost: ") + ctx_->errstr);
+    switch (r.status) {
+      case IoStatus::kTimeout:
+        o.error = "no answer within " + std::to_string(options_.command_timeout.count()) +
+                  " ms (command timeout)";
+        break;
+      case IoStatus::kInterrupted:
+        o.fail = Fail::kInterrupted;
+        o.error = r.detail;
+        break;
+      case IoStatus::kProtocol:  // not a Redis server, or a hostile one
+        o.fail = Fail::kError;
+        o.code = ErrorCode::kIncompatible;
+        o.error = "refused the reply: " + r.detail;
+        break;
+      default:
+        o.error = "connection lost: " + r.detail;
+        break;
+    }
+    o.error = url_.display() + ": " + o.error;
+    o.reply.reset();
     drop_locked();
-    // Reconnect at the next call, then back off if that fails.
-    backoff_ns_ = 0;
-    next_attempt_ns_ = 0;
+    if (r.status == IoStatus::kTimeout || r.status == IoStatus::kProtocol) {
+      // The server is there but does not answer, or answers nonsense: the calls that follow
+      // back off as after a failed connection instead of each waiting out a request of its own.
+      back_off_locked(o.error);
+    } else {
+      // Lost (a restarted server, say) or interrupted: reconnect at the next call.
+      next_attempt_ns_ = 0;
+    }
     return o;
   }
+  backoff_ns_ = 0;  // the server answers
   if (o.reply->type == REDIS_REPLY_ERROR) {
     const std::string e = reply_str(o.reply.get());
     o.code = classify(e);
@@ -632,20 +624,12 @@ RemoteBackend::Outcome RemoteBackend::command_locked(const std::vector<std::stri
 RemoteBackend::Outcome RemoteBackend::script_locked(const std::vector<std::string>& args,
                                                     bool admin) {
   Outcome o;
-  if (!ensure_connected_locked(&o.error, admin)) {
-    o.fail = Fail::kUnavailable;
-    o.code = ErrorCode::kUnavailable;
-    return o;
-  }
+  if (!ensure_connected_locked(&o, admin)) return o;
   // A connection made before the server restarted is found dead by its first request: one new
   // connection and one more try (the only case besides NOSCRIPT with a second round trip).
-  bool fresh = ctx_ && ctx_uses_ == 0;
+  bool fresh = conn_ && conn_uses_ == 0;
   for (int attempt = 0; attempt < 3; ++attempt) {
-    if (!ctx_ && !ensure_connected_locked(&o.error, admin)) {
-      o.fail = Fail::kUnavailable;
-      o.code = ErrorCode::kUnavailable;
-      return o;
-    }
+    if (!conn_ && !ensure_connected_locked(&o, admin)) return o;
     if (sha_.empty()) {
       Outcome l = command_locked({"SCRIPT", "LOAD", kScript});
       if (!l) return l;
@@ -659,11 +643,11 @@ RemoteBackend::Outcome RemoteBackend::script_locked(const std::vector<std::strin
       sha_.clear();
       continue;
     }
-    if (!o && !ctx_ && !fresh && o.error.find("connection lost") != std::string::npos) {
+    if (!o && !conn_ && !fresh && o.error.find("connection lost") != std::string::npos) {
       fresh = true;
       continue;
     }
-    if (ctx_) ++ctx_uses_;
+    if (conn_) ++conn_uses_;
     return o;
   }
   return o;
@@ -679,6 +663,16 @@ void RemoteBackend::fail_locked(const std::string& message) {
     } catch (...) {
     }
   }
+}
+
+// A failed request: a signal's interruption is recorded in last_error() only (the server did
+// nothing wrong: no on_error, nothing to recover from).
+void RemoteBackend::fail_locked(const Outcome& o) {
+  if (o.fail == Fail::kInterrupted) {
+    last_error_ = o.error;
+    return;
+  }
+  fail_locked(o.error);
 }
 
 void RemoteBackend::ok_locked() {
@@ -706,7 +700,7 @@ bool RemoteBackend::recreate_locked() {
   }
   Outcome o = script_locked(init_args(c, false));
   if (!o) {
-    fail_locked(o.error);
+    fail_locked(o);
     return false;
   }
   return true;
@@ -769,7 +763,7 @@ RemoteBackend::Acq RemoteBackend::call_acquire(std::int64_t n, std::int64_t max_
       a.t_recv = now_local();
       if (!o) {
         pending_emits_.fetch_add(extra, std::memory_order_relaxed);
-        fail_locked(o.error);
+        fail_locked(o);
         a.fail = o.fail;
         return a;
       }
@@ -910,7 +904,7 @@ void RemoteBackend::emit(std::int64_t timestamp_ns) noexcept {
     Outcome o = script_locked({"emit", fmt17(static_cast<double>(offset_ns) / 1000.0), "1"});
     if (!o) {
       pending_emits_.fetch_add(1, std::memory_order_relaxed);
-      fail_locked(o.error);
+      fail_locked(o);
       return;
     }
     ok_locked();
@@ -929,7 +923,7 @@ void RemoteBackend::start() {
       if (recreate_locked()) o = script_locked({"start"}, true);
     }
     if (!o) {
-      fail_locked(o.error);
+      fail_locked(o);
       throw RemoteError(o.code, o.error);
     }
     ok_locked();
@@ -950,7 +944,7 @@ Summary RemoteBackend::stop() {
   std::lock_guard lock(mu_);
   Outcome o = script_locked({"stop"}, true);
   if (!o) {
-    fail_locked(o.error);
+    fail_locked(o);
     throw RemoteError(o.code, o.error);
   }
   ok_locked();
@@ -978,7 +972,7 @@ void RemoteBackend::set_rate(std::int64_t max_n, double per_s) {
   Outcome o = script_locked(
       {"rate", std::to_string(max_n), fmt17(per_s), fmt17(iv), fmt17(remote_tau_us(c, iv))}, true);
   if (!o) {
-    fail_locked(o.error);
+    fail_locked(o);
     throw RemoteError(o.code, o.error);
   }
   ok_locked();
@@ -996,7 +990,7 @@ RemoteBackend::Stats RemoteBackend::stats_or_throw(bool admin) {
   std::lock_guard lock(mu_);
   Outcome o = script_locked({"snap"}, admin);
   if (!o) {
-    fail_locked(o.error);
+    fail_locked(o);
     throw RemoteError(o.code, o.error);
   }
   ok_locked();

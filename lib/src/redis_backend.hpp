@@ -13,6 +13,9 @@
 // sub-microsecond precision. Replies that are times are relative ("due in X ns"), which each client
 // turns into its own CLOCK_MONOTONIC time: clients with skewed clocks share one schedule.
 //
+// The connection is redis_conn.hpp's: every connection attempt (name resolution included) is
+// bounded by connect_timeout, every request by command_timeout, and a caught signal ends either.
+//
 // The handle behind a Throttle: copies of a Throttle share one RemoteBackend; a process forked
 // after connect() notices (getpid) and opens its own connection. A mutex serialises the round
 // trips of threads of one process. Never throws on the hot path (has_fuel, acquire, emit, the
@@ -32,10 +35,12 @@
 #include "mpt/error.hpp"
 #include "mpt/throttle.hpp"
 
-struct redisContext;
 struct redisReply;
 
 namespace mpt::detail {
+
+class RedisConn;
+class Lookup;
 
 // "redis://[[USER]:PASSWORD@]HOST[:PORT]/NAME"; throws InvalidArgument naming what is wrong.
 struct RedisUrl {
@@ -127,7 +132,9 @@ class RemoteBackend {
   };
 
  private:
-  enum class Fail { kNone, kUnavailable, kError };
+  // kInterrupted: a signal ended the request; the hot path returns false whatever on_unavailable
+  // says, and nothing backs off.
+  enum class Fail { kNone, kUnavailable, kError, kInterrupted };
   struct Outcome;
   struct Acq {
     int status = 0;  // 1 granted, 0 denied (deadline), -1 created, -2 stopped, -3 gone
@@ -147,10 +154,12 @@ class RemoteBackend {
   // admin: connect now even while backing off (start, stop, set_rate, snapshot are explicit).
   Outcome script_locked(const std::vector<std::string>& args, bool admin = false);
   Outcome command_locked(const std::vector<std::string>& argv);
-  bool ensure_connected_locked(std::string* why, bool now_or_never = false);
-  bool connect_locked(std::string* why, ErrorCode* code);
+  bool ensure_connected_locked(Outcome* o, bool now_or_never = false);
+  bool connect_locked(Outcome* o);
   void drop_locked();
+  void back_off_locked(const std::string& why);
   void fail_locked(const std::string& message);
+  void fail_locked(const Outcome& o);
   void ok_locked();
   std::vector<std::string> init_args(const RemoteConfig& c, bool attach_only) const;
   bool recreate_locked();
@@ -165,9 +174,9 @@ class RemoteBackend {
   std::int64_t clock_offset_ns_ = 0;  // test hook: MPT_REDIS_TEST_CLOCK_OFFSET_NS
 
   mutable std::mutex mu_;
-  redisContext* ctx_ = nullptr;
-  int ctx_pid_ = 0;             // the process that opened ctx_
-  std::uint64_t ctx_uses_ = 0;  // script calls answered on ctx_
+  std::unique_ptr<RedisConn> conn_;
+  std::shared_ptr<Lookup> lookup_;  // a name lookup an attempt left unfinished
+  std::uint64_t conn_uses_ = 0;     // script calls answered on conn_
   std::string sha_;
   std::int64_t backoff_ns_ = 0;
   std::int64_t next_attempt_ns_ = 0;
