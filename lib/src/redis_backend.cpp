@@ -176,7 +176,7 @@ int hex_digit(char c) {
   return -1;
 }
 
-std::string percent_decode(std::string_view s, std::string_view url) {
+std::string percent_decode(std::string_view s, const std::string& shown) {
   std::string out;
   for (std::size_t i = 0; i < s.size(); ++i) {
     if (s[i] != '%') {
@@ -186,7 +186,7 @@ std::string percent_decode(std::string_view s, std::string_view url) {
     const int hi = i + 2 < s.size() ? hex_digit(s[i + 1]) : -1;
     const int lo = i + 2 < s.size() ? hex_digit(s[i + 2]) : -1;
     if (hi < 0 || lo < 0) {
-      throw InvalidArgument("Redis URL '" + std::string(url) + "': bad %-escape in the user info");
+      throw InvalidArgument("Redis URL '" + shown + "': bad %-escape in the user info");
     }
     out += static_cast<char>(hi * 16 + lo);
     i += 2;
@@ -232,7 +232,7 @@ std::string RedisUrl::display() const {
 }
 
 RedisUrl parse_redis_url(std::string_view url) {
-  const std::string shown(url);
+  const std::string shown = redact_url(url);  // never the password, whatever is wrong
   auto bad = [&](const std::string& why) -> InvalidArgument {
     return InvalidArgument("Redis URL '" + shown + "': " + why +
                            " (expected redis://[[USER]:PASSWORD@]HOST[:PORT]/NAME)");
@@ -253,10 +253,10 @@ RedisUrl parse_redis_url(std::string_view url) {
     authority = authority.substr(at + 1);
     const auto colon = info.find(':');
     if (colon == std::string_view::npos) {
-      out.password = percent_decode(info, url);  // redis://PASSWORD@host (as redis-cli -u)
+      out.password = percent_decode(info, shown);  // redis://PASSWORD@host (as redis-cli -u)
     } else {
-      out.user = percent_decode(info.substr(0, colon), url);
-      out.password = percent_decode(info.substr(colon + 1), url);
+      out.user = percent_decode(info.substr(0, colon), shown);
+      out.password = percent_decode(info.substr(colon + 1), shown);
     }
     out.has_password = true;
   }
@@ -560,6 +560,33 @@ void RemoteBackend::back_off_locked(const std::string& why) {
   next_attempt_ns_ = mono_ns() + backoff_ns_;
 }
 
+// Text from the server, fit for a message: never the password, no control bytes (a hostile
+// server's escape sequences), at most 200 bytes.
+std::string RemoteBackend::server_text(std::string_view s) const {
+  std::string t(s);
+  if (!url_.password.empty()) {
+    for (auto p = t.find(url_.password); p != std::string::npos; p = t.find(url_.password, p + 3)) {
+      t.replace(p, url_.password.size(), "***");
+    }
+  }
+  std::string out;
+  for (const char ch : t) {
+    if (out.size() >= 200) {
+      out += "...";
+      break;
+    }
+    const auto c = static_cast<unsigned char>(ch);
+    if (c >= 0x20 && c < 0x7f) {
+      out += ch;
+    } else {
+      char b[8];
+      std::snprintf(b, sizeof b, "\\x%02x", c);
+      out += b;
+    }
+  }
+  return out;
+}
+
 RemoteBackend::Outcome RemoteBackend::command_locked(const std::vector<std::string>& argv) {
   Outcome o;
 #ifndef MPT_HAVE_REDIS
@@ -585,7 +612,7 @@ RemoteBackend::Outcome RemoteBackend::command_locked(const std::vector<std::stri
       case IoStatus::kProtocol:  // not a Redis server, or a hostile one
         o.fail = Fail::kError;
         o.code = ErrorCode::kIncompatible;
-        o.error = "refused the reply: " + r.detail;
+        o.error = "refused the reply: " + server_text(r.detail);
         break;
       default:
         o.error = "connection lost: " + r.detail;
@@ -606,11 +633,12 @@ RemoteBackend::Outcome RemoteBackend::command_locked(const std::vector<std::stri
   }
   backoff_ns_ = 0;  // the server answers
   if (o.reply->type == REDIS_REPLY_ERROR) {
-    const std::string e = reply_str(o.reply.get());
-    o.code = classify(e);
+    const std::string raw = reply_str(o.reply.get());
+    o.code = classify(raw);
     o.fail = o.code == ErrorCode::kUnavailable ? Fail::kUnavailable : Fail::kError;
+    const std::string e = server_text(raw);
     std::string shown = e;
-    if (e.rfind("NOAUTH", 0) == 0)
+    if (raw.rfind("NOAUTH", 0) == 0)
       shown = "the server requires a password (" + e +
               "); give it in the URL: redis://[USER]:PASSWORD@HOST:PORT/NAME";
     else if (o.code == ErrorCode::kIncompatible)

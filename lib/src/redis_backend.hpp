@@ -42,7 +42,8 @@ namespace mpt::detail {
 class RedisConn;
 class Lookup;
 
-// "redis://[[USER]:PASSWORD@]HOST[:PORT]/NAME"; throws InvalidArgument naming what is wrong.
+// "redis://[[USER]:PASSWORD@]HOST[:PORT]/NAME"; throws InvalidArgument naming what is wrong, with
+// the URL shown as mpt::redact_url() gives it (never the password).
 struct RedisUrl {
   std::string host;
   int port = 6379;
@@ -160,6 +161,7 @@ class RemoteBackend {
   void back_off_locked(const std::string& why);
   void fail_locked(const std::string& message);
   void fail_locked(const Outcome& o);
+  std::string server_text(std::string_view s) const;
   void ok_locked();
   std::vector<std::string> init_args(const RemoteConfig& c, bool attach_only) const;
   bool recreate_locked();

@@ -1,8 +1,8 @@
 // The Redis backend against hostile or broken peers (issue 14): small fake servers written here
 // (tests/redis/fake_server.hpp: a thread with a listening socket), a proxy that trickles a real
 // server's replies, and a resolver that never answers (a mount namespace with its own
-// /etc/resolv.conf). Every call is bounded by its timeouts and ends at a signal, a failed
-// connection keeps no socket, and a huge reply costs no memory.
+// /etc/resolv.conf). Every call is bounded by its timeouts and ends at a signal, no message shows
+// a password, a failed connection keeps no socket, and a huge reply costs no memory.
 //
 // What could hang or blow up runs in a forked child with a time limit, which reports back through
 // a pipe ("key=value" lines): the test then fails instead of hanging, and the figures (seconds,
@@ -151,6 +151,132 @@ void trickle_forever(FakeServer& s, int fd) {
   if (!FakeServer::send_all(fd, "+")) return;
   while (s.nap(300))
     if (!FakeServer::send_all(fd, "O")) return;
+}
+
+// ---- 1. passwords ------------------------------------------------------------------------------
+
+TEST(RedisHostileTest, PasswordsNeverAppearInUrlErrors) {
+  const std::vector<std::string> urls = {
+      "redis://:secretpw@host:99999/x",
+      "redis://user:secretpw@host:0/x",
+      "redis://:secretpw@/x",
+      "redis://:secretpw@host",
+      "redis://:secretpw@host:6379/",
+      "redis://:secretpw@host:6379/bad name",
+      "redis://:secretpw@host:6379/a/b",
+      "redis://:secret%zzpw@host/x",
+      "redis://:secret%70w@host:99999/x",  // %70 is 'p': neither form may show
+      "redis://:secretpw@[::1/x",
+      "redis://:secretpw@[::1]x/y",
+      "redis://:secretpw@host/x?db=1",
+      "redis://:secretpw@host/x#frag",
+      "redis://host/x?password=secretpw",
+      "http://:secretpw@host/x",
+      "rediss://:secretpw@host/x",
+      "redis:/:secretpw@host/x",
+      "redis://:secret/pw@host:99999/x",  // '/', '@', '#' unescaped in the password
+      "redis://:secret@pw@host:99999/x",
+      "redis://:secret#pw@host/x",
+      "redis://user:secretpw/x",  // the '@host' forgotten: the password would read as a port
+      "redis://user:secretpw",
+  };
+  for (const auto& url : urls) {
+    std::string e = "(no exception)";
+    try {
+      (void)Throttle::connect(url, 10);
+    } catch (const InvalidArgument& x) {
+      e = x.what();
+    } catch (const std::exception& x) {
+      e = std::string("other exception: ") + x.what();
+    }
+    EXPECT_EQ(e.find("secret"), std::string::npos) << url << " -> " << e;
+    EXPECT_EQ(e.find("pw@"), std::string::npos) << url << " -> " << e;
+    EXPECT_NE(e.find("Redis URL"), std::string::npos) << url << " -> " << e;
+  }
+}
+
+std::string run_mpt(const std::string& args, int* rc) {
+  std::string out;
+  FILE* p = ::popen((std::string(MPT_BINARY) + " " + args + " 2>&1").c_str(), "r");
+  char buf[4096];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0)
+    out.append(buf, n);
+  const int status = ::pclose(p);
+  *rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return out;
+}
+
+TEST(RedisHostileTest, PasswordsNeverAppearInMptOutput) {
+  const std::vector<std::string> cmds = {
+      "stat 'redis://:secretpw@host:99999/x'",
+      "stat --json 'redis://:secretpw@host:99999/x'",
+      "stat 'redis://:secretpw@h/a' 'redis://:secretpw@h/b'",  // CLI11 echoes an extra argument
+      "stat --json 'redis://:secretpw@h/a' 'redis://:secretpw@h/b'",
+      "run --backend 'redis://:secretpw@host:99999/x' --rate 10 --workers 1 --seconds 1 --json",
+      "run --backend='redis://user:secretpw@host/x y' --rate 10 --workers 1 --seconds 1",
+      "run --backend 'redis://:secretpw@127.0.0.1:1/x' --rate 10 --workers 1 --seconds 1 --json",
+      "stat 'redis://:secretpw@127.0.0.1:1/x'",
+  };
+  for (const auto& c : cmds) {
+    int rc = 0;
+    const std::string out = run_mpt(c, &rc);
+    EXPECT_NE(rc, 0) << c;
+    EXPECT_EQ(out.find("secret"), std::string::npos) << c << " ->\n" << out;
+  }
+}
+
+// A server that refuses the password and echoes it in its error; then one that takes it but
+// whose later errors echo it too: no message, last_error() or on_error() shows it.
+TEST(RedisHostileTest, PasswordsNeverAppearInServerErrors) {
+  FakeServer refusing([](FakeServer& s, int fd) {
+    std::string buf;
+    while (auto cmd = s.read_command(fd, buf)) {
+      std::string all;
+      for (const auto& a : *cmd)
+        all += a + " ";
+      if (!FakeServer::send_all(fd, "-WRONGPASS invalid password: " + all + "\r\n")) return;
+    }
+  });
+  try {
+    (void)Throttle::connect(refusing.url("x", ":secretpw"), 10);
+    ADD_FAILURE() << "connected";
+  } catch (const RemoteError& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kPermissionDenied);
+    EXPECT_EQ(std::string(e.what()).find("secretpw"), std::string::npos) << e.what();
+  }
+
+  MPT_REQUIRE_REDIS_SERVER();
+  RedisServer server({"--requirepass", "secretpw"});
+  ASSERT_TRUE(server.ready());
+  std::vector<std::string> seen;
+  std::mutex mu;
+  ThrottleOptions o;
+  o.on_error = [&](const std::string& m) {
+    std::lock_guard lock(mu);
+    seen.push_back(m);
+  };
+  const std::string url =
+      "redis://default:secretpw@127.0.0.1:" + std::to_string(server.port()) + "/pw";
+  Throttle t = Throttle::connect(url, 10, 1s, o);
+  EXPECT_EQ(t.url().find("secretpw"), std::string::npos) << t.url();
+  t.start();
+  EXPECT_TRUE(t.has_fuel());
+  // The password changes and every client is dropped: the reconnection is refused.
+  server.command({"CONFIG", "SET", "requirepass", "other"}, "secretpw");
+  server.command({"CLIENT", "KILL", "TYPE", "normal"}, "other");
+  EXPECT_FALSE(t.await_fuel(300ms));
+  EXPECT_FALSE(t.last_error().empty());
+  EXPECT_EQ(t.last_error().find("secretpw"), std::string::npos) << t.last_error();
+  try {
+    (void)t.snapshot();
+  } catch (const RemoteError& e) {
+    EXPECT_EQ(std::string(e.what()).find("secretpw"), std::string::npos) << e.what();
+  }
+  std::lock_guard lock(mu);
+  EXPECT_FALSE(seen.empty());
+  for (const auto& m : seen)
+    EXPECT_EQ(m.find("secretpw"), std::string::npos) << m;
 }
 
 // ---- 2. a request is bounded as a whole, and a signal ends it ----------------------------------

@@ -5,6 +5,8 @@
 // --json anywhere on the command line, errors are printed as {"error": "..."} on stdout.
 #include <cstring>
 #include <iostream>
+#include <string>
+#include <string_view>
 
 #include "commands.hpp"
 #include "common.hpp"
@@ -13,7 +15,37 @@
 
 namespace {
 
-int report_error(bool json, int code, const std::string& message) {
+int g_argc = 0;
+char** g_argv = nullptr;
+
+// CLI11 quotes arguments in some errors ("The following argument was not expected: ..."): any
+// URL among them is shown as mpt::redact_url() shows it, so that no message carries a password.
+std::string without_passwords(std::string message) {
+  for (int i = 1; i < g_argc; ++i) {
+    std::string_view arg = g_argv[i];
+    const auto scheme = arg.find("://");
+    if (scheme == std::string_view::npos) continue;
+    if (const auto eq = arg.find('='); arg.rfind("--", 0) == 0 && eq < scheme) {
+      arg = arg.substr(eq + 1);  // --backend=URL
+    }
+    const std::string shown = mpt::redact_url(arg);
+    for (auto p = message.find(arg); p != std::string::npos; p = message.find(arg, p + 1)) {
+      message.replace(p, arg.size(), shown);
+    }
+    // The user info alone, wherever it is quoted.
+    const auto at = arg.rfind('@');
+    const auto from = arg.find("://") + 3;
+    if (at != std::string_view::npos && at > from) {
+      const std::string_view secret = arg.substr(from, at - from);
+      for (auto p = message.find(secret); p != std::string::npos; p = message.find(secret, p + 3))
+        message.replace(p, secret.size(), "***");
+    }
+  }
+  return message;
+}
+
+int report_error(bool json, int code, const std::string& text) {
+  const std::string message = without_passwords(text);
   if (json) {
     mpt::cli::print_json({{"error", message}});
   } else {
@@ -27,6 +59,8 @@ int report_error(bool json, int code, const std::string& message) {
 
 int main(int argc, char** argv) {
   using namespace mpt::cli;
+  g_argc = argc;
+  g_argv = argv;
   bool json = false;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--") == 0) break;
