@@ -28,82 +28,121 @@ constexpr std::int64_t kFirstBackoffNs = 10'000'000;  // 10 ms, doubling up to t
 constexpr std::int64_t kStartPollNs = 20'000'000;     // await_fuel() before start(): 20 ms polls
 
 // The whole protocol. KEYS[1]: the throttle's hash; KEYS[2]: the prefix of its per-second
-// buckets. ARGV[1]: the operation. Times: microseconds relative to base_us (server clock).
+// buckets; KEYS[3]: the sorted set of reservations whose slots have not come yet. ARGV[1]: the
+// operation. Times: microseconds relative to base_us (server clock).
 constexpr const char* kScript = R"lua(-- mpthrottle v1
-local key, bprefix, op = KEYS[1], KEYS[2], ARGV[1]
+local key, bprefix, pkey, op = KEYS[1], KEYS[2], KEYS[3], ARGV[1]
 local t = redis.call('TIME')
 local now_abs = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local function f(x) return string.format('%.17g', x) end
 local function state_code(s) if s == 'running' then return 1 elseif s == 'created' then return -1 end return -2 end
 
--- counts n emissions at ts (relative us); v: total, last_us, min_us, max_us; returns HSET pairs
-local function count(n, ts, base, v, out)
-  local total = tonumber(v[1]) + n
-  local sec = math.floor((ts + base) / 1000000)
-  local bk = bprefix .. sec
-  if redis.call('INCRBY', bk, n) == n then redis.call('EXPIRE', bk, 10) end
-  local last, lo, hi = tonumber(v[2]), tonumber(v[3]), tonumber(v[4])
-  if ts > last then
-    if last >= 0 then
-      local d = ts - last
-      if lo < 0 or d < lo then lo = d end
-      if d > hi then hi = d end
-    end
-    last = ts
+-- The monitor's counters, read on first use and written back once by msave().
+local M = nil
+local function mload()
+  if M then return end
+  local v = redis.call('HMGET', key, 'total', 'last_us', 'min_us', 'max_us')
+  M = {total = tonumber(v[1]) or 0, last = tonumber(v[2]) or -1, lo = tonumber(v[3]) or -1,
+       hi = tonumber(v[4]) or -1, dirty = false}
+end
+local function msave()
+  if M and M.dirty then
+    redis.call('HSET', key, 'total', f(M.total), 'last_us', f(M.last), 'min_us', f(M.lo),
+               'max_us', f(M.hi))
   end
-  table.insert(out, 'total'); table.insert(out, f(total))
-  table.insert(out, 'last_us'); table.insert(out, f(last))
-  table.insert(out, 'min_us'); table.insert(out, f(lo))
-  table.insert(out, 'max_us'); table.insert(out, f(hi))
+end
+local function madd(n) mload(); M.total = M.total + n; M.dirty = true end
+-- counts n emissions at ts (relative us)
+local function mcount(n, ts, base)
+  madd(n)
+  local bk = bprefix .. math.floor((ts + base) / 1000000)
+  if redis.call('INCRBY', bk, n) == n then redis.call('EXPIRE', bk, 10) end
+  if ts > M.last then
+    if M.last >= 0 then
+      local d = ts - M.last
+      if M.lo < 0 or d < M.lo then M.lo = d end
+      if d > M.hi then M.hi = d end
+    end
+    M.last = ts
+  end
+end
+-- A unit is an emission when it is granted, at its slot. Reservations for later slots wait in
+-- pkey (score: the slot; member: 'RUN SEQ N'); the running throttle counts those whose slots
+-- have come by `upto`, in slot order.
+local function settle(upto, base)
+  local due = redis.call('ZRANGEBYSCORE', pkey, '-inf', f(upto), 'WITHSCORES')
+  if #due == 0 then return end
+  for i = 1, #due, 2 do mcount(tonumber(string.match(due[i], '(%d+)$')), tonumber(due[i + 1]), base) end
+  redis.call('ZREMRANGEBYSCORE', pkey, '-inf', f(upto))
 end
 
 if op == 'acq' then
   local n, maxwait, emit, extra = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4] == '1', tonumber(ARGV[5])
   local v = redis.call('HMGET', key, 'state', 'interval_us', 'tau_us', 'tat_us', 'base_us',
-                       'as_throttle', 'as_monitor', 'total', 'last_us', 'min_us', 'max_us')
+                       'as_throttle', 'as_monitor', 'run_gen')
   if not v[1] then return {-3, 0, 0} end
   local interval = tonumber(v[2])
   local interval_ns = math.floor(interval * 1000 + 0.5)
-  if extra > 0 then v[8] = tonumber(v[8]) + extra end
-  if v[1] ~= 'running' then
-    if extra > 0 then redis.call('HSET', key, 'total', f(v[8])) end
-    return {state_code(v[1]), 0, interval_ns}
-  end
+  if extra > 0 then madd(extra) end
+  if v[1] ~= 'running' then msave(); return {state_code(v[1]), 0, interval_ns} end
   local base = tonumber(v[5])
   local now = now_abs - base
+  settle(now, base)
   local due = now
-  local out = {}
   if v[6] == '1' then
     local tau, tat = tonumber(v[3]), tonumber(v[4])
     local eff = tat
     if tau >= 0 and eff < now - tau then eff = now - tau end
     due = eff + (n - 1) * interval
     if maxwait >= 0 and due - now > maxwait then
-      if extra > 0 then redis.call('HSET', key, 'total', f(v[8])) end
+      msave()
       return {0, math.floor((due - now) * 1000), interval_ns}
     end
-    table.insert(out, 'tat_us'); table.insert(out, f(eff + n * interval))
+    redis.call('HSET', key, 'tat_us', f(eff + n * interval))
   end
   if due < now then due = now end
+  local member = ''
   if emit and v[7] == '1' then
-    count(n, due, base, {v[8], v[9], v[10], v[11]}, out)
-  elseif extra > 0 then
-    table.insert(out, 'total'); table.insert(out, f(v[8]))
+    if due <= now then
+      mcount(n, now, base)
+    else
+      member = v[8] .. ' ' .. redis.call('HINCRBY', key, 'pseq', 1) .. ' ' .. n
+      redis.call('ZADD', pkey, f(due), member)
+    end
   end
-  if #out > 0 then redis.call('HSET', key, unpack(out)) end
-  return {1, math.floor((due - now) * 1000), interval_ns}
+  msave()
+  return {1, math.floor((due - now) * 1000), interval_ns, member}
+end
+
+-- A process stopped while it waited for the slot of `member`: granted (1) if the slot came
+-- first, and then it is counted; otherwise (0) the reservation is given up and never counted.
+if op == 'chk' then
+  local member = ARGV[2]
+  local v = redis.call('HMGET', key, 'state', 'base_us', 'run_gen')
+  if not v[1] then return {0} end
+  if v[1] == 'running' then
+    local base = tonumber(v[2])
+    settle(now_abs - base, base)
+    msave()
+  end
+  if redis.call('ZREM', pkey, member) == 1 then return {0} end
+  -- Gone from pkey: counted, unless a start() since its run dropped what that run left.
+  local gen, cur = tonumber(string.match(member, '^(%d+)')), tonumber(v[3])
+  if gen == cur or (gen + 1 == cur and v[1] == 'stopped') then return {1} end
+  return {0}
 end
 
 if op == 'emit' then
-  local v = redis.call('HMGET', key, 'total', 'last_us', 'min_us', 'max_us', 'base_us', 'as_monitor')
+  local v = redis.call('HMGET', key, 'state', 'base_us', 'as_monitor')
   if not v[1] then return {-3} end
-  if v[6] ~= '1' then return {0} end
-  local base = tonumber(v[5])
-  local ts = now_abs - base + tonumber(ARGV[2])
+  if v[3] ~= '1' or v[1] == 'stopped' then return {0} end
+  local base = tonumber(v[2])
+  local now = now_abs - base
+  if v[1] == 'running' then settle(now, base) end
+  local ts = now + tonumber(ARGV[2])
   if ts < 0 then ts = 0 end
-  local out = {}
-  count(tonumber(ARGV[3]), ts, base, v, out)
-  redis.call('HSET', key, unpack(out))
+  mcount(tonumber(ARGV[3]), ts, base)
+  msave()
   return {1}
 end
 
@@ -122,16 +161,19 @@ if op == 'init' then
                   'created_us', f(now_abs), 'run_gen', '0', 'runtime_us', '0', 'started_us', '0',
                   'tat_us', '0', 'total', '0', 'last_us', '-1', 'min_us', '-1', 'max_us', '-1'}
   for i = 3, #ARGV do table.insert(fields, ARGV[i]) end
+  redis.call('DEL', pkey)
   redis.call('HSET', key, unpack(fields))
   return {1, redis.call('HGETALL', key)}
 end
 
 local v = redis.call('HMGET', key, 'state', 'base_us', 'started_us', 'runtime_us', 'tat_us', 'interval_us', 'run_gen')
 if not v[1] then return redis.error_reply('MPTGONE the throttle ' .. key .. ' does not exist') end
-local now = now_abs - tonumber(v[2])
+local base = tonumber(v[2])
+local now = now_abs - base
 
 if op == 'start' then
   if v[1] ~= 'running' then
+    redis.call('DEL', pkey)  -- what the last run reserved past its stop was never granted
     redis.call('HSET', key, 'state', 'running', 'started_us', f(now), 'tat_us', f(now),
                'run_gen', tostring(tonumber(v[7]) + 1))
   end
@@ -141,11 +183,16 @@ end
 if op == 'stop' then
   local runtime = tonumber(v[4])
   if v[1] ~= 'stopped' then
-    if v[1] == 'running' then runtime = runtime + now - tonumber(v[3]) end
+    if v[1] == 'running' then
+      settle(now, base)  -- the slots that came before the stop; the others never will
+      runtime = runtime + now - tonumber(v[3])
+    end
     redis.call('HSET', key, 'state', 'stopped', 'runtime_us', f(runtime),
                'run_gen', tostring(tonumber(v[7]) + 1))
   end
-  return {state_code(v[1]), redis.call('HGET', key, 'total'), f(runtime)}
+  msave()
+  mload()
+  return {state_code(v[1]), f(M.total), f(runtime)}
 end
 
 if op == 'rate' then
@@ -157,6 +204,7 @@ if op == 'rate' then
 end
 
 if op == 'snap' then
+  if v[1] == 'running' then settle(now, base); msave() end
   local prev = redis.call('GET', bprefix .. (math.floor(now_abs / 1000000) - 1)) or '0'
   return {f(now), prev, redis.call('HGETALL', key)}
 end
@@ -389,6 +437,7 @@ RemoteBackend::RemoteBackend(RedisUrl url, const ThrottleOptions& options,
 #else
   key_ = "mpt:{" + url_.name + "}:throttle";
   bucket_prefix_ = "mpt:{" + url_.name + "}:sec:";
+  pending_key_ = "mpt:{" + url_.name + "}:pending";
   if (const char* off = std::getenv("MPT_REDIS_TEST_CLOCK_OFFSET_NS"))
     clock_offset_ns_ = std::strtoll(off, nullptr, 10);
   // Every throw below leaves conn_ to its destructor: a failed connect() keeps no socket.
@@ -663,7 +712,7 @@ RemoteBackend::Outcome RemoteBackend::script_locked(const std::vector<std::strin
       if (!l) return l;
       sha_ = reply_str(l.reply.get());
     }
-    std::vector<std::string> argv{"EVALSHA", sha_, "2", key_, bucket_prefix_};
+    std::vector<std::string> argv{"EVALSHA", sha_, "3", key_, bucket_prefix_, pending_key_};
     argv.insert(argv.end(), args.begin(), args.end());
     o = command_locked(argv);
     // The server forgot the script (restarted, SCRIPT FLUSH): load it and call again, once.
@@ -806,6 +855,7 @@ RemoteBackend::Acq RemoteBackend::call_acquire(std::int64_t n, std::int64_t max_
       a.due_in_ns = reply_int(r->element[1]);
       const std::int64_t iv = reply_int(r->element[2]);
       if (iv > 0) interval_ns_.store(iv, std::memory_order_relaxed);
+      if (a.status == 1 && r->elements >= 4) a.member = reply_str(r->element[3]);
 #else
       (void)r;
 #endif
@@ -894,10 +944,16 @@ std::int64_t RemoteBackend::acquire(std::int64_t deadline_ns, std::int64_t n) no
     if (a.fail != Fail::kNone) return -1;
     switch (a.status) {
       case 1: {
-        // The script ran somewhere between send and receive: take the middle.
-        const std::int64_t due = a.t_send + (a.t_recv - a.t_send) / 2 + a.due_in_ns;
-        if (due > now_local() && !sleep_until_local(due)) return -1;
-        return std::max(due, a.t_recv) - clock_offset_ns_;
+        // The script ran between send and receive, so the slot is at most due_in after the
+        // reply came: wake there. A process whose kill flag is still clear then holds a slot
+        // that came before any stop() on this host (stop() sets the flag before it tells the
+        // server), which the server has counted or will count.
+        const std::int64_t due = a.t_recv + a.due_in_ns;
+        const bool counted_now = a.member.empty() && a.due_in_ns == 0;
+        if (counted_now || sleep_until_local(due)) return due - clock_offset_ns_;
+        // Stopped while it waited. Counted by the server only if the slot came first.
+        if (a.member.empty() || !confirm(a.member)) return -1;
+        return std::min(due, now_local()) - clock_offset_ns_;
       }
       case -1: {  // created: wait for start()
         const std::int64_t next = std::min(now_local() + kStartPollNs, deadline_local);
@@ -911,6 +967,28 @@ std::int64_t RemoteBackend::acquire(std::int64_t deadline_ns, std::int64_t n) no
       default:
         return -1;  // denied: the slot would come after the deadline
     }
+  }
+}
+
+// Asks the server whether the reservation `member` was granted (its slot came before the stop:
+// counted) or not (given up now, never counted). False too when the server cannot say.
+bool RemoteBackend::confirm(const std::string& member) noexcept {
+  try {
+    std::lock_guard lock(mu_);
+    Outcome o = script_locked({"chk", member});
+    if (!o) {
+      fail_locked(o);
+      return false;
+    }
+    ok_locked();
+#ifdef MPT_HAVE_REDIS
+    const redisReply* r = o.reply.get();
+    return r->type == REDIS_REPLY_ARRAY && r->elements >= 1 && reply_int(r->element[0]) == 1;
+#else
+    return false;
+#endif
+  } catch (...) {
+    return false;
   }
 }
 
@@ -960,14 +1038,11 @@ void RemoteBackend::start() {
 }
 
 Summary RemoteBackend::stop() {
-  // The server first (so that the runtime it records ends while the workers still run), then the
-  // local kill flag: this process and its forked children stop at once, whatever the server said.
-  struct LocalStop {
-    std::optional<Throttle>& t;
-    ~LocalStop() {
-      if (t) t->stop();
-    }
-  } local_stop{fallback_};
+  // The local kill flag first: this process and its forked children stop at once, whatever the
+  // server does, and none of them takes a slot after this point without the server's word (see
+  // acquire()). Then the server: it counts the slots that came before its own time of the stop,
+  // and none after.
+  if (fallback_) fallback_->stop();
   Summary sum;
   std::lock_guard lock(mu_);
   Outcome o = script_locked({"stop"}, true);

@@ -13,6 +13,13 @@
 // sub-microsecond precision. Replies that are times are relative ("due in X ns"), which each client
 // turns into its own CLOCK_MONOTONIC time: clients with skewed clocks share one schedule.
 //
+// Emissions are counted when a unit is granted, at its slot, not when the slot is reserved: a
+// reservation for a later slot waits in the sorted set `mpt:{NAME}:pending` (score: the slot;
+// member: "RUN SEQ N") and every call of the script first counts the units whose slots have come
+// ("settle"). stop() settles up to its own time and leaves the rest uncounted for good; a process
+// whose kill flag is set while it sleeps until its slot asks the server ("chk") whether the slot
+// came first (granted, counted) or not (given up, never counted).
+//
 // The connection is redis_conn.hpp's: every connection attempt (name resolution included) is
 // bounded by connect_timeout, every request by command_timeout, and a caught signal ends either.
 //
@@ -142,6 +149,7 @@ class RemoteBackend {
     std::int64_t due_in_ns = 0;
     std::int64_t t_send = 0, t_recv = 0;  // local clock around the round trip
     Fail fail = Fail::kNone;
+    std::string member;  // the reservation in mpt:{NAME}:pending; empty when counted (or not) now
   };
 
   std::int64_t now_local() const noexcept;
@@ -150,6 +158,7 @@ class RemoteBackend {
   bool wait_for_retry(std::int64_t deadline_local) noexcept;
   Acq call_acquire(std::int64_t n, std::int64_t max_wait_ns, bool emit) noexcept;
   std::int64_t unavailable_grant(std::int64_t deadline_ns, std::int64_t n, bool counts) noexcept;
+  bool confirm(const std::string& member) noexcept;
 
   // Connection layer (mu_ held).
   // admin: connect now even while backing off (start, stop, set_rate, snapshot are explicit).
@@ -172,7 +181,7 @@ class RemoteBackend {
   RedisUrl url_;
   ThrottleOptions options_;
   RemoteConfig cfg_;
-  std::string key_, bucket_prefix_;
+  std::string key_, bucket_prefix_, pending_key_;
   std::int64_t clock_offset_ns_ = 0;  // test hook: MPT_REDIS_TEST_CLOCK_OFFSET_NS
 
   mutable std::mutex mu_;
