@@ -2,7 +2,6 @@
 #include "redis_backend.hpp"
 
 #include <errno.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,6 +17,7 @@
 
 #include "clock.hpp"
 #include "futex.hpp"
+#include "redis_conn.hpp"
 #include "throttle_shared.hpp"
 
 namespace mpt::detail {
@@ -31,82 +31,121 @@ constexpr std::int64_t kStartPollNs = 20'000'000;     // await_fuel() before sta
 std::atomic<std::int64_t> g_test_clock_offset_ns{0};
 
 // The whole protocol. KEYS[1]: the throttle's hash; KEYS[2]: the prefix of its per-second
-// buckets. ARGV[1]: the operation. Times: microseconds relative to base_us (server clock).
+// buckets; KEYS[3]: the sorted set of reservations whose slots have not come yet. ARGV[1]: the
+// operation. Times: microseconds relative to base_us (server clock).
 constexpr const char* kScript = R"lua(-- mpthrottle v1
-local key, bprefix, op = KEYS[1], KEYS[2], ARGV[1]
+local key, bprefix, pkey, op = KEYS[1], KEYS[2], KEYS[3], ARGV[1]
 local t = redis.call('TIME')
 local now_abs = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local function f(x) return string.format('%.17g', x) end
 local function state_code(s) if s == 'running' then return 1 elseif s == 'created' then return -1 end return -2 end
 
--- counts n emissions at ts (relative us); v: total, last_us, min_us, max_us; returns HSET pairs
-local function count(n, ts, base, v, out)
-  local total = tonumber(v[1]) + n
-  local sec = math.floor((ts + base) / 1000000)
-  local bk = bprefix .. sec
-  if redis.call('INCRBY', bk, n) == n then redis.call('EXPIRE', bk, 10) end
-  local last, lo, hi = tonumber(v[2]), tonumber(v[3]), tonumber(v[4])
-  if ts > last then
-    if last >= 0 then
-      local d = ts - last
-      if lo < 0 or d < lo then lo = d end
-      if d > hi then hi = d end
-    end
-    last = ts
+-- The monitor's counters, read on first use and written back once by msave().
+local M = nil
+local function mload()
+  if M then return end
+  local v = redis.call('HMGET', key, 'total', 'last_us', 'min_us', 'max_us')
+  M = {total = tonumber(v[1]) or 0, last = tonumber(v[2]) or -1, lo = tonumber(v[3]) or -1,
+       hi = tonumber(v[4]) or -1, dirty = false}
+end
+local function msave()
+  if M and M.dirty then
+    redis.call('HSET', key, 'total', f(M.total), 'last_us', f(M.last), 'min_us', f(M.lo),
+               'max_us', f(M.hi))
   end
-  table.insert(out, 'total'); table.insert(out, f(total))
-  table.insert(out, 'last_us'); table.insert(out, f(last))
-  table.insert(out, 'min_us'); table.insert(out, f(lo))
-  table.insert(out, 'max_us'); table.insert(out, f(hi))
+end
+local function madd(n) mload(); M.total = M.total + n; M.dirty = true end
+-- counts n emissions at ts (relative us)
+local function mcount(n, ts, base)
+  madd(n)
+  local bk = bprefix .. math.floor((ts + base) / 1000000)
+  if redis.call('INCRBY', bk, n) == n then redis.call('EXPIRE', bk, 10) end
+  if ts > M.last then
+    if M.last >= 0 then
+      local d = ts - M.last
+      if M.lo < 0 or d < M.lo then M.lo = d end
+      if d > M.hi then M.hi = d end
+    end
+    M.last = ts
+  end
+end
+-- A unit is an emission when it is granted, at its slot. Reservations for later slots wait in
+-- pkey (score: the slot; member: 'RUN SEQ N'); the running throttle counts those whose slots
+-- have come by `upto`, in slot order.
+local function settle(upto, base)
+  local due = redis.call('ZRANGEBYSCORE', pkey, '-inf', f(upto), 'WITHSCORES')
+  if #due == 0 then return end
+  for i = 1, #due, 2 do mcount(tonumber(string.match(due[i], '(%d+)$')), tonumber(due[i + 1]), base) end
+  redis.call('ZREMRANGEBYSCORE', pkey, '-inf', f(upto))
 end
 
 if op == 'acq' then
   local n, maxwait, emit, extra = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4] == '1', tonumber(ARGV[5])
   local v = redis.call('HMGET', key, 'state', 'interval_us', 'tau_us', 'tat_us', 'base_us',
-                       'as_throttle', 'as_monitor', 'total', 'last_us', 'min_us', 'max_us')
+                       'as_throttle', 'as_monitor', 'run_gen')
   if not v[1] then return {-3, 0, 0} end
   local interval = tonumber(v[2])
   local interval_ns = math.floor(interval * 1000 + 0.5)
-  if extra > 0 then v[8] = tonumber(v[8]) + extra end
-  if v[1] ~= 'running' then
-    if extra > 0 then redis.call('HSET', key, 'total', f(v[8])) end
-    return {state_code(v[1]), 0, interval_ns}
-  end
+  if extra > 0 then madd(extra) end
+  if v[1] ~= 'running' then msave(); return {state_code(v[1]), 0, interval_ns} end
   local base = tonumber(v[5])
   local now = now_abs - base
+  settle(now, base)
   local due = now
-  local out = {}
   if v[6] == '1' then
     local tau, tat = tonumber(v[3]), tonumber(v[4])
     local eff = tat
     if tau >= 0 and eff < now - tau then eff = now - tau end
     due = eff + (n - 1) * interval
     if maxwait >= 0 and due - now > maxwait then
-      if extra > 0 then redis.call('HSET', key, 'total', f(v[8])) end
+      msave()
       return {0, math.floor((due - now) * 1000), interval_ns}
     end
-    table.insert(out, 'tat_us'); table.insert(out, f(eff + n * interval))
+    redis.call('HSET', key, 'tat_us', f(eff + n * interval))
   end
   if due < now then due = now end
+  local member = ''
   if emit and v[7] == '1' then
-    count(n, due, base, {v[8], v[9], v[10], v[11]}, out)
-  elseif extra > 0 then
-    table.insert(out, 'total'); table.insert(out, f(v[8]))
+    if due <= now then
+      mcount(n, now, base)
+    else
+      member = v[8] .. ' ' .. redis.call('HINCRBY', key, 'pseq', 1) .. ' ' .. n
+      redis.call('ZADD', pkey, f(due), member)
+    end
   end
-  if #out > 0 then redis.call('HSET', key, unpack(out)) end
-  return {1, math.floor((due - now) * 1000), interval_ns}
+  msave()
+  return {1, math.floor((due - now) * 1000), interval_ns, member}
+end
+
+-- A process stopped while it waited for the slot of `member`: granted (1) if the slot came
+-- first, and then it is counted; otherwise (0) the reservation is given up and never counted.
+if op == 'chk' then
+  local member = ARGV[2]
+  local v = redis.call('HMGET', key, 'state', 'base_us', 'run_gen')
+  if not v[1] then return {0} end
+  if v[1] == 'running' then
+    local base = tonumber(v[2])
+    settle(now_abs - base, base)
+    msave()
+  end
+  if redis.call('ZREM', pkey, member) == 1 then return {0} end
+  -- Gone from pkey: counted, unless a start() since its run dropped what that run left.
+  local gen, cur = tonumber(string.match(member, '^(%d+)')), tonumber(v[3])
+  if gen == cur or (gen + 1 == cur and v[1] == 'stopped') then return {1} end
+  return {0}
 end
 
 if op == 'emit' then
-  local v = redis.call('HMGET', key, 'total', 'last_us', 'min_us', 'max_us', 'base_us', 'as_monitor')
+  local v = redis.call('HMGET', key, 'state', 'base_us', 'as_monitor')
   if not v[1] then return {-3} end
-  if v[6] ~= '1' then return {0} end
-  local base = tonumber(v[5])
-  local ts = now_abs - base + tonumber(ARGV[2])
+  if v[3] ~= '1' or v[1] == 'stopped' then return {0} end
+  local base = tonumber(v[2])
+  local now = now_abs - base
+  if v[1] == 'running' then settle(now, base) end
+  local ts = now + tonumber(ARGV[2])
   if ts < 0 then ts = 0 end
-  local out = {}
-  count(tonumber(ARGV[3]), ts, base, v, out)
-  redis.call('HSET', key, unpack(out))
+  mcount(tonumber(ARGV[3]), ts, base)
+  msave()
   return {1}
 end
 
@@ -125,16 +164,19 @@ if op == 'init' then
                   'created_us', f(now_abs), 'run_gen', '0', 'runtime_us', '0', 'started_us', '0',
                   'tat_us', '0', 'total', '0', 'last_us', '-1', 'min_us', '-1', 'max_us', '-1'}
   for i = 3, #ARGV do table.insert(fields, ARGV[i]) end
+  redis.call('DEL', pkey)
   redis.call('HSET', key, unpack(fields))
   return {1, redis.call('HGETALL', key)}
 end
 
 local v = redis.call('HMGET', key, 'state', 'base_us', 'started_us', 'runtime_us', 'tat_us', 'interval_us', 'run_gen')
 if not v[1] then return redis.error_reply('MPTGONE the throttle ' .. key .. ' does not exist') end
-local now = now_abs - tonumber(v[2])
+local base = tonumber(v[2])
+local now = now_abs - base
 
 if op == 'start' then
   if v[1] ~= 'running' then
+    redis.call('DEL', pkey)  -- what the last run reserved past its stop was never granted
     redis.call('HSET', key, 'state', 'running', 'started_us', f(now), 'tat_us', f(now),
                'run_gen', tostring(tonumber(v[7]) + 1))
   end
@@ -144,11 +186,16 @@ end
 if op == 'stop' then
   local runtime = tonumber(v[4])
   if v[1] ~= 'stopped' then
-    if v[1] == 'running' then runtime = runtime + now - tonumber(v[3]) end
+    if v[1] == 'running' then
+      settle(now, base)  -- the slots that came before the stop; the others never will
+      runtime = runtime + now - tonumber(v[3])
+    end
     redis.call('HSET', key, 'state', 'stopped', 'runtime_us', f(runtime),
                'run_gen', tostring(tonumber(v[7]) + 1))
   end
-  return {state_code(v[1]), redis.call('HGET', key, 'total'), f(runtime)}
+  msave()
+  mload()
+  return {state_code(v[1]), f(M.total), f(runtime)}
 end
 
 if op == 'rate' then
@@ -160,6 +207,7 @@ if op == 'rate' then
 end
 
 if op == 'snap' then
+  if v[1] == 'running' then settle(now, base); msave() end
   local prev = redis.call('GET', bprefix .. (math.floor(now_abs / 1000000) - 1)) or '0'
   return {f(now), prev, redis.call('HGETALL', key)}
 end
@@ -179,7 +227,7 @@ int hex_digit(char c) {
   return -1;
 }
 
-std::string percent_decode(std::string_view s, std::string_view url) {
+std::string percent_decode(std::string_view s, const std::string& shown) {
   std::string out;
   for (std::size_t i = 0; i < s.size(); ++i) {
     if (s[i] != '%') {
@@ -189,7 +237,7 @@ std::string percent_decode(std::string_view s, std::string_view url) {
     const int hi = i + 2 < s.size() ? hex_digit(s[i + 1]) : -1;
     const int lo = i + 2 < s.size() ? hex_digit(s[i + 2]) : -1;
     if (hi < 0 || lo < 0) {
-      throw InvalidArgument("Redis URL '" + std::string(url) + "': bad %-escape in the user info");
+      throw InvalidArgument("Redis URL '" + shown + "': bad %-escape in the user info");
     }
     out += static_cast<char>(hi * 16 + lo);
     i += 2;
@@ -239,7 +287,7 @@ std::string RedisUrl::display() const {
 }
 
 RedisUrl parse_redis_url(std::string_view url) {
-  const std::string shown(url);
+  const std::string shown = redact_url(url);  // never the password, whatever is wrong
   auto bad = [&](const std::string& why) -> InvalidArgument {
     return InvalidArgument("Redis URL '" + shown + "': " + why +
                            " (expected redis://[[USER]:PASSWORD@]HOST[:PORT]/NAME)");
@@ -260,10 +308,10 @@ RedisUrl parse_redis_url(std::string_view url) {
     authority = authority.substr(at + 1);
     const auto colon = info.find(':');
     if (colon == std::string_view::npos) {
-      out.password = percent_decode(info, url);  // redis://PASSWORD@host (as redis-cli -u)
+      out.password = percent_decode(info, shown);  // redis://PASSWORD@host (as redis-cli -u)
     } else {
-      out.user = percent_decode(info.substr(0, colon), url);
-      out.password = percent_decode(info.substr(colon + 1), url);
+      out.user = percent_decode(info.substr(0, colon), shown);
+      out.password = percent_decode(info.substr(colon + 1), shown);
     }
     out.has_password = true;
   }
@@ -326,15 +374,6 @@ double remote_tau_us(const RemoteConfig& c, double interval_us) {
 
 // ---- connection layer ---------------------------------------------------------------------------
 
-struct ReplyFree {
-  void operator()([[maybe_unused]] redisReply* r) const noexcept {
-#ifdef MPT_HAVE_REDIS
-    if (r) freeReplyObject(r);
-#endif
-  }
-};
-using ReplyPtr = std::unique_ptr<redisReply, ReplyFree>;
-
 struct RemoteBackend::Outcome {
   ReplyPtr reply;
   Fail fail = Fail::kNone;
@@ -345,14 +384,11 @@ struct RemoteBackend::Outcome {
 
 namespace {
 
-#ifdef MPT_HAVE_REDIS
-timeval to_timeval(std::chrono::milliseconds ms) {
-  timeval tv{};
-  tv.tv_sec = static_cast<time_t>(ms.count() / 1000);
-  tv.tv_usec = static_cast<suseconds_t>((ms.count() % 1000) * 1000);
-  return tv;
+std::int64_t ms_to_ns(std::chrono::milliseconds ms) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(ms).count();
 }
 
+#ifdef MPT_HAVE_REDIS
 std::string reply_str(const redisReply* r) {
   if (!r) return {};
   if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS ||
@@ -408,22 +444,19 @@ RemoteBackend::RemoteBackend(RedisUrl url, const ThrottleOptions& options,
 #else
   key_ = "mpt:{" + url_.name + "}:throttle";
   bucket_prefix_ = "mpt:{" + url_.name + "}:sec:";
+  pending_key_ = "mpt:{" + url_.name + "}:pending";
   clock_offset_ns_ = g_test_clock_offset_ns.load(std::memory_order_relaxed);
+  // Every throw below leaves conn_ to its destructor: a failed connect() keeps no socket.
   std::lock_guard lock(mu_);
-  std::string why;
-  ErrorCode code = ErrorCode::kUnavailable;
-  if (!connect_locked(&why, &code)) throw RemoteError(code, why);
+  counter_pid_ = static_cast<int>(::getpid());
+  if (Outcome c; !connect_locked(&c)) throw RemoteError(c.code, c.error);
   if (create) cfg_ = *create;
   Outcome o = script_locked(init_args(cfg_, create == nullptr));
-  if (!o) {
-    drop_locked();
-    throw RemoteError(o.code, o.error);
-  }
+  if (!o) throw RemoteError(o.code, o.error);
   const redisReply* r = o.reply.get();
   if (r->type != REDIS_REPLY_ARRAY || r->elements < 2)
     throw RemoteError(ErrorCode::kIncompatible, url_.display() + ": unexpected reply to init");
   if (reply_int(r->element[0]) < 0) {
-    drop_locked();
     throw RemoteError(ErrorCode::kNotFound, url_.display() + ": no throttle named '" + url_.name +
                                                 "' on the server (key " + key_ + ")");
   }
@@ -443,7 +476,6 @@ RemoteBackend::RemoteBackend(RedisUrl url, const ThrottleOptions& options,
   c.created_realtime_ns = static_cast<std::int64_t>(to_d(get_or(kv, "created_us"))) * 1000;
   c.state = parse_state(get_or(kv, "state"));
   if (c.max_n < 1 || !(c.per_s > 0) || h < 0 || h > 2 || get_or(kv, "version") != "1") {
-    drop_locked();
     throw RemoteError(ErrorCode::kIncompatible,
                       url_.display() + ": the hash " + key_ +
                           " is not a valid mpthrottle throttle (version " +
@@ -504,85 +536,110 @@ std::vector<std::string> RemoteBackend::init_args(const RemoteConfig& c, bool at
 }
 
 void RemoteBackend::drop_locked() {
-#ifdef MPT_HAVE_REDIS
-  if (ctx_) {
-    // A forked child frees its copy of the parent's context: that closes only its descriptor.
-    redisFree(ctx_);
-    ctx_ = nullptr;
-  }
-#endif
+  // A forked child frees its copy of the parent's connection: that closes only its descriptor.
+  conn_.reset();
 }
 
-bool RemoteBackend::connect_locked(std::string* why, ErrorCode* code) {
-#ifndef MPT_HAVE_REDIS
-  *why = "built without Redis support";
-  *code = ErrorCode::kUnavailable;
-  return false;
-#else
+bool RemoteBackend::connect_locked(Outcome* o) {
   drop_locked();
   const std::string where = url_.display();
-  redisContext* c =
-      redisConnectWithTimeout(url_.host.c_str(), url_.port, to_timeval(options_.connect_timeout));
-  if (!c || c->err) {
-    *why = where + ": cannot connect: " + (c ? c->errstr : "out of memory") +
-           (c && (c->err == REDIS_ERR_IO) && (errno == EAGAIN || errno == EINPROGRESS)
-                ? " (timed out after " + std::to_string(options_.connect_timeout.count()) + " ms)"
-                : "");
-    *code = ErrorCode::kUnavailable;
-    if (c) redisFree(c);
+  IoResult why;
+  conn_ = RedisConn::open(url_.host, url_.port, mono_ns() + ms_to_ns(options_.connect_timeout),
+                          &lookup_, &why);
+  if (!conn_) {
+    o->fail = why.status == IoStatus::kInterrupted ? Fail::kInterrupted : Fail::kUnavailable;
+    o->code = ErrorCode::kUnavailable;
+    o->error = where + ": cannot connect: " + why.detail +
+               (why.status == IoStatus::kTimeout
+                    ? " (timed out after " + std::to_string(options_.connect_timeout.count()) +
+                          " ms, connect timeout)"
+                    : "");
     return false;
   }
-  redisSetTimeout(c, to_timeval(options_.command_timeout));
-  redisEnableKeepAlive(c);
-  ctx_ = c;
-  ctx_uses_ = 0;
-  ctx_pid_ = static_cast<int>(::getpid());
+  conn_uses_ = 0;
   if (url_.has_password) {
     std::vector<std::string> argv{"AUTH"};
     if (!url_.user.empty()) argv.push_back(url_.user);
     argv.push_back(url_.password);
-    Outcome o = command_locked(argv);
-    if (!o) {
-      *why = o.fail == Fail::kError
-                 ? where + ": authentication failed: " + o.error.substr(o.error.find(": ") + 2)
-                 : o.error;
-      *code = o.fail == Fail::kError ? ErrorCode::kPermissionDenied : ErrorCode::kUnavailable;
+    Outcome a = command_locked(argv);
+    if (!a) {
+      o->fail = a.fail;
+      o->error = a.fail == Fail::kError
+                     ? where + ": authentication failed: " + a.error.substr(a.error.find(": ") + 2)
+                     : a.error;
+      o->code = a.fail == Fail::kError ? ErrorCode::kPermissionDenied : a.code;
       drop_locked();
       return false;
     }
   }
   return true;
-#endif
 }
 
-bool RemoteBackend::ensure_connected_locked(std::string* why, bool now_or_never) {
+bool RemoteBackend::ensure_connected_locked(Outcome* o, bool now_or_never) {
   const int pid = static_cast<int>(::getpid());
   if (counter_pid_ != pid) {  // a forked child counts its own round trips and errors
     counter_pid_ = pid;
     round_trips_ = 0;
-    if (ctx_ && ctx_pid_ != pid) drop_locked();
+    // A lookup the parent left running has no thread here: forget it (the parent's thread
+    // holds a reference in this copy of memory, so nothing is freed under it).
+    lookup_.reset();
   }
-  if (ctx_) return true;
+  if (conn_ && conn_->owner_pid() != pid) drop_locked();
+  if (conn_) return true;
+  o->fail = Fail::kUnavailable;
+  o->code = ErrorCode::kUnavailable;
   const std::int64_t now = mono_ns();
   if (now < next_attempt_ns_ && !now_or_never) {
-    *why = (connect_error_.empty() ? url_.display() + ": unavailable" : connect_error_) +
-           " (next reconnection attempt in " +
-           std::to_string((next_attempt_ns_ - now + 999'999) / 1'000'000) + " ms)";
+    o->error = (connect_error_.empty() ? url_.display() + ": unavailable" : connect_error_) +
+               " (next reconnection attempt in " +
+               std::to_string((next_attempt_ns_ - now + 999'999) / 1'000'000) + " ms)";
     return false;
   }
-  ErrorCode code;
-  if (connect_locked(why, &code)) {
-    backoff_ns_ = 0;
+  if (connect_locked(o)) {
+    *o = Outcome();
     next_attempt_ns_ = 0;
     connect_error_.clear();
     return true;
   }
-  connect_error_ = *why;
-  const std::int64_t cap =
-      std::chrono::duration_cast<std::chrono::nanoseconds>(options_.reconnect_backoff_max).count();
+  if (o->fail == Fail::kInterrupted) return false;  // not the server's fault: no backoff
+  back_off_locked(o->error);
+  return false;
+}
+
+// The next connection attempt waits: 10 ms after the first failure, doubling up to
+// reconnect_backoff_max; a request that succeeds starts again from 10 ms.
+void RemoteBackend::back_off_locked(const std::string& why) {
+  connect_error_ = why;
+  const std::int64_t cap = ms_to_ns(options_.reconnect_backoff_max);
   backoff_ns_ = backoff_ns_ == 0 ? kFirstBackoffNs : std::min(cap, backoff_ns_ * 2);
   next_attempt_ns_ = mono_ns() + backoff_ns_;
-  return false;
+}
+
+// Text from the server, fit for a message: never the password, no control bytes (a hostile
+// server's escape sequences), at most 200 bytes.
+std::string RemoteBackend::server_text(std::string_view s) const {
+  std::string t(s);
+  if (!url_.password.empty()) {
+    for (auto p = t.find(url_.password); p != std::string::npos; p = t.find(url_.password, p + 3)) {
+      t.replace(p, url_.password.size(), "***");
+    }
+  }
+  std::string out;
+  for (const char ch : t) {
+    if (out.size() >= 200) {
+      out += "...";
+      break;
+    }
+    const auto c = static_cast<unsigned char>(ch);
+    if (c >= 0x20 && c < 0x7f) {
+      out += ch;
+    } else {
+      char b[8];
+      std::snprintf(b, sizeof b, "\\x%02x", c);
+      out += b;
+    }
+  }
+  return out;
 }
 
 RemoteBackend::Outcome RemoteBackend::command_locked(const std::vector<std::string>& argv) {
@@ -593,38 +650,50 @@ RemoteBackend::Outcome RemoteBackend::command_locked(const std::vector<std::stri
   o.error = "built without Redis support";
   return o;
 #else
-  std::vector<const char*> ptrs;
-  std::vector<std::size_t> lens;
-  ptrs.reserve(argv.size());
-  lens.reserve(argv.size());
-  for (const auto& a : argv) {
-    ptrs.push_back(a.data());
-    lens.push_back(a.size());
-  }
   ++round_trips_;
-  errno = 0;
-  void* raw = redisCommandArgv(ctx_, static_cast<int>(argv.size()), ptrs.data(), lens.data());
-  o.reply.reset(static_cast<redisReply*>(raw));
-  if (!o.reply) {
-    const bool timed_out = ctx_->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK);
+  const IoResult r = conn_->request(argv, mono_ns() + ms_to_ns(options_.command_timeout), &o.reply);
+  if (!r) {
     o.fail = Fail::kUnavailable;
     o.code = ErrorCode::kUnavailable;
-    o.error = url_.display() + ": " +
-              (timed_out ? "no answer within " + std::to_string(options_.command_timeout.count()) +
-                               " ms (command timeout)"
-                         : std::string("connection lost: ") + ctx_->errstr);
+    switch (r.status) {
+      case IoStatus::kTimeout:
+        o.error = "no answer within " + std::to_string(options_.command_timeout.count()) +
+                  " ms (command timeout)";
+        break;
+      case IoStatus::kInterrupted:
+        o.fail = Fail::kInterrupted;
+        o.error = r.detail;
+        break;
+      case IoStatus::kProtocol:  // not a Redis server, or a hostile one
+        o.fail = Fail::kError;
+        o.code = ErrorCode::kIncompatible;
+        o.error = "refused the reply: " + server_text(r.detail);
+        break;
+      default:
+        o.error = "connection lost: " + r.detail;
+        break;
+    }
+    o.error = url_.display() + ": " + o.error;
+    o.reply.reset();
     drop_locked();
-    // Reconnect at the next call, then back off if that fails.
-    backoff_ns_ = 0;
-    next_attempt_ns_ = 0;
+    if (r.status == IoStatus::kTimeout || r.status == IoStatus::kProtocol) {
+      // The server is there but does not answer, or answers nonsense: the calls that follow
+      // back off as after a failed connection instead of each waiting out a request of its own.
+      back_off_locked(o.error);
+    } else {
+      // Lost (a restarted server, say) or interrupted: reconnect at the next call.
+      next_attempt_ns_ = 0;
+    }
     return o;
   }
+  backoff_ns_ = 0;  // the server answers
   if (o.reply->type == REDIS_REPLY_ERROR) {
-    const std::string e = reply_str(o.reply.get());
-    o.code = classify(e);
+    const std::string raw = reply_str(o.reply.get());
+    o.code = classify(raw);
     o.fail = o.code == ErrorCode::kUnavailable ? Fail::kUnavailable : Fail::kError;
+    const std::string e = server_text(raw);
     std::string shown = e;
-    if (e.rfind("NOAUTH", 0) == 0)
+    if (raw.rfind("NOAUTH", 0) == 0)
       shown = "the server requires a password (" + e +
               "); give it in the URL: redis://[USER]:PASSWORD@HOST:PORT/NAME";
     else if (o.code == ErrorCode::kIncompatible)
@@ -638,26 +707,18 @@ RemoteBackend::Outcome RemoteBackend::command_locked(const std::vector<std::stri
 RemoteBackend::Outcome RemoteBackend::script_locked(const std::vector<std::string>& args,
                                                     bool admin) {
   Outcome o;
-  if (!ensure_connected_locked(&o.error, admin)) {
-    o.fail = Fail::kUnavailable;
-    o.code = ErrorCode::kUnavailable;
-    return o;
-  }
+  if (!ensure_connected_locked(&o, admin)) return o;
   // A connection made before the server restarted is found dead by its first request: one new
   // connection and one more try (the only case besides NOSCRIPT with a second round trip).
-  bool fresh = ctx_ && ctx_uses_ == 0;
+  bool fresh = conn_ && conn_uses_ == 0;
   for (int attempt = 0; attempt < 3; ++attempt) {
-    if (!ctx_ && !ensure_connected_locked(&o.error, admin)) {
-      o.fail = Fail::kUnavailable;
-      o.code = ErrorCode::kUnavailable;
-      return o;
-    }
+    if (!conn_ && !ensure_connected_locked(&o, admin)) return o;
     if (sha_.empty()) {
       Outcome l = command_locked({"SCRIPT", "LOAD", kScript});
       if (!l) return l;
       sha_ = reply_str(l.reply.get());
     }
-    std::vector<std::string> argv{"EVALSHA", sha_, "2", key_, bucket_prefix_};
+    std::vector<std::string> argv{"EVALSHA", sha_, "3", key_, bucket_prefix_, pending_key_};
     argv.insert(argv.end(), args.begin(), args.end());
     o = command_locked(argv);
     // The server forgot the script (restarted, SCRIPT FLUSH): load it and call again, once.
@@ -665,11 +726,11 @@ RemoteBackend::Outcome RemoteBackend::script_locked(const std::vector<std::strin
       sha_.clear();
       continue;
     }
-    if (!o && !ctx_ && !fresh && o.error.find("connection lost") != std::string::npos) {
+    if (!o && !conn_ && !fresh && o.error.find("connection lost") != std::string::npos) {
       fresh = true;
       continue;
     }
-    if (ctx_) ++ctx_uses_;
+    if (conn_) ++conn_uses_;
     return o;
   }
   return o;
@@ -685,6 +746,16 @@ void RemoteBackend::fail_locked(const std::string& message) {
     } catch (...) {
     }
   }
+}
+
+// A failed request: a signal's interruption is recorded in last_error() only (the server did
+// nothing wrong: no on_error, nothing to recover from).
+void RemoteBackend::fail_locked(const Outcome& o) {
+  if (o.fail == Fail::kInterrupted) {
+    last_error_ = o.error;
+    return;
+  }
+  fail_locked(o.error);
 }
 
 void RemoteBackend::ok_locked() {
@@ -712,7 +783,7 @@ bool RemoteBackend::recreate_locked() {
   }
   Outcome o = script_locked(init_args(c, false));
   if (!o) {
-    fail_locked(o.error);
+    fail_locked(o);
     return false;
   }
   return true;
@@ -728,11 +799,22 @@ bool RemoteBackend::kill_set() const noexcept {
   return fallback_ && fallback_->s_->kill_flag.load(std::memory_order_acquire) != 0;
 }
 
+// The server says stopped: stop the local fallback too (its kill flag ends this process's waiters).
+// Never throws: it runs in noexcept paths (stop() itself does not throw but for a throwing hook).
+void RemoteBackend::stop_fallback() noexcept {
+  try {
+    fallback_->stop();
+  } catch (...) {
+    fallback_->s_->kill_flag.store(1, std::memory_order_release);  // at least end the waiters
+    detail::futex_wake(&fallback_->s_->kill_flag, INT32_MAX);
+  }
+}
+
 // Sleeps (futex on the local kill flag, so that stop() in this process or a forked sibling wakes
 // it) until `due_local` minus the spin lead, then spins. False if the kill flag was set.
 bool RemoteBackend::sleep_until_local(std::int64_t due_local) noexcept {
   auto* word = &fallback_->s_->kill_flag;
-  const std::int64_t lead = fallback_->s_->spin_lead_ns.load(std::memory_order_relaxed);
+  const std::int64_t lead = fallback_->spin_lead().count();  // clamped: the word may hold anything
   for (;;) {
     if (word->load(std::memory_order_acquire) != 0) return false;
     const std::int64_t now = now_local();
@@ -775,7 +857,7 @@ RemoteBackend::Acq RemoteBackend::call_acquire(std::int64_t n, std::int64_t max_
       a.t_recv = now_local();
       if (!o) {
         pending_emits_.fetch_add(extra, std::memory_order_relaxed);
-        fail_locked(o.error);
+        fail_locked(o);
         a.fail = o.fail;
         return a;
       }
@@ -790,6 +872,7 @@ RemoteBackend::Acq RemoteBackend::call_acquire(std::int64_t n, std::int64_t max_
       a.due_in_ns = reply_int(r->element[1]);
       const std::int64_t iv = reply_int(r->element[2]);
       if (iv > 0) interval_ns_.store(iv, std::memory_order_relaxed);
+      if (a.status == 1 && r->elements >= 4) a.member = reply_str(r->element[3]);
 #else
       (void)r;
 #endif
@@ -820,7 +903,13 @@ std::int64_t RemoteBackend::unavailable_grant(std::int64_t deadline_ns, std::int
       return mono_ns();
     case OnUnavailable::kLocalFallback: {
       if (!fallback_) return -1;
-      if (fallback_->state() == ThrottleState::kCreated) fallback_->start();
+      // start() and stop() on the local fallback can throw (its admin lock held past its bound):
+      // in this noexcept path that is no grant, never std::terminate.
+      try {
+        if (fallback_->state() == ThrottleState::kCreated) fallback_->start();
+      } catch (...) {
+        return -1;
+      }
       const auto deadline =
           deadline_ns == kForever ? Throttle::TimePoint::max() : detail::from_ns(deadline_ns);
       const auto g = fallback_->await_grant(deadline, n);
@@ -849,7 +938,7 @@ bool RemoteBackend::has_fuel(std::int64_t n) noexcept {
     return true;
   }
   if (a.fail != Fail::kNone) return false;
-  if (a.status == -2 && fallback_) fallback_->stop();
+  if (a.status == -2 && fallback_) stop_fallback();
   return a.status == 1 && a.due_in_ns == 0;
 }
 
@@ -878,10 +967,16 @@ std::int64_t RemoteBackend::acquire(std::int64_t deadline_ns, std::int64_t n) no
     if (a.fail != Fail::kNone) return -1;
     switch (a.status) {
       case 1: {
-        // The script ran somewhere between send and receive: take the middle.
-        const std::int64_t due = a.t_send + (a.t_recv - a.t_send) / 2 + a.due_in_ns;
-        if (due > now_local() && !sleep_until_local(due)) return -1;
-        return std::max(due, a.t_recv) - clock_offset_ns_;
+        // The script ran between send and receive, so the slot is at most due_in after the
+        // reply came: wake there. A process whose kill flag is still clear then holds a slot
+        // that came before any stop() on this host (stop() sets the flag before it tells the
+        // server), which the server has counted or will count.
+        const std::int64_t due = a.t_recv + a.due_in_ns;
+        const bool counted_now = a.member.empty() && a.due_in_ns == 0;
+        if (counted_now || sleep_until_local(due)) return due - clock_offset_ns_;
+        // Stopped while it waited. Counted by the server only if the slot came first.
+        if (a.member.empty() || !confirm(a.member)) return -1;
+        return std::min(due, now_local()) - clock_offset_ns_;
       }
       case -1: {  // created: wait for start()
         const std::int64_t next = std::min(now_local() + kStartPollNs, deadline_local);
@@ -890,11 +985,33 @@ std::int64_t RemoteBackend::acquire(std::int64_t deadline_ns, std::int64_t n) no
         continue;
       }
       case -2:
-        if (fallback_) fallback_->stop();
+        if (fallback_) stop_fallback();
         return -1;
       default:
         return -1;  // denied: the slot would come after the deadline
     }
+  }
+}
+
+// Asks the server whether the reservation `member` was granted (its slot came before the stop:
+// counted) or not (given up now, never counted). False too when the server cannot say.
+bool RemoteBackend::confirm(const std::string& member) noexcept {
+  try {
+    std::lock_guard lock(mu_);
+    Outcome o = script_locked({"chk", member});
+    if (!o) {
+      fail_locked(o);
+      return false;
+    }
+    ok_locked();
+#ifdef MPT_HAVE_REDIS
+    const redisReply* r = o.reply.get();
+    return r->type == REDIS_REPLY_ARRAY && r->elements >= 1 && reply_int(r->element[0]) == 1;
+#else
+    return false;
+#endif
+  } catch (...) {
+    return false;
   }
 }
 
@@ -916,7 +1033,7 @@ void RemoteBackend::emit(std::int64_t timestamp_ns) noexcept {
     Outcome o = script_locked({"emit", fmt17(static_cast<double>(offset_ns) / 1000.0), "1"});
     if (!o) {
       pending_emits_.fetch_add(1, std::memory_order_relaxed);
-      fail_locked(o.error);
+      fail_locked(o);
       return;
     }
     ok_locked();
@@ -935,7 +1052,7 @@ void RemoteBackend::start() {
       if (recreate_locked()) o = script_locked({"start"}, true);
     }
     if (!o) {
-      fail_locked(o.error);
+      fail_locked(o);
       throw RemoteError(o.code, o.error);
     }
     ok_locked();
@@ -944,19 +1061,16 @@ void RemoteBackend::start() {
 }
 
 Summary RemoteBackend::stop() {
-  // The server first (so that the runtime it records ends while the workers still run), then the
-  // local kill flag: this process and its forked children stop at once, whatever the server said.
-  struct LocalStop {
-    std::optional<Throttle>& t;
-    ~LocalStop() {
-      if (t) t->stop();
-    }
-  } local_stop{fallback_};
+  // The local kill flag first: this process and its forked children stop at once, whatever the
+  // server does, and none of them takes a slot after this point without the server's word (see
+  // acquire()). Then the server: it counts the slots that came before its own time of the stop,
+  // and none after.
+  if (fallback_) fallback_->stop();
   Summary sum;
   std::lock_guard lock(mu_);
   Outcome o = script_locked({"stop"}, true);
   if (!o) {
-    fail_locked(o.error);
+    fail_locked(o);
     throw RemoteError(o.code, o.error);
   }
   ok_locked();
@@ -984,7 +1098,7 @@ void RemoteBackend::set_rate(std::int64_t max_n, double per_s) {
   Outcome o = script_locked(
       {"rate", std::to_string(max_n), fmt17(per_s), fmt17(iv), fmt17(remote_tau_us(c, iv))}, true);
   if (!o) {
-    fail_locked(o.error);
+    fail_locked(o);
     throw RemoteError(o.code, o.error);
   }
   ok_locked();
@@ -1002,7 +1116,7 @@ RemoteBackend::Stats RemoteBackend::stats_or_throw(bool admin) {
   std::lock_guard lock(mu_);
   Outcome o = script_locked({"snap"}, admin);
   if (!o) {
-    fail_locked(o.error);
+    fail_locked(o);
     throw RemoteError(o.code, o.error);
   }
   ok_locked();

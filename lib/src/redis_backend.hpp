@@ -13,6 +13,16 @@
 // sub-microsecond precision. Replies that are times are relative ("due in X ns"), which each client
 // turns into its own CLOCK_MONOTONIC time: clients with skewed clocks share one schedule.
 //
+// Emissions are counted when a unit is granted, at its slot, not when the slot is reserved: a
+// reservation for a later slot waits in the sorted set `mpt:{NAME}:pending` (score: the slot;
+// member: "RUN SEQ N") and every call of the script first counts the units whose slots have come
+// ("settle"). stop() settles up to its own time and leaves the rest uncounted for good; a process
+// whose kill flag is set while it sleeps until its slot asks the server ("chk") whether the slot
+// came first (granted, counted) or not (given up, never counted).
+//
+// The connection is redis_conn.hpp's: every connection attempt (name resolution included) is
+// bounded by connect_timeout, every request by command_timeout, and a caught signal ends either.
+//
 // The handle behind a Throttle: copies of a Throttle share one RemoteBackend; a process forked
 // after connect() notices (getpid) and opens its own connection. A mutex serialises the round
 // trips of threads of one process. Never throws on the hot path (has_fuel, acquire, emit, the
@@ -32,12 +42,15 @@
 #include "mpt/error.hpp"
 #include "mpt/throttle.hpp"
 
-struct redisContext;
 struct redisReply;
 
 namespace mpt::detail {
 
-// "redis://[[USER]:PASSWORD@]HOST[:PORT]/NAME"; throws InvalidArgument naming what is wrong.
+class RedisConn;
+class Lookup;
+
+// "redis://[[USER]:PASSWORD@]HOST[:PORT]/NAME"; throws InvalidArgument naming what is wrong, with
+// the URL shown as mpt::redact_url() gives it (never the password).
 struct RedisUrl {
   std::string host;
   int port = 6379;
@@ -134,30 +147,38 @@ class RemoteBackend {
   };
 
  private:
-  enum class Fail { kNone, kUnavailable, kError };
+  // kInterrupted: a signal ended the request; the hot path returns false whatever on_unavailable
+  // says, and nothing backs off.
+  enum class Fail { kNone, kUnavailable, kError, kInterrupted };
   struct Outcome;
   struct Acq {
     int status = 0;  // 1 granted, 0 denied (deadline), -1 created, -2 stopped, -3 gone
     std::int64_t due_in_ns = 0;
     std::int64_t t_send = 0, t_recv = 0;  // local clock around the round trip
     Fail fail = Fail::kNone;
+    std::string member;  // the reservation in mpt:{NAME}:pending; empty when counted (or not) now
   };
 
   std::int64_t now_local() const noexcept;
   bool kill_set() const noexcept;
+  void stop_fallback() noexcept;
   bool sleep_until_local(std::int64_t due_local) noexcept;
   bool wait_for_retry(std::int64_t deadline_local) noexcept;
   Acq call_acquire(std::int64_t n, std::int64_t max_wait_ns, bool emit) noexcept;
   std::int64_t unavailable_grant(std::int64_t deadline_ns, std::int64_t n, bool counts) noexcept;
+  bool confirm(const std::string& member) noexcept;
 
   // Connection layer (mu_ held).
   // admin: connect now even while backing off (start, stop, set_rate, snapshot are explicit).
   Outcome script_locked(const std::vector<std::string>& args, bool admin = false);
   Outcome command_locked(const std::vector<std::string>& argv);
-  bool ensure_connected_locked(std::string* why, bool now_or_never = false);
-  bool connect_locked(std::string* why, ErrorCode* code);
+  bool ensure_connected_locked(Outcome* o, bool now_or_never = false);
+  bool connect_locked(Outcome* o);
   void drop_locked();
+  void back_off_locked(const std::string& why);
   void fail_locked(const std::string& message);
+  void fail_locked(const Outcome& o);
+  std::string server_text(std::string_view s) const;
   void ok_locked();
   std::vector<std::string> init_args(const RemoteConfig& c, bool attach_only) const;
   bool recreate_locked();
@@ -168,13 +189,13 @@ class RemoteBackend {
   RedisUrl url_;
   ThrottleOptions options_;
   RemoteConfig cfg_;
-  std::string key_, bucket_prefix_;
+  std::string key_, bucket_prefix_, pending_key_;
   std::int64_t clock_offset_ns_ = 0;  // set_redis_clock_offset_for_testing(); 0 otherwise
 
   mutable std::mutex mu_;
-  redisContext* ctx_ = nullptr;
-  int ctx_pid_ = 0;             // the process that opened ctx_
-  std::uint64_t ctx_uses_ = 0;  // script calls answered on ctx_
+  std::unique_ptr<RedisConn> conn_;
+  std::shared_ptr<Lookup> lookup_;  // a name lookup an attempt left unfinished
+  std::uint64_t conn_uses_ = 0;     // script calls answered on conn_
   std::string sha_;
   std::int64_t backoff_ns_ = 0;
   std::int64_t next_attempt_ns_ = 0;

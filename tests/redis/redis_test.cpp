@@ -237,6 +237,63 @@ TEST(RedisTest, FourProcessesHoldTheRate) {
   EXPECT_LE(trips, got + 4 * 3) << trips << " round trips for " << got << " units";
 }
 
+// Many processes at a low rate (64 at 10/s) and fewer at a high one (16 at 1,000/s: grants
+// right at the stop), stopped after 1 s. A unit counts as an emission when it is granted, at its
+// slot, so stop()'s total is exactly what the workers were granted and no more than the rate
+// allows -- not the slots reserved for after the stop (at 10/s: 75 before) -- and nothing is
+// added later.
+TEST(RedisTest, StopTotalIsWhatTheWorkersWereGranted) {
+  MPT_REQUIRE_REDIS_SERVER();
+  RedisServer server;
+  ASSERT_TRUE(server.ready());
+  constexpr int kMaxWorkers = 64;
+  struct Granted {
+    std::atomic<std::int64_t> n[kMaxWorkers];
+  };
+  void* mem =
+      ::mmap(nullptr, sizeof(Granted), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  auto* g = new (mem) Granted();
+  for (const auto& [rate, workers] : {std::pair{10, 64}, std::pair{1000, 16}}) {
+    const std::string name = "granted" + std::to_string(rate);
+    Throttle t = Throttle::connect(server.url(name), rate, 1s);
+    for (auto& x : g->n)
+      x.store(0);
+    std::vector<pid_t> pids;
+    for (int i = 0; i < workers; ++i) {
+      const pid_t pid = ::fork();
+      if (pid == 0) {
+        auto kill = t.kill_flag();
+        while (!kill.is_set())
+          if (t.await_fuel()) g->n[i].fetch_add(1);
+        ::_exit(0);
+      }
+      pids.push_back(pid);
+    }
+    std::this_thread::sleep_for(300ms);  // connected and waiting for the start
+    t.start();
+    std::this_thread::sleep_for(1s);
+    const Summary sum = t.stop();
+    for (pid_t p : pids)
+      EXPECT_EQ(test::wait_child(p, 10s), 0);
+    std::int64_t granted = 0;
+    for (int i = 0; i < workers; ++i)
+      granted += g->n[i].load();
+    std::printf("%d workers at %d/s for %.3f s: total %llu, granted %lld\n", workers, rate,
+                sum.runtime.count(), static_cast<unsigned long long>(sum.total),
+                static_cast<long long>(granted));
+    EXPECT_EQ(static_cast<std::int64_t>(sum.total), granted) << rate << "/s";
+    EXPECT_LE(static_cast<double>(sum.total), rate * sum.runtime.count() + 1.0) << rate << "/s";
+    EXPECT_GE(static_cast<double>(sum.total), 0.9 * rate) << rate << "/s";
+    // The server's total stays what stop() said, read from another handle after the slots that
+    // were reserved have passed.
+    std::this_thread::sleep_for(300ms);
+    Throttle other = Throttle::connect(server.url(name));
+    EXPECT_EQ(other.snapshot().total, sum.total) << rate << "/s";
+    EXPECT_EQ(other.total(), sum.total) << rate << "/s";
+  }
+  ::munmap(mem, sizeof(Granted));
+}
+
 // Two processes whose clocks are 600 ms apart share one schedule: the server's.
 TEST(RedisTest, SkewedClocksShareOneSchedule) {
   MPT_REQUIRE_REDIS_SERVER();
@@ -492,6 +549,32 @@ TEST(RedisCliTest, RunReportsTheStoredConfigurationItAdopted) {
       1e9;
   EXPECT_DOUBLE_EQ(a["rate_per_sec"].get<double>(), static_cast<double>(count - 1) / span_s);
   EXPECT_DOUBLE_EQ(a["rel_error"].get<double>(), a["rate_per_sec"].get<double>() / 300.0 - 1.0);
+}
+
+// `mpt run --backend ... --rate 10 --workers 64 --seconds 1`: the total is what the workers were
+// granted in that second (at most 11, as a local throttle), not the slots they had reserved.
+TEST(RedisCliTest, ManyWorkersAtALowRateReportWhatWasGranted) {
+  MPT_REQUIRE_REDIS_SERVER();
+  RedisServer server;
+  ASSERT_TRUE(server.ready());
+  const std::string url = server.url("low");
+  int rc = 0;
+  const std::string run = run_capture(std::string(MPT_BINARY) + " run --backend " + url +
+                                          " --rate 10 --workers 64 --seconds 1 --json",
+                                      &rc);
+  ASSERT_EQ(rc, 0) << run;
+  const auto doc = nlohmann::json::parse(run);
+  const auto total = doc["summary"]["total"].get<std::uint64_t>();
+  const double runtime = doc["summary"]["runtime_s"].get<double>();
+  std::printf("mpt run --backend, 64 workers at 10/s for 1 s: total %llu in %.3f s\n",
+              static_cast<unsigned long long>(total), runtime);
+  EXPECT_LE(static_cast<double>(total), 10.0 * runtime + 1.0);
+  EXPECT_GE(total, 9u);
+  EXPECT_EQ(doc["workers_exited_cleanly"], 64);
+  std::this_thread::sleep_for(300ms);
+  const std::string stat = run_capture(std::string(MPT_BINARY) + " stat --json " + url, &rc);
+  ASSERT_EQ(rc, 0) << stat;
+  EXPECT_EQ(nlohmann::json::parse(stat)["total"].get<std::uint64_t>(), total);
 }
 
 }  // namespace

@@ -273,7 +273,8 @@ std::vector<Sample> run_and_sample(const RunOptions& opts, Throttle& throttle, b
       while (next_sample <= now)
         next_sample += every;
     }
-    if (now >= deadline) break;
+    // A signal that came during the sample (a Redis call it interrupted) ends the run now.
+    if (now >= deadline || stop_signal() != 0) break;
     if (tty) {
       const double elapsed = std::chrono::duration<double>(now - t0).count();
       std::printf("\r\033[K  elapsed %.1f s, remaining %.1f s, rate %.2f/s, total %llu", elapsed,

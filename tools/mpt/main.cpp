@@ -13,6 +13,8 @@
 #include <cstdio>
 #include <cstring>
 #include <iostream>
+#include <string>
+#include <string_view>
 
 #include "commands.hpp"
 #include "common.hpp"
@@ -21,9 +23,39 @@
 
 namespace {
 
-// Never throws: it runs inside catch blocks.
-int report_error(bool json, int code, const std::string& message) noexcept {
+int g_argc = 0;
+char** g_argv = nullptr;
+
+// CLI11 quotes arguments in some errors ("The following argument was not expected: ..."): any
+// URL among them is shown as mpt::redact_url() shows it, so that no message carries a password.
+std::string without_passwords(std::string message) {
+  for (int i = 1; i < g_argc; ++i) {
+    std::string_view arg = g_argv[i];
+    const auto scheme = arg.find("://");
+    if (scheme == std::string_view::npos) continue;
+    if (const auto eq = arg.find('='); arg.rfind("--", 0) == 0 && eq < scheme) {
+      arg = arg.substr(eq + 1);  // --backend=URL
+    }
+    const std::string shown = mpt::redact_url(arg);
+    for (auto p = message.find(arg); p != std::string::npos; p = message.find(arg, p + 1)) {
+      message.replace(p, arg.size(), shown);
+    }
+    // The user info alone, wherever it is quoted.
+    const auto at = arg.rfind('@');
+    const auto from = arg.find("://") + 3;
+    if (at != std::string_view::npos && at > from) {
+      const std::string_view secret = arg.substr(from, at - from);
+      for (auto p = message.find(secret); p != std::string::npos; p = message.find(secret, p + 3))
+        message.replace(p, secret.size(), "***");
+    }
+  }
+  return message;
+}
+
+// Never throws: it runs inside catch blocks. No message carries a password (without_passwords).
+int report_error(bool json, int code, const std::string& text) noexcept {
   try {
+    const std::string message = without_passwords(text);
     if (json) {
       mpt::cli::print_json({{"error", message}});
     } else {
@@ -51,6 +83,8 @@ int check_stdout(int code) noexcept {
 
 int run_mpt(int argc, char** argv, bool json) {
   using namespace mpt::cli;
+  g_argc = argc;
+  g_argv = argv;
   CLI::App app{"mpt: run, inspect and remove mpthrottle rate limiters in shared memory", "mpt"};
   app.require_subcommand(1, 1);
   app.failure_message(CLI::FailureMessage::simple);

@@ -15,6 +15,8 @@
 //     be reached or does not answer in time, kPermissionDenied for a refused AUTH, kIncompatible
 //     for a key of the wrong type, kNotFound for a name that does not exist. The hot path returns
 //     false instead and Throttle::last_error() says why (see ThrottleOptions::on_unavailable).
+//   * No message, exception, last_error(), on_error call or url() ever shows a password: URLs are
+//     shown as redact_url() gives them, and text from a server has the password replaced.
 //   * A worker process of Pool::map() or process_parallel() that dies (signal, exit, uncaught
 //     exception) makes the call throw mpt::WorkerDied, naming the item it held and the signal or
 //     exit status.
@@ -25,6 +27,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace mpt {
 
@@ -102,6 +105,15 @@ class RemoteError : public std::runtime_error {
  private:
   ErrorCode code_;
 };
+
+// mpt::redact_url()
+// The URL as typed, fit for a message however malformed it is: everything between "://" and the
+// last '@' (the user info, and with it any password, whatever characters it holds) becomes
+// "***", and so does a query string or fragment ("?password=..."); without an '@', a port that is
+// not a number becomes "***" too ("redis://user:PASSWORD/x", with its "@HOST" forgotten).
+// Without "://", only what comes before the last '@' and after a '?' or '#' is hidden. Never
+// throws but std::bad_alloc.
+std::string redact_url(std::string_view url);
 
 // A worker process died while Pool::map() or process_parallel() needed it. The message names the
 // call, the worker, the item it held (if any) and "killed by signal 9 (SIGKILL)" or "exited with

@@ -87,8 +87,10 @@ struct ThrottleOptions {
   // k for OnUnavailable::kLocalFallback: this process goes on alone at rate / k (k >= 1). Set it
   // to the number of hosts sharing the throttle so that the fleet stays under the rate.
   std::int64_t fallback_divisor = 1;
-  std::chrono::milliseconds connect_timeout{500};  // per connection attempt, 1 ms to 60 s
-  std::chrono::milliseconds command_timeout{500};  // per request, 1 ms to 60 s
+  // Per connection attempt, name resolution included, 1 ms to 60 s.
+  std::chrono::milliseconds connect_timeout{500};
+  // Per request as a whole (sending it and reading all of its reply), 1 ms to 60 s.
+  std::chrono::milliseconds command_timeout{500};
   // Reconnection attempts back off exponentially from 10 ms up to this (10 ms to 60 s).
   std::chrono::milliseconds reconnect_backoff_max{1000};
   // Called (from the thread that saw it) when the server becomes unreachable or answers with an
@@ -152,6 +154,27 @@ class Throttle {
   // until its slot wakes at the slot); in this process and its forked children at once (the kill
   // flag is local). Before start(), await_fuel() polls the state every 20 ms until its timeout.
   // Accessors that cannot reach the server return the last value they saw (0 before any).
+  //
+  // Remote totals: an emission (auto_emit) is counted when its unit is granted, at its slot on
+  // the server's clock, not when the slot is reserved; stop() counts the slots that came before
+  // the server received it and never the others. So stop()'s total is final, and:
+  //   * in the stopping process and its children forked after connect(), a unit is granted
+  //     exactly when it is counted (stop() sets the kill flag before it tells the server; a
+  //     process whose flag is set while it sleeps until its slot asks the server, in one round
+  //     trip, whether the slot came first);
+  //   * a process elsewhere asleep until a slot after the stop still proceeds at that slot (it
+  //     learns of the stop at its next call), and that unit is not counted;
+  //   * units granted while the server could not be reached (kFailOpen, kLocalFallback) are added
+  //     when it answers again, even after a stop; if the server cannot be reached at the stop, a
+  //     sleeping local worker gives its unit up and the still running server counts it at its slot;
+  //   * exactness assumes the server's clock and CLOCK_MONOTONIC here run at the same rate while a
+  //     process waits (a step of the server's clock can move one unit across the stop).
+  // Every wait for the server is bounded: connect_timeout per connection attempt (name resolution
+  // included), command_timeout per request. A signal handler that runs while a call waits (EINTR,
+  // with or without SA_RESTART, as for poll(2)) ends the call: has_fuel() and await_fuel() return
+  // false whatever on_unavailable says, last_error() says "interrupted by a signal", start(),
+  // stop(), set_rate() and snapshot() throw RemoteError (kUnavailable). No message, last_error(),
+  // on_error call or url() shows the password.
 
   // Throttle::start()
   // Starts (or restarts) the throttle: clears kill_flag, makes one unit available now, wakes

@@ -1,0 +1,420 @@
+// One connection to a Redis server with every wait bounded (see redis_conn.hpp).
+#include "redis_conn.hpp"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <mutex>
+#include <new>
+#include <thread>
+#include <type_traits>
+
+#ifdef MPT_HAVE_REDIS
+#include <hiredis/hiredis.h>
+#endif
+
+#include "clock.hpp"
+
+namespace mpt::detail {
+
+UniqueFd& UniqueFd::operator=(UniqueFd&& o) noexcept {
+  if (this != &o) {
+    reset();
+    fd_ = o.release();
+  }
+  return *this;
+}
+
+int UniqueFd::release() noexcept {
+  const int fd = fd_;
+  fd_ = -1;
+  return fd;
+}
+
+void UniqueFd::reset() noexcept {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+void ReplyFree::operator()([[maybe_unused]] redisReply* r) const noexcept {
+#ifdef MPT_HAVE_REDIS
+  if (r) freeReplyObject(r);
+#endif
+}
+
+namespace {
+
+std::string errno_text(int e) {
+  char buf[128];
+  return ::strerror_r(e, buf, sizeof buf);
+}
+
+// Waits until fd is ready for `events` or deadline_ns passes. Never retries EINTR.
+IoResult wait_fd(int fd, short events, std::int64_t deadline_ns) {
+  for (;;) {
+    const std::int64_t left = deadline_ns - mono_ns();
+    if (left <= 0) return {IoStatus::kTimeout, "timed out"};
+    const timespec ts{static_cast<time_t>(left / 1'000'000'000),
+                      static_cast<long>(left % 1'000'000'000)};
+    pollfd p{fd, events, 0};
+    const int r = ::ppoll(&p, 1, &ts, nullptr);
+    if (r > 0) return {};  // POLLERR and POLLHUP too: the next call on fd says what happened
+    if (r == 0) continue;  // the deadline, checked above
+    if (errno == EINTR) return {IoStatus::kInterrupted, "interrupted by a signal"};
+    return {IoStatus::kLost, errno_text(errno)};
+  }
+}
+
+struct Address {
+  sockaddr_storage addr{};
+  socklen_t len = 0;
+  int family = AF_UNSPEC;
+};
+
+std::vector<Address> addresses_of(const addrinfo* res) {
+  std::vector<Address> out;
+  for (const addrinfo* a = res; a; a = a->ai_next) {
+    if (a->ai_addrlen > sizeof(sockaddr_storage)) continue;
+    Address x;
+    std::memcpy(&x.addr, a->ai_addr, a->ai_addrlen);
+    x.len = a->ai_addrlen;
+    x.family = a->ai_family;
+    out.push_back(x);
+  }
+  return out;
+}
+
+std::string gai_text(int rc) {
+  return rc == EAI_SYSTEM ? errno_text(errno) : ::gai_strerror(rc);
+}
+
+}  // namespace
+
+// ---- name lookup in a helper thread ----------------------------------------------------------
+
+class Lookup {
+ public:
+  Lookup(std::string host, std::string port)
+      : host_(std::move(host)),
+        port_(std::move(port)),
+        done_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+  ~Lookup() {
+    if (res_) ::freeaddrinfo(res_);
+  }
+  Lookup(const Lookup&) = delete;
+  Lookup& operator=(const Lookup&) = delete;
+
+  // Starts the lookup; null (and *why) if no thread could be started.
+  static std::shared_ptr<Lookup> start(const std::string& host, const std::string& port,
+                                       IoResult* why) {
+    auto l = std::make_shared<Lookup>(host, port);
+    if (l->done_fd_.get() < 0) {
+      *why = {IoStatus::kRefused, "cannot look up '" + host + "': eventfd: " + errno_text(errno)};
+      return nullptr;
+    }
+    // The thread blocks every signal, so that a signal meant for the caller (a stop handler
+    // waiting to interrupt it) is never taken by the helper instead.
+    sigset_t all, old;
+    ::sigfillset(&all);
+    ::pthread_sigmask(SIG_SETMASK, &all, &old);
+    try {
+      std::thread([l] { l->run(); }).detach();
+    } catch (const std::system_error& e) {
+      ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+      *why = {IoStatus::kRefused, "cannot look up '" + host + "': " + e.what()};
+      return nullptr;
+    }
+    ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    return l;
+  }
+
+  bool is_for(const std::string& host, const std::string& port) const {
+    return host == host_ && port == port_;
+  }
+
+  // Waits until the answer or deadline_ns; kOk fills *out.
+  IoResult wait(std::int64_t deadline_ns, std::vector<Address>* out) {
+    for (;;) {
+      {
+        std::lock_guard lock(mu_);
+        if (done_) {
+          if (rc_ != 0) return {IoStatus::kRefused, "cannot resolve '" + host_ + "': " + error_};
+          *out = addresses_of(res_);
+          if (out->empty()) return {IoStatus::kRefused, "'" + host_ + "' has no address"};
+          return {};
+        }
+      }
+      IoResult w = wait_fd(done_fd_.get(), POLLIN, deadline_ns);
+      if (w.status == IoStatus::kTimeout) {
+        return {IoStatus::kTimeout, "name resolution of '" + host_ + "' did not finish"};
+      }
+      if (!w) return w;
+    }
+  }
+
+ private:
+  void run() noexcept {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* res = nullptr;
+    const int rc = ::getaddrinfo(host_.c_str(), port_.c_str(), &hints, &res);
+    {
+      std::lock_guard lock(mu_);
+      rc_ = rc;
+      res_ = res;
+      if (rc != 0) error_ = gai_text(rc);
+      done_ = true;
+    }
+    const std::uint64_t one = 1;
+    (void)!::write(done_fd_.get(), &one, sizeof one);
+  }
+
+  const std::string host_, port_;
+  UniqueFd done_fd_;  // readable once the lookup is done
+  std::mutex mu_;
+  bool done_ = false;
+  int rc_ = 0;
+  std::string error_;
+  addrinfo* res_ = nullptr;
+};
+
+// ---- the reader, with arrays bounded -----------------------------------------------------------
+
+#ifdef MPT_HAVE_REDIS
+namespace {
+
+thread_local bool t_too_many_elements = false;
+
+// hiredis allocates an array as soon as it reads the header ("*2000000000"): refuse more than
+// kMaxElements. The signature differs between hiredis versions (int or size_t elements).
+template <class F>
+struct ArrayHook;
+template <class R, class T, class N>
+struct ArrayHook<R (*)(T, N)> {
+  static inline R (*inner)(T, N) = nullptr;
+  static R call(T task, N n) {
+    bool bad = static_cast<unsigned long long>(n) > static_cast<unsigned long long>(kMaxElements);
+    if constexpr (std::is_signed_v<N>) bad = bad || n < 0;
+    if (bad) {
+      t_too_many_elements = true;
+      return nullptr;
+    }
+    return inner(task, n);
+  }
+};
+using Hook = ArrayHook<decltype(redisReplyObjectFunctions::createArray)>;
+
+// hiredis's default reply functions (it keeps them private: read them from a reader), with the
+// array hook.
+redisReplyObjectFunctions* bounded_functions() {
+  static redisReplyObjectFunctions table = [] {
+    redisReader* r = redisReaderCreate();
+    if (!r) throw std::bad_alloc();
+    redisReplyObjectFunctions t = *r->fn;
+    redisReaderFree(r);
+    Hook::inner = t.createArray;
+    t.createArray = &Hook::call;
+    return t;
+  }();
+  return &table;
+}
+
+struct CommandFree {
+  void operator()(char* c) const noexcept { redisFreeCommand(c); }
+};
+
+}  // namespace
+#endif
+
+// ---- the connection ---------------------------------------------------------------------------
+
+RedisConn::RedisConn(UniqueFd fd, redisReader* reader)
+    : fd_(std::move(fd)), reader_(reader), pid_(static_cast<int>(::getpid())) {}
+
+RedisConn::~RedisConn() {
+#ifdef MPT_HAVE_REDIS
+  if (reader_) redisReaderFree(reader_);
+#endif
+}
+
+std::unique_ptr<RedisConn> RedisConn::open(const std::string& host, int port,
+                                           std::int64_t deadline_ns,
+                                           std::shared_ptr<Lookup>* lookup, IoResult* why) {
+#ifndef MPT_HAVE_REDIS
+  (void)host, (void)port, (void)deadline_ns, (void)lookup;
+  *why = {IoStatus::kRefused, "built without Redis support"};
+  return nullptr;
+#else
+  const std::string service = std::to_string(port);
+  std::vector<Address> addrs;
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+  addrinfo* numeric = nullptr;
+  if (::getaddrinfo(host.c_str(), service.c_str(), &hints, &numeric) == 0) {
+    addrs = addresses_of(numeric);
+    ::freeaddrinfo(numeric);
+  } else {
+    if (!*lookup || !(*lookup)->is_for(host, service)) {
+      *lookup = Lookup::start(host, service, why);
+      if (!*lookup) return nullptr;
+    }
+    *why = (*lookup)->wait(deadline_ns, &addrs);
+    if (why->status == IoStatus::kTimeout || why->status == IoStatus::kInterrupted) {
+      return nullptr;  // the lookup goes on; the next attempt waits for it
+    }
+    lookup->reset();  // answered: the next attempt looks up afresh
+    if (!*why) return nullptr;
+  }
+
+  *why = {IoStatus::kRefused, "'" + host + "' has no address"};
+  for (const Address& a : addrs) {
+    UniqueFd fd(::socket(a.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (fd.get() < 0) {
+      *why = {IoStatus::kRefused, "socket: " + errno_text(errno)};
+      continue;
+    }
+    if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&a.addr), a.len) != 0) {
+      if (errno == EINTR) {
+        *why = {IoStatus::kInterrupted, "interrupted by a signal"};
+        return nullptr;
+      }
+      if (errno != EINPROGRESS) {
+        *why = {IoStatus::kRefused, errno_text(errno)};
+        continue;
+      }
+      IoResult w = wait_fd(fd.get(), POLLOUT, deadline_ns);
+      if (w.status == IoStatus::kTimeout) {
+        *why = {IoStatus::kTimeout, "no answer to the connection request"};
+        return nullptr;
+      }
+      if (!w) {
+        *why = w;
+        return nullptr;
+      }
+      int err = 0;
+      socklen_t len = sizeof err;
+      if (::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+      if (err != 0) {
+        *why = {IoStatus::kRefused, errno_text(err)};
+        continue;
+      }
+    }
+    const int one = 1, idle_s = 15, interval_s = 5, count = 3;
+    ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    ::setsockopt(fd.get(), IPPROTO_TCP, TCP_KEEPIDLE, &idle_s, sizeof idle_s);
+    ::setsockopt(fd.get(), IPPROTO_TCP, TCP_KEEPINTVL, &interval_s, sizeof interval_s);
+    ::setsockopt(fd.get(), IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
+    redisReader* reader = redisReaderCreateWithFunctions(bounded_functions());
+    if (!reader) {
+      *why = {IoStatus::kLost, "out of memory"};
+      return nullptr;
+    }
+    *why = {};
+    return std::unique_ptr<RedisConn>(new RedisConn(std::move(fd), reader));
+  }
+  return nullptr;
+#endif
+}
+
+IoResult RedisConn::send_all(const std::string& bytes, std::int64_t deadline_ns) {
+  std::size_t off = 0;
+  while (off < bytes.size()) {
+    const ssize_t n = ::send(fd_.get(), bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+    if (n > 0) {
+      off += static_cast<std::size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) return {IoStatus::kInterrupted, "interrupted by a signal"};
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      IoResult w = wait_fd(fd_.get(), POLLOUT, deadline_ns);
+      if (!w) return w;
+      continue;
+    }
+    return {IoStatus::kLost, n < 0 ? errno_text(errno) : "cannot send"};
+  }
+  return {};
+}
+
+IoResult RedisConn::read_reply(std::int64_t deadline_ns, ReplyPtr* reply) {
+#ifndef MPT_HAVE_REDIS
+  (void)deadline_ns, (void)reply;
+  return {IoStatus::kLost, "built without Redis support"};
+#else
+  std::size_t got = 0;
+  for (;;) {
+    t_too_many_elements = false;
+    void* out = nullptr;
+    if (redisReaderGetReply(reader_, &out) != REDIS_OK) {
+      if (t_too_many_elements) {
+        return {IoStatus::kProtocol,
+                "an array of more than " + std::to_string(kMaxElements) + " elements"};
+      }
+      return {IoStatus::kProtocol, reader_->errstr};
+    }
+    if (out) {
+      reply->reset(static_cast<redisReply*>(out));
+      if (reader_->pos < reader_->len) return {IoStatus::kProtocol, "bytes after the reply"};
+      return {};
+    }
+    if (got > kMaxReplyBytes) {
+      return {IoStatus::kProtocol,
+              "a reply larger than " + std::to_string(kMaxReplyBytes >> 20) + " MiB"};
+    }
+    IoResult w = wait_fd(fd_.get(), POLLIN, deadline_ns);
+    if (!w) return w;
+    char buf[16384];
+    const std::size_t want = std::min(sizeof buf, kMaxReplyBytes + 1 - got);
+    const ssize_t n = ::recv(fd_.get(), buf, want, 0);
+    if (n == 0) return {IoStatus::kLost, "the server closed the connection"};
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) continue;
+      if (errno == EINTR) return {IoStatus::kInterrupted, "interrupted by a signal"};
+      return {IoStatus::kLost, errno_text(errno)};
+    }
+    got += static_cast<std::size_t>(n);
+    if (redisReaderFeed(reader_, buf, static_cast<std::size_t>(n)) != REDIS_OK)
+      return {IoStatus::kLost, "out of memory"};
+  }
+#endif
+}
+
+IoResult RedisConn::request(const std::vector<std::string>& argv, std::int64_t deadline_ns,
+                            ReplyPtr* reply) {
+#ifndef MPT_HAVE_REDIS
+  (void)argv, (void)deadline_ns, (void)reply;
+  return {IoStatus::kLost, "built without Redis support"};
+#else
+  std::vector<const char*> ptrs;
+  std::vector<std::size_t> lens;
+  ptrs.reserve(argv.size());
+  lens.reserve(argv.size());
+  for (const auto& a : argv) {
+    ptrs.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  char* raw = nullptr;
+  const int len =
+      redisFormatCommandArgv(&raw, static_cast<int>(argv.size()), ptrs.data(), lens.data());
+  const std::unique_ptr<char, CommandFree> cmd(raw);
+  if (len < 0 || !raw) return {IoStatus::kLost, "out of memory"};
+  if (IoResult s = send_all(std::string(raw, static_cast<std::size_t>(len)), deadline_ns); !s)
+    return s;
+  return read_reply(deadline_ns, reply);
+#endif
+}
+
+}  // namespace mpt::detail
