@@ -129,7 +129,7 @@ class Lookup {
     ::pthread_sigmask(SIG_SETMASK, &all, &old);
     try {
       std::thread([l] { l->run(); }).detach();
-    } catch (const std::system_error& e) {
+    } catch (const std::exception& e) {  // whatever it is, this thread gets its signals back
       ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
       *why = {IoStatus::kRefused, "cannot look up '" + host + "': " + e.what()};
       return nullptr;

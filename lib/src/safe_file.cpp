@@ -85,8 +85,8 @@ bool write_all(int fd, std::string_view bytes) {
 }
 
 // The target `name` in the directory `dfd` (or AT_FDCWD): absent or a regular file. Never a
-// symlink, a device, a FIFO or a directory.
-void check_target(int dfd, const char* name, const std::string& shown) {
+// symlink, a device, a FIFO or a directory. Returns the existing file's permission bits, or -1.
+int check_target(int dfd, const char* name, const std::string& shown) {
   const auto refuse = [&](const std::string& why, int e) {
     throw SystemError("cannot write " + shown + ": " + why, e);
   };
@@ -100,10 +100,12 @@ void check_target(int dfd, const char* name, const std::string& shown) {
                  "replace it",
              EINVAL);
     }
+    return static_cast<int>(st.st_mode & 07777);
   } else if (errno != ENOENT) {
     const int e = errno;
     refuse(std::strerror(e), e);
   }
+  return -1;
 }
 
 }  // namespace
@@ -134,7 +136,9 @@ void write_file_atomically(const std::filesystem::path& path, std::string_view b
     fail("cannot open the directory " + dir.string() + ": " + std::strerror(e), e);
   }
 
-  check_target(dfd.get(), name.c_str(), shown);
+  // A file that exists keeps its permission bits (a page made 0600 stays 0600).
+  const int old_mode = check_target(dfd.get(), name.c_str(), shown);
+  const mode_t mode = old_mode >= 0 ? static_cast<mode_t>(old_mode) : options.mode;
 
   // A new file under a name no one can predict; O_EXCL|O_NOFOLLOW: a planted name fails.
   const std::string base = name.substr(0, kMaxBaseInName);
@@ -158,7 +162,7 @@ void write_file_atomically(const std::filesystem::path& path, std::string_view b
   };
 
   if (!write_all(fd.get(), bytes)) fail_and_remove("write", errno);
-  if (::fchmod(fd.get(), options.mode) != 0) fail_and_remove("fchmod", errno);
+  if (::fchmod(fd.get(), mode) != 0) fail_and_remove("fchmod", errno);
   if (::fsync(fd.get()) != 0) fail_and_remove("fsync", errno);
   if (const int e = fd.reset(); e != 0) fail_and_remove("close", e);
   if (options.before_rename) {

@@ -36,7 +36,8 @@
 namespace mpt::detail {
 
 struct AtomicWriteOptions {
-  // The new file's permission bits, set with fchmod (the umask does not apply).
+  // A new file's permission bits, set with fchmod (the umask does not apply); a file that is
+  // replaced keeps its own.
   mode_t mode = 0644;
   // Create missing parent directories (mode 0755 less the umask) first.
   bool create_parents = false;

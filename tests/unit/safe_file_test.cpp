@@ -76,12 +76,19 @@ TEST_F(SafeFileTest, WritesANewFileAndReplacesAnOldOne) {
   EXPECT_EQ(fs::status(target).permissions() & fs::perms::all,
             fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
                 fs::perms::others_read);
-  AtomicWriteOptions o;
-  o.mode = 0600;
-  write_file_atomically(target, "two\n", o);
+  // A file that is replaced keeps its own permission bits, whatever the default for new ones.
+  fs::permissions(target, fs::perms::owner_read | fs::perms::owner_write);
+  write_file_atomically(target, "two\n");
   EXPECT_EQ(slurp(target), "two\n");
   EXPECT_EQ(fs::status(target).permissions() & fs::perms::all,
             fs::perms::owner_read | fs::perms::owner_write);
+  AtomicWriteOptions o;
+  o.mode = 0600;
+  const fs::path secret = dir_ / "secret.json";
+  write_file_atomically(secret, "three\n", o);
+  EXPECT_EQ(fs::status(secret).permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write);
+  fs::remove(secret);
   EXPECT_EQ(entries(dir_), 2u) << "the victim and the page, nothing else";
   EXPECT_NO_THROW(check_replaceable(target));
   EXPECT_NO_THROW(check_replaceable(dir_ / "absent"));

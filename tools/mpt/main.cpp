@@ -32,7 +32,15 @@ std::string without_passwords(std::string message) {
   for (int i = 1; i < g_argc; ++i) {
     std::string_view arg = g_argv[i];
     const auto scheme = arg.find("://");
-    if (scheme == std::string_view::npos) continue;
+    if (scheme == std::string_view::npos) {
+      // Not a URL, but it may be one mistyped ("redis:/user:pw@host/x"): hide what precedes '@'.
+      if (const auto at = arg.rfind('@'); at != std::string_view::npos && at > 0) {
+        const std::string_view secret = arg.substr(0, at);
+        for (auto p = message.find(secret); p != std::string::npos; p = message.find(secret, p + 3))
+          message.replace(p, secret.size(), "***");
+      }
+      continue;
+    }
     if (const auto eq = arg.find('='); arg.rfind("--", 0) == 0 && eq < scheme) {
       arg = arg.substr(eq + 1);  // --backend=URL
     }
