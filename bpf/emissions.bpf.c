@@ -21,6 +21,8 @@ char LICENSE[] SEC("license") = "GPL";
 
 /* Set before load: 0 = every process, else only this tgid. */
 const volatile __u32 filter_tgid = 0;
+/* Set before load: 0 = every throttle, else only this throttle id (ids are never 0). */
+const volatile __u64 filter_throttle_id = 0;
 
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
@@ -52,6 +54,7 @@ static __always_inline __u32 log2_slot(__u64 v) {
 static __always_inline void record(__u64 throttle_id, __u32 kind, __u64 waited_ns) {
   __u32 tgid = bpf_get_current_pid_tgid() >> 32;
   if (filter_tgid && tgid != filter_tgid) return;
+  if (filter_throttle_id && throttle_id != filter_throttle_id) return;
   __u64 now = bpf_ktime_get_ns();
   struct mpt_key key = {.throttle_id = throttle_id, .tgid = tgid, .kind = kind};
   struct mpt_stats* s = bpf_map_lookup_elem(&stats, &key);

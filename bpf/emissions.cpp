@@ -73,6 +73,7 @@ EmissionCounter::EmissionCounter(const Target& target) {
   skel_ = emissions__open();
   if (!skel_) fail("open", errno);
   skel_->rodata->filter_tgid = target.pid > 0 ? static_cast<__u32>(target.pid) : 0;
+  skel_->rodata->filter_throttle_id = target.throttle_id;
   if (int err = emissions__load(skel_)) fail("load", err);
   struct {
     bpf_program* prog;

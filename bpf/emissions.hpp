@@ -23,6 +23,7 @@ namespace mpt::probe {
 struct Target {
   pid_t pid = -1;    // -1: every process that maps `path`
   std::string path;  // the shared library or the statically linked binary holding the probes
+  std::uint64_t throttle_id = 0;  // 0: every throttle; else only this one (filtered in the kernel)
 };
 
 // The file that holds this process's copy of libmpthrottle (the shared library when linked
@@ -41,7 +42,8 @@ struct Entry {
 
 class EmissionCounter {
  public:
-  // Loads the program (filtered to target.pid when > 0) and attaches both probes. Throws
+  // Loads the program (filtered to target.pid when > 0 and to target.throttle_id when not 0) and
+  // attaches both probes. Throws
   // std::runtime_error naming the step and the target when anything fails.
   explicit EmissionCounter(const Target& target);
   ~EmissionCounter();

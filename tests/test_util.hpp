@@ -1,11 +1,14 @@
 // Helpers shared by the tests.
 #pragma once
 
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -19,6 +22,83 @@ inline std::string unique_name(const std::string& what) {
   static std::atomic<int> counter{0};
   return "test-" + what + "-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
 }
+
+// --- Waiting for a thread to be asleep, instead of sleeping and hoping -------------------------
+//
+// A test that means "while the waiter is blocked" checks that it is: the kernel shows each
+// thread's state in /proc/PID/task/TID/stat and the system call it is blocked in in .../syscall
+// (the first field is the call's number; "running" when it is in none). These helpers read them.
+
+inline std::string read_proc(pid_t pid, pid_t tid, const char* what) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/" + what);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The thread's scheduler state ('R', 'S', 'D', 'Z', ...), or '?' if it is gone.
+inline char thread_state(pid_t pid, pid_t tid) {
+  const std::string stat = read_proc(pid, tid, "stat");
+  const auto close = stat.rfind(')');  // the command name may hold spaces and parentheses
+  return close == std::string::npos || close + 2 >= stat.size() ? '?' : stat[close + 2];
+}
+
+// True when the thread sleeps (state S) inside system call `nr` (SYS_futex for every lock, event
+// and throttle wait; SYS_clock_nanosleep for a sleep). Where the kernel hides .../syscall, the
+// sleep alone is taken as enough.
+inline bool asleep_in(pid_t pid, pid_t tid, long nr) {
+  if (thread_state(pid, tid) != 'S') return false;
+  const std::string sc = read_proc(pid, tid, "syscall");
+  if (sc.empty()) return true;
+  return sc.rfind(std::to_string(nr) + " ", 0) == 0;
+}
+
+// Waits until the thread sleeps in system call `nr` (see asleep_in); false after `limit`.
+inline bool wait_until_asleep_in(pid_t pid, pid_t tid, long nr = SYS_futex,
+                                 std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!asleep_in(pid, tid, nr)) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  return true;
+}
+
+// A single-threaded process (a forked or exec'd child) asleep in a futex wait.
+inline bool wait_until_futex_asleep(pid_t pid,
+                                    std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+  return wait_until_asleep_in(pid, pid, SYS_futex, limit);
+}
+
+// A std::thread that publishes its kernel thread id before running `fn`, so that a test can wait
+// until it is asleep.
+class TidThread {
+ public:
+  template <class Fn>
+  explicit TidThread(Fn fn)
+      : thread_([this, fn]() mutable {
+          tid_.store(static_cast<pid_t>(::syscall(SYS_gettid)));
+          fn();
+        }) {}
+  ~TidThread() {
+    if (thread_.joinable()) thread_.join();
+  }
+  pid_t tid() const {
+    pid_t t;
+    while ((t = tid_.load()) == 0)
+      std::this_thread::yield();
+    return t;
+  }
+  // Waits until the thread sleeps in a futex wait (see asleep_in).
+  bool wait_until_futex_asleep(std::chrono::milliseconds limit = std::chrono::seconds(10)) const {
+    return wait_until_asleep_in(getpid(), tid(), SYS_futex, limit);
+  }
+  void join() { thread_.join(); }
+
+ private:
+  std::atomic<pid_t> tid_{0};
+  std::thread thread_;
+};
 
 // Waits for a child with a bound; kills it and returns -1 if it does not finish in time.
 inline int wait_child(pid_t pid, std::chrono::milliseconds limit = std::chrono::seconds(30)) {
@@ -49,27 +129,46 @@ inline pid_t fork_worker(Throttle& t, int max_units = -1) {
 }
 
 struct WorkerRun {
-  Summary summary;
-  int units_reported = 0;  // the workers' own counts (each capped at 250)
-  bool all_exited = true;  // every worker finished within 5 s of stop()
+  Summary summary;                   // what stop() returned
+  std::uint64_t units_reported = 0;  // the workers' own counts, sent through a pipe
+  int reports = 0;                   // workers whose count arrived
+  bool all_exited = true;            // every worker finished within 5 s of stop()
 };
 
-// Forks `workers` workers on `t`, starts it, lets them run for `run`, stops it and reaps them.
+// Forks `workers` workers on `t` (they wait for the start), waits until each sleeps in that wait,
+// starts it, lets them run for `run`, stops it and reaps them. Each worker writes the number of
+// units it took to a pipe before it exits.
 inline WorkerRun run_workers(Throttle& t, int workers, std::chrono::milliseconds run) {
+  int fds[2];
+  if (pipe(fds) != 0) return {{}, 0, 0, false};
   std::vector<pid_t> pids;
-  for (int i = 0; i < workers; ++i)
-    pids.push_back(fork_worker(t));
+  for (int i = 0; i < workers; ++i) {
+    const pid_t pid = fork();
+    if (pid == 0) {
+      close(fds[0]);
+      std::uint64_t taken = 0;
+      auto kill = t.kill_flag();
+      while (!kill.is_set())
+        taken += t.await_fuel() ? 1 : 0;
+      _exit(write(fds[1], &taken, sizeof taken) == sizeof taken ? 0 : 1);
+    }
+    pids.push_back(pid);
+  }
+  close(fds[1]);
+  for (pid_t p : pids)
+    wait_until_futex_asleep(p);
   t.start();
   std::this_thread::sleep_for(run);
   WorkerRun r;
   r.summary = t.stop();
-  for (pid_t p : pids) {
-    const int rc = wait_child(p, std::chrono::seconds(5));
-    if (rc < 0)
-      r.all_exited = false;
-    else
-      r.units_reported += rc;
+  for (pid_t p : pids)
+    r.all_exited = wait_child(p, std::chrono::seconds(5)) == 0 && r.all_exited;
+  std::uint64_t n = 0;
+  while (read(fds[0], &n, sizeof n) == sizeof n) {
+    r.units_reported += n;
+    ++r.reports;
   }
+  close(fds[0]);
   return r;
 }
 

@@ -9,13 +9,13 @@
 
 #include "clock.hpp"
 #include "futex.hpp"
+#include "queue_shared.hpp"
 #include "robust_mutex.hpp"
 
 namespace mpt {
 
 namespace {
 
-constexpr std::uint32_t kQueueMagic = 0x55455551;  // "QQUE"
 constexpr std::size_t kMaxCapacity = 1u << 20;
 constexpr std::size_t kMaxMessageBytes = 64u << 20;
 constexpr std::size_t kSlotHeader = 8;  // u64 length
@@ -25,26 +25,6 @@ constexpr std::size_t round_up(std::size_t n, std::size_t a) {
 }
 
 }  // namespace
-
-// The queue's layout after the segment header. Slots follow at kSlotsOffset.
-struct Queue::Shared {
-  std::uint32_t magic;
-  std::uint32_t reserved;
-  std::uint64_t capacity;           // messages
-  std::uint64_t slot_bytes;         // kSlotHeader + max_message_bytes, rounded up to 64
-  std::uint64_t max_message_bytes;  //
-  alignas(64) pthread_mutex_t mutex;
-  // Written only with the mutex held; each operation commits with one store.
-  alignas(64) std::atomic<std::uint64_t> put_count;
-  std::atomic<std::uint64_t> get_count;
-  std::atomic<std::uint32_t> closed;
-  // Futex words bumped (with the mutex held) when a message arrives / a slot frees up; waiter
-  // counts let put/get skip the wake-up system call when nobody sleeps.
-  alignas(64) std::atomic<std::uint32_t> not_empty_seq;
-  std::atomic<std::uint32_t> not_empty_waiters;
-  alignas(64) std::atomic<std::uint32_t> not_full_seq;
-  std::atomic<std::uint32_t> not_full_waiters;
-};
 
 namespace {
 
@@ -88,7 +68,7 @@ Segment::Init init_queue(const Geometry& g) {
     s->capacity = g.capacity;
     s->slot_bytes = g.slot_bytes;
     s->max_message_bytes = g.max_message_bytes;
-    s->magic = kQueueMagic;
+    s->magic = detail::kQueueMagic;
   };
 }
 
@@ -146,7 +126,7 @@ Queue Queue::open(std::string_view name, const OpenOptions& options) {
   QueueOptions o;
   o.capacity = s->capacity;
   o.max_message_bytes = s->max_message_bytes;
-  bool ok = s->magic == kQueueMagic;
+  bool ok = s->magic == detail::kQueueMagic;
   if (ok) {
     try {
       const Geometry g = geometry(o, what);

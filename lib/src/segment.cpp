@@ -223,6 +223,9 @@ std::shared_ptr<Segment> Segment::open(std::string_view name, SegmentKind kind,
     if (e == ELOOP) throw PermissionDenied(what + " is a symbolic link; refusing to follow it", e);
     if (e == EACCES || e == EPERM)
       throw PermissionDenied("cannot open " + what + ": " + errno_text(e), e);
+    // Not a file that could hold a segment (open(2) refuses these before fstat could tell).
+    if (e == EISDIR) throw IncompatibleSegment(what + " is a directory, not a regular file");
+    if (e == ENXIO) throw IncompatibleSegment(what + " is a socket or device, not a regular file");
     throw SystemError("cannot open " + what + ": " + errno_text(e), e);
   }
   struct stat st;

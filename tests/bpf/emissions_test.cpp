@@ -57,8 +57,9 @@ Totals totals_for(const probe::EmissionCounter& c, std::uint64_t id) {
 }
 
 TEST_F(EmissionsTest, KernelCountEqualsMonitorTotal) {
-  probe::EmissionCounter counter({-1, probe::default_library_path()});
   Throttle t(1000, 1s);
+  // Filtered in the kernel: other tests' throttles never reach this counter's map.
+  probe::EmissionCounter counter({-1, probe::default_library_path(), t.id()});
   const auto r = test::run_workers(t, 4, 2s);
   ASSERT_TRUE(r.all_exited);
   const Summary& s = r.summary;
@@ -78,9 +79,9 @@ TEST_F(EmissionsTest, KernelCountEqualsMonitorTotal) {
 }
 
 TEST_F(EmissionsTest, UnrelatedProcessesAndEarlyExitsAreAllSeen) {
-  probe::EmissionCounter counter({-1, probe::default_library_path()});
   const std::string name = test::unique_name("bpf");
   auto t = Throttle::create(name, 500, 1s);
+  probe::EmissionCounter counter({-1, probe::default_library_path(), t.id()});
   std::vector<pid_t> pids;
   for (int i = 0; i < 2; ++i) {
     pid_t pid = fork();
@@ -90,8 +91,9 @@ TEST_F(EmissionsTest, UnrelatedProcessesAndEarlyExitsAreAllSeen) {
     }
     pids.push_back(pid);
   }
-  const pid_t early = fork_worker(t, 50);  // exits after 50 units, mid-run
-  std::this_thread::sleep_for(200ms);
+  const pid_t early = fork_worker(t, 50);    // exits after 50 units, mid-run
+  for (pid_t p : {pids[0], pids[1], early})  // every process attached and waiting for the start
+    EXPECT_TRUE(test::wait_until_futex_asleep(p)) << "process " << p << " never waited";
   t.start();
   std::this_thread::sleep_for(1s);
   const Summary s = t.stop();
@@ -107,9 +109,9 @@ TEST_F(EmissionsTest, UnrelatedProcessesAndEarlyExitsAreAllSeen) {
 }
 
 TEST_F(EmissionsTest, StaticallyLinkedBinaryIsProbedThroughItsOwnFile) {
-  probe::EmissionCounter counter({-1, MPT_STATIC_HELPER_PATH});
   const std::string name = test::unique_name("static");
   auto t = Throttle::create(name, 500, 1s);
+  probe::EmissionCounter counter({-1, MPT_STATIC_HELPER_PATH, t.id()});
   pid_t pid = fork();
   if (pid == 0) {
     int null = open("/dev/null", O_WRONLY);
@@ -118,7 +120,7 @@ TEST_F(EmissionsTest, StaticallyLinkedBinaryIsProbedThroughItsOwnFile) {
           static_cast<char*>(nullptr));
     _exit(127);
   }
-  std::this_thread::sleep_for(200ms);
+  EXPECT_TRUE(test::wait_until_futex_asleep(pid)) << "the static helper never waited";
   t.start();
   std::this_thread::sleep_for(500ms);
   const Summary s = t.stop();
@@ -130,18 +132,34 @@ TEST_F(EmissionsTest, StaticallyLinkedBinaryIsProbedThroughItsOwnFile) {
 
 TEST_F(EmissionsTest, PidFilterCountsOnlyThatProcess) {
   Throttle t(2000, 1s);
-  t.start();
+  // Both workers wait for the start; the counter attaches after the fork (the filter names the
+  // first child) and before the start, so it sees every unit either takes.
   pid_t a = fork_worker(t, 200);
   pid_t b = fork_worker(t, 200);
-  // Attach after the fork: the filter names the first child.
   probe::EmissionCounter counter({a, probe::default_library_path()});
-  std::this_thread::sleep_for(500ms);
+  t.start();
+  EXPECT_EQ(test::wait_child(a, 5s), 200);
+  EXPECT_EQ(test::wait_child(b, 5s), 200);
   t.stop();
-  test::wait_child(a, 5s);
-  test::wait_child(b, 5s);
   const Totals k = totals_for(counter, t.id());
-  EXPECT_EQ(k.per_pid.size(), k.per_pid.count(static_cast<std::uint32_t>(a)));
-  EXPECT_GT(k.emits, 0u);
+  EXPECT_EQ(k.per_pid.size(), 1u);
+  EXPECT_EQ(k.per_pid.count(static_cast<std::uint32_t>(a)), 1u) << "only the first child";
+  EXPECT_EQ(k.emits, 200u) << "every unit the first child took, none of the second's";
+  EXPECT_EQ(t.total(), 400u);
+}
+
+TEST_F(EmissionsTest, ThrottleIdFilterCountsOnlyThatThrottle) {
+  Throttle mine(2000, 1s), other(2000, 1s);
+  probe::EmissionCounter counter({-1, probe::default_library_path(), mine.id()});
+  const pid_t a = fork_worker(mine, 100);
+  const pid_t b = fork_worker(other, 100);
+  mine.start();
+  other.start();
+  EXPECT_EQ(test::wait_child(a, 5s), 100);
+  EXPECT_EQ(test::wait_child(b, 5s), 100);
+  EXPECT_EQ(totals_for(counter, mine.id()).emits, 100u);
+  for (const auto& e : counter.read())
+    EXPECT_EQ(e.throttle_id, mine.id()) << "the kernel recorded another throttle";
 }
 
 // stop() is final (throttle.hpp): for every hardcap at 100,000/s with 4 spinning workers, stopped

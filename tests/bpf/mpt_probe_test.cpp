@@ -1,14 +1,16 @@
 // `mpt probe` and `mpt run --probe` end to end: the real command, the real kernel.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
+#include "../test_util.hpp"
 #include "emissions.hpp"
 
 namespace {
@@ -53,34 +55,123 @@ TEST_F(MptProbeTest, RunWithProbeReportsZeroDifference) {
   EXPECT_NEAR(j["probe"]["kernel_rate_per_sec"].get<double>() / 1000.0, 1.0, 0.005);
 }
 
-TEST_F(MptProbeTest, ProbeSeesAnotherRunAndPrintsJsonLinesAndTotals) {
-  const std::string bin = MPT_BINARY;
-  std::thread load([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    sh(bin + " run --rate 200 --workers 2 --seconds 1.5 >/dev/null 2>&1");
-  });
-  const Out r = sh(bin + " probe --seconds 2.5 --interval 0.5 --json");
-  load.join();
-  ASSERT_EQ(r.code, 0) << r.out;
-  std::istringstream lines(r.out);
-  std::string line;
+// `mpt probe ARGS...` in the background, its stdout read line by line.
+class Probe {
+ public:
+  explicit Probe(std::vector<std::string> args) {
+    int fds[2];
+    if (pipe(fds) != 0) return;
+    pid_ = fork();
+    if (pid_ == 0) {
+      dup2(fds[1], 1);
+      close(fds[0]);
+      close(fds[1]);
+      std::vector<char*> argv = {const_cast<char*>(MPT_BINARY), const_cast<char*>("probe")};
+      for (auto& a : args)
+        argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(MPT_BINARY, argv.data());
+      _exit(127);
+    }
+    close(fds[1]);
+    out_ = fdopen(fds[0], "r");
+  }
+  ~Probe() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+    if (out_) fclose(out_);
+  }
+  // The next line of its output ("" at the end).
+  std::string line() {
+    char buf[1 << 16];
+    return out_ && fgets(buf, sizeof buf, out_) ? std::string(buf) : std::string();
+  }
+  // SIGINT, then every remaining line and the exit code.
+  int interrupt(std::vector<std::string>& rest) {
+    kill(pid_, SIGINT);
+    for (std::string l; !(l = line()).empty();)
+      rest.push_back(l);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  FILE* out_ = nullptr;
+};
+
+// The JSON Lines of a probe: intervals counted, the totals document.
+struct ProbeOutput {
   int intervals = 0;
   nlohmann::json totals;
-  while (std::getline(lines, line)) {
+};
+ProbeOutput parse_lines(const std::vector<std::string>& lines) {
+  ProbeOutput p;
+  for (const std::string& line : lines) {
     const auto j = nlohmann::json::parse(line);
     EXPECT_EQ(j["schema"], 1);
-    if (j["type"] == "interval") ++intervals;
-    if (j["type"] == "totals") totals = j;
+    if (j["type"] == "interval") ++p.intervals;
+    if (j["type"] == "totals") p.totals = j;
   }
-  EXPECT_GE(intervals, 3);
-  ASSERT_FALSE(totals.is_null()) << r.out;
+  return p;
+}
+
+// Another `mpt run` on a named throttle, counted from outside; a second run on another throttle
+// at the same time is left out by --name. The probe is attached (its first line is out) before
+// either run starts.
+TEST_F(MptProbeTest, ProbeSeesAnotherRunAndPrintsJsonLinesAndTotals) {
+  const std::string bin = MPT_BINARY;
+  const std::string name = "probe-test-" + std::to_string(getpid());
+  Probe probe({"--name", name, "--interval", "0.2", "--json"});
+  std::vector<std::string> lines = {probe.line()};
+  ASSERT_FALSE(lines[0].empty()) << "the probe printed nothing";
+  std::thread other([&] { sh(bin + " run --rate 500 --workers 2 --seconds 1.5 >/dev/null 2>&1"); });
+  const Out run =
+      sh(bin + " run --rate 200 --workers 2 --seconds 1.5 --name " + name + " 2>&1 >/dev/null");
+  other.join();
+  EXPECT_EQ(run.code, 0) << run.out;
+  ASSERT_EQ(probe.interrupt(lines), 0);
+  const ProbeOutput p = parse_lines(lines);
+  EXPECT_GE(p.intervals, 3);
+  ASSERT_FALSE(p.totals.is_null());
   unsigned long long count = 0;
-  for (const auto& row : totals["rows"]) {
+  for (const auto& row : p.totals["rows"]) {
     count += row["count"].get<unsigned long long>();
+    EXPECT_EQ(row["name"], name) << row.dump();
     EXPECT_FALSE(row["interval_histogram"].empty());
   }
+  EXPECT_EQ(p.totals["rows"].size(), 2u) << "the run's two workers";
   EXPECT_GE(count, 295u) << "200/s for 1.5 s, counted from outside";
   EXPECT_LE(count, 302u);
+}
+
+// --id: the kernel counts one throttle, exactly what its monitor counted; another throttle busy
+// at the same time is not in the output.
+TEST_F(MptProbeTest, ProbeByIdCountsOnlyThatThrottle) {
+  mpt::Throttle mine(1000, std::chrono::seconds(1)), other(1000, std::chrono::seconds(1));
+  char id[32];
+  std::snprintf(id, sizeof id, "0x%016llx", static_cast<unsigned long long>(mine.id()));
+  Probe probe({"--id", id, "--interval", "0.1", "--json"});
+  std::vector<std::string> lines = {probe.line()};
+  ASSERT_FALSE(lines[0].empty()) << "the probe printed nothing";
+  const pid_t a = mpt::test::fork_worker(mine, 150);
+  const pid_t b = mpt::test::fork_worker(other, 150);
+  mine.start();
+  other.start();
+  EXPECT_EQ(mpt::test::wait_child(a, std::chrono::seconds(10)), 150);
+  EXPECT_EQ(mpt::test::wait_child(b, std::chrono::seconds(10)), 150);
+  ASSERT_EQ(probe.interrupt(lines), 0);
+  const ProbeOutput p = parse_lines(lines);
+  ASSERT_FALSE(p.totals.is_null());
+  ASSERT_EQ(p.totals["rows"].size(), 1u) << p.totals.dump();
+  EXPECT_EQ(p.totals["rows"][0]["throttle_id"], id);
+  EXPECT_EQ(p.totals["rows"][0]["pid"], a);
+  EXPECT_EQ(p.totals["rows"][0]["count"], 150u);
+  EXPECT_EQ(mine.total(), 150u);
 }
 
 TEST_F(MptProbeTest, WithoutPrivilegesItExitsOneNamingTheCapabilities) {
@@ -96,6 +187,10 @@ TEST_F(MptProbeTest, UsageErrorsExitTwo) {
   EXPECT_EQ(sh(std::string(MPT_BINARY) + " probe --pid abc 2>/dev/null").code, 2);
   EXPECT_EQ(sh(std::string(MPT_BINARY) + " probe --interval nan 2>/dev/null").code, 2);
   EXPECT_EQ(sh(std::string(MPT_BINARY) + " probe --lib /x --binary /y 2>/dev/null").code, 2);
+  for (const char* id : {"0x0", "12", "0x", "0x12345678901234567", "0xg1"})
+    EXPECT_EQ(sh(std::string(MPT_BINARY) + " probe --id " + id + " 2>/dev/null").code, 2) << id;
+  EXPECT_EQ(sh(std::string(MPT_BINARY) + " probe --name a/b 2>/dev/null").code, 2);
+  EXPECT_EQ(sh(std::string(MPT_BINARY) + " probe --id 0x1 --name a 2>/dev/null").code, 2);
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -81,6 +82,7 @@ class Mpt {
   }
   void signal(int sig) { kill(pid_, sig); }
   pid_t pid() const { return pid_; }
+  std::string out_so_far() const { return slurp(out_); }
   Result wait(std::chrono::milliseconds limit = 60s) {
     Result r;
     r.code = mpt::test::wait_child(pid_, limit);
@@ -97,6 +99,26 @@ class Mpt {
 
 Result mpt_run(const std::vector<std::string>& args) {
   return Mpt(args).wait();
+}
+
+// Polls `done` every 5 ms until it holds; false after `limit`.
+template <class Pred>
+bool wait_for(Pred done, std::chrono::milliseconds limit = 30s) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(5ms);
+  }
+  return true;
+}
+
+// The total of the named throttle a running `mpt run --name` made (0 while it does not exist).
+std::uint64_t total_of(const std::string& name) {
+  try {
+    return mpt::Throttle::open(name).total();
+  } catch (const std::runtime_error&) {  // mpt::SegmentError: not there yet
+    return 0;
+  }
 }
 
 json parse(const std::string& s) {
@@ -310,8 +332,9 @@ TEST_F(MptCliTest, RunHumanOutputHasSamplesAndSummary) {
 }
 
 TEST_F(MptCliTest, RunStopsOnSigintAndStillReports) {
-  Mpt p({"run", "--rate", "100", "--workers", "2", "--seconds", "60", "--json"});
-  std::this_thread::sleep_for(1200ms);
+  const std::string name = mpt::test::unique_name("sigint");
+  Mpt p({"run", "--rate", "100", "--workers", "2", "--seconds", "60", "--name", name, "--json"});
+  ASSERT_TRUE(wait_for([&] { return total_of(name) > 60; })) << "the run never got going";
   p.signal(SIGINT);
   const Result r = p.wait(10s);
   ASSERT_EQ(r.code, 0) << r.err;
@@ -323,8 +346,9 @@ TEST_F(MptCliTest, RunStopsOnSigintAndStillReports) {
 }
 
 TEST_F(MptCliTest, RunStopsOnSigterm) {
-  Mpt p({"run", "--rate", "10", "--workers", "1", "--seconds", "60"});
-  std::this_thread::sleep_for(800ms);
+  const std::string name = mpt::test::unique_name("sigterm");
+  Mpt p({"run", "--rate", "10", "--workers", "1", "--seconds", "60", "--name", name});
+  ASSERT_TRUE(wait_for([&] { return total_of(name) > 2; })) << "the run never got going";
   p.signal(SIGTERM);
   const Result r = p.wait(10s);
   ASSERT_EQ(r.code, 0) << r.err;
@@ -468,9 +492,15 @@ TEST_F(MptCliTest, StatShowsALiveThrottle) {
 TEST_F(MptCliTest, StatWatchPrintsJsonLinesUntilInterrupted) {
   const std::string name = mpt::test::unique_name("watch");
   auto t = mpt::Throttle::create(name, 10, 1s);
+  const auto t0 = std::chrono::steady_clock::now();
   Mpt p({"stat", name, "--watch", "0.1", "--json"});
-  std::this_thread::sleep_for(700ms);
+  ASSERT_TRUE(wait_for([&] {
+    const std::string out = p.out_so_far();
+    return std::count(out.begin(), out.end(), '\n') >= 3;
+  })) << "fewer than 3 lines";
   p.signal(SIGINT);
+  const double elapsed =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const Result r = p.wait(10s);
   ASSERT_EQ(r.code, 0) << r.err;
   std::istringstream lines(r.out);
@@ -482,7 +512,8 @@ TEST_F(MptCliTest, StatWatchPrintsJsonLinesUntilInterrupted) {
     ++n;
   }
   EXPECT_GE(n, 3);
-  EXPECT_LE(n, 10);
+  // One line at the start, then one per 0.1 s: never faster (the signal came after `elapsed`).
+  EXPECT_LE(n, elapsed / 0.1 + 2) << elapsed << " s";
 }
 
 TEST_F(MptCliTest, LsListsEverySegment) {
@@ -601,6 +632,47 @@ class MptCalibrateTest : public MptCliTest {
   std::string file_;
 };
 
+// A line of `text` matching `pattern` (ECMAScript) from its start.
+bool has_line(const std::string& text, const std::string& pattern) {
+  const std::regex re(pattern);
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);)
+    if (std::regex_search(line, re, std::regex_constants::match_continuous)) return true;
+  return false;
+}
+
+// What a band of the calibration file must say about its two trials, whatever the host's noise:
+// the correction follows from the uncorrected trial by the documented rule, the verified trial
+// ran with that correction and the band's spin lead, each trial's error is its own rate against
+// the target, each counted a good part of its second, and hardcap one never let more than the rate
+// into a window. How close the verified rate comes to the target (1 % in the README's table) is
+// a measurement of the host, made by bench/calibration_compare.py, not asserted here: a loaded
+// machine moves it by several per cent.
+void expect_band_follows_from_its_trials(const json& b) {
+  const double rate = b["rate_per_sec"];
+  const json& u = b["uncorrected"];
+  const json& v = b["verified"];
+  for (const json* t : {&u, &v}) {
+    EXPECT_GT((*t)["count"].get<double>(), rate * 0.5) << b.dump();  // 2 workers, 1 s
+    EXPECT_NEAR((*t)["rel_error"].get<double>(),
+                (*t)["achieved_rate_per_sec"].get<double>() / rate - 1, 1e-9)
+        << b.dump();
+    EXPECT_EQ((*t)["spin_lead_ns"], b["spin_lead_ns"]) << b.dump();
+    if (b["hardcap"] == "one") {
+      EXPECT_LE((*t)["max_in_window"].get<double>(), rate) << b.dump();
+    }
+  }
+  EXPECT_EQ(u["correction"].get<double>(), 0) << b.dump();
+  EXPECT_EQ(v["correction"], b["correction"]) << b.dump();
+  // The rule: none within the count's resolution (two emissions), else target / achieved - 1.
+  const double resolution = 2.0 / u["count"].get<double>();
+  const double expected =
+      std::abs(u["rel_error"].get<double>()) <= resolution
+          ? 0.0
+          : std::clamp(rate / u["achieved_rate_per_sec"].get<double>() - 1, -0.5, 0.5);
+  EXPECT_NEAR(b["correction"].get<double>(), expected, 0.5e-6) << b.dump();
+}
+
 TEST_F(MptCalibrateTest, WritesAFileThatANewThrottleUses) {
   const Result r = mpt_run({"calibrate", "--rates", "100,1000", "--seconds", "1", "--workers", "2",
                             "--output", file_, "--json"});
@@ -618,16 +690,8 @@ TEST_F(MptCalibrateTest, WritesAFileThatANewThrottleUses) {
   EXPECT_GT(c["lateness"]["futex"]["samples"].get<int>(), 0);
   EXPECT_GE(c["spin_lead_trials"].size(), 1u);
   ASSERT_EQ(c["bands"].size(), 4u);  // limit and one, at 100 and 1,000 per second
-  for (const auto& b : c["bands"]) {
-    const double rate = b["rate_per_sec"];
-    // Each run counted about a second's worth at its rate (2 workers, 1 s).
-    EXPECT_GT(b["uncorrected"]["count"].get<double>(), rate * 0.5) << b.dump();
-    EXPECT_NEAR(b["verified"]["rel_error"].get<double>(), 0, 0.05) << b.dump();
-    if (b["hardcap"] == "one") {
-      EXPECT_LE(b["verified"]["max_in_window"].get<double>(), rate) << b.dump();
-      EXPECT_LE(b["uncorrected"]["max_in_window"].get<double>(), rate) << b.dump();
-    }
-  }
+  for (const auto& b : c["bands"])
+    expect_band_follows_from_its_trials(b);
 
   // A new throttle in this process picks it up.
   setenv("MPT_CALIBRATION", file_.c_str(), 1);
@@ -647,7 +711,10 @@ TEST_F(MptCalibrateTest, WritesAFileThatANewThrottleUses) {
   const Result shown = mpt_run({"calibrate", "--show", "--output", file_});
   EXPECT_EQ(shown.code, 0) << shown.err;
   EXPECT_NE(shown.out.find("spin lead"), std::string::npos) << shown.out;
-  EXPECT_NE(shown.out.find("one"), std::string::npos) << shown.out;
+  // A row per band: the hardcap as a whole word, then the rate.
+  for (const char* row : {"limit +100 ", "limit +1000 ", "one +100 ", "one +1000 "}) {
+    EXPECT_TRUE(has_line(shown.out, std::string("^ +") + row)) << row << "\n" << shown.out;
+  }
   const Result shown_json = mpt_run({"calibrate", "--show", "--output", file_, "--json"});
   EXPECT_EQ(shown_json.code, 0);
   const json sj = parse(shown_json.out);
@@ -684,7 +751,10 @@ TEST_F(MptCalibrateTest, InterruptedLeavesThePreviousFile) {
   { std::ofstream(file_) << "previous\n"; }
   Mpt m({"calibrate", "--rates", "1000", "--hardcaps", "limit", "--seconds", "20", "--output",
          file_});
-  std::this_thread::sleep_for(2500ms);  // past the lateness measurements, inside a trial
+  // Inside a trial: its worker processes are running (/proc/PID/task/PID/children).
+  const std::string children =
+      "/proc/" + std::to_string(m.pid()) + "/task/" + std::to_string(m.pid()) + "/children";
+  ASSERT_TRUE(wait_for([&] { return !slurp(children).empty(); })) << "no trial started";
   m.signal(SIGINT);
   const Result r = m.wait(30s);
   EXPECT_EQ(r.code, 1) << r.out << r.err;

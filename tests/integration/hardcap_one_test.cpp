@@ -69,8 +69,10 @@ class Stamps {
   void* base_ = nullptr;
 };
 
-// Runs `workers` processes doing `body` until the kill flag, for `run`.
-void run_processes(Throttle& t, int workers, std::chrono::milliseconds run,
+// Runs `workers` processes doing `body` until the kill flag, which is set once `stamps` holds
+// `want` grants (or after a minute): the property is checked over that many grants however slowly
+// a loaded machine runs them.
+void run_processes(Throttle& t, int workers, Stamps& stamps, std::uint64_t want,
                    const std::function<void()>& body) {
   std::vector<pid_t> pids;
   for (int i = 0; i < workers; ++i) {
@@ -84,7 +86,9 @@ void run_processes(Throttle& t, int workers, std::chrono::milliseconds run,
     pids.push_back(pid);
   }
   t.start();
-  std::this_thread::sleep_for(run);
+  const auto give_up = Clock::now() + 60s;
+  while (stamps.recorded() < want && Clock::now() < give_up)
+    std::this_thread::sleep_for(1ms);
   (void)t.stop();
   for (pid_t p : pids)
     EXPECT_EQ(test::wait_child(p, 10s), 0);
@@ -114,11 +118,11 @@ TEST(HardcapOneTest, APositiveCorrectionCannotBreakThePromise) {
   o.spin_lead = 50us;
   Throttle t(200, 100ms, o);  // 2,000/s in windows of 100 ms
   Stamps stamps(20000);
-  run_processes(t, 3, 1200ms, [&] {
+  run_processes(t, 3, stamps, 2400, [&] {
     if (auto g = t.await_grant()) stamps.add(ns(*g));
   });
   const auto v = stamps.sorted();
-  ASSERT_GT(v.size(), 1000u);
+  ASSERT_GE(v.size(), 2400u);
   EXPECT_EQ(first_violation(v, 200, 100'000'000), -1);
   EXPECT_LE(trial::max_in_window(v, 100'000'000), 200u);
 }
@@ -129,12 +133,12 @@ TEST(HardcapOneTest, HasFuelSpinnersNeverMoreThanMaxNInAWindow) {
   o.auto_calibrate = false;
   Throttle t(300, 100ms, o);  // 3,000/s in windows of 100 ms
   Stamps stamps(20000);
-  run_processes(t, 3, 1s, [&] {
+  run_processes(t, 3, stamps, 3000, [&] {
     const auto now = Clock::now();
     if (t.has_fuel(1, now)) stamps.add(ns(now));
   });
   const auto v = stamps.sorted();
-  ASSERT_GT(v.size(), 1000u);
+  ASSERT_GE(v.size(), 3000u);
   EXPECT_EQ(first_violation(v, 300, 100'000'000), -1);
   EXPECT_EQ(stamps.recorded(), t.total());
 }
@@ -145,11 +149,11 @@ TEST(HardcapOneTest, SeveralUnitsAtOnceAreCountedUnitByUnit) {
   o.auto_calibrate = false;
   Throttle t(100, 100ms, o);  // 1,000/s
   Stamps stamps(20000);
-  run_processes(t, 2, 1s, [&] {
+  run_processes(t, 2, stamps, 333, [&] {
     if (auto g = t.await_grant(Clock::time_point::max(), 3)) stamps.add(ns(*g));
   });
   const auto v = stamps.sorted();  // the time of each call's last unit
-  ASSERT_GT(v.size(), 100u);
+  ASSERT_GE(v.size(), 333u);
   // 35 calls ending in one window would put at least 35 + 34 * 2 = 104 units in it.
   EXPECT_EQ(first_violation(v, 100 / 3 + 1, 100'000'000), -1);
   EXPECT_GE(t.total(), 3 * v.size());

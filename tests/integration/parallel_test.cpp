@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -12,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "../test_util.hpp"
 #include "mpt/error.hpp"
 #include "mpt/pipeline.hpp"
 #include "mpt/pool.hpp"
@@ -31,7 +33,19 @@ struct Shared {
   std::atomic<std::int64_t> worst_results{0};
   std::atomic<pid_t> pids[64];
   std::atomic<int> npids{0};
+  std::atomic<std::int64_t> died_at_ns{0};  // CLOCK_MONOTONIC, just before a worker kills itself
 };
+
+std::int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// True when the process sleeps in nanosleep(2)/clock_nanosleep(2) (a worker on a hung item).
+bool asleep_in_a_sleep(pid_t pid) {
+  return test::asleep_in(pid, pid, SYS_clock_nanosleep) || test::asleep_in(pid, pid, SYS_nanosleep);
+}
 
 Shared* shared_counters() {
   void* p =
@@ -212,25 +226,30 @@ TEST(ProcessParallelTest, StringViewsInAndOut) {
   EXPECT_EQ(tokens, 1000u * (5 + 5 + 4));
 }
 
+// The parent checks its workers every 100 ms (the README's "within about 100 ms"); a death must be
+// reported by that check, not found when the work runs out: the input here never ends, so only
+// the check can end the call. Its latency is bounded at 1 s, ten check periods, for a loaded
+// machine; the README gives the latency measured.
 TEST(ProcessParallelTest, AWorkerKilledMidRunFailsWithinASecondWithoutZombies) {
   Shared* s = shared_counters();
   std::int64_t n = 0;
-  const auto t0 = std::chrono::steady_clock::now();
   try {
-    process_parallel(
-        [&]() -> std::optional<std::int64_t> {
-          if (n == 1000000) return std::nullopt;
-          return n++;
-        },
-        [s](std::int64_t x) {
-          note_pid(s);
-          if (x == 5000) raise(SIGKILL);
-          return x;
-        },
-        [&](std::int64_t) {}, {.workers = 2, .chunk_size = 64});
+    process_parallel([&]() -> std::optional<std::int64_t> { return n++; },  // endless input
+                     [s](std::int64_t x) {
+                       note_pid(s);
+                       if (x == 5000) {
+                         s->died_at_ns.store(now_ns());
+                         raise(SIGKILL);
+                       }
+                       return x;
+                     },
+                     [&](std::int64_t) {}, {.workers = 2, .chunk_size = 64});
     FAIL() << "process_parallel returned although a worker was killed";
   } catch (const WorkerDied& e) {
-    EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+    const auto latency = std::chrono::nanoseconds(now_ns() - s->died_at_ns.load());
+    ASSERT_GT(s->died_at_ns.load(), 0) << "item 5000 never reached a worker";
+    EXPECT_LT(latency, 1s) << "reported " << latency.count() / 1e6 << " ms after the death";
+    RecordProperty("latency_us", static_cast<int>(latency.count() / 1000));
     EXPECT_EQ(e.item(), 5000);
     const std::string what = e.what();
     EXPECT_NE(what.find("item 5000"), std::string::npos) << what;
@@ -247,10 +266,15 @@ TEST(ProcessParallelTest, AWorkerKilledFromOutsideIsNoticedWithinASecond) {
   try {
     process_parallel(
         [&]() -> std::optional<std::int64_t> {
-          if (n == 4 && !killed) {  // both workers are stuck on their first item by now
-            std::this_thread::sleep_for(200ms);
+          if (n == 4 && !killed) {  // wait until both workers are stuck on their first item
+            const auto deadline = std::chrono::steady_clock::now() + 10s;
+            while ((s->npids.load() < 2 || !asleep_in_a_sleep(s->pids[0].load()) ||
+                    !asleep_in_a_sleep(s->pids[1].load())) &&
+                   std::chrono::steady_clock::now() < deadline)
+              std::this_thread::sleep_for(1ms);
             const pid_t victim = s->pids[0].load();
-            if (victim <= 0) throw std::logic_error("no worker has started");
+            if (victim <= 0 || !asleep_in_a_sleep(victim))
+              throw std::logic_error("the workers never got stuck on their items");
             kill(victim, SIGKILL);
             killed_at = std::chrono::steady_clock::now();
             killed = true;

@@ -125,18 +125,22 @@ TEST(ConditionProcessesTest, ChildNotifiesParent) {
   ASSERT_NE(mem, MAP_FAILED);
   auto* stage = static_cast<volatile int*>(mem);
   *stage = 0;
+  const pid_t parent = getpid();
   Process child([&] {
-    std::this_thread::sleep_for(20ms);
+    // Notify only once the parent sleeps in its wait (which released the lock).
+    if (!test::wait_until_asleep_in(parent, parent)) return 1;
     (void)cond.lock();
     *stage = 1;
     cond.notify_all();
     cond.unlock();
+    return 0;
   });
   child.start();
   ASSERT_EQ(cond.lock(), LockStatus::kAcquired);
   EXPECT_TRUE(cond.wait_for([&] { return *stage == 1; }, 10s));
   cond.unlock();
   ASSERT_TRUE(child.join(10s));
+  EXPECT_EQ(child.exitcode(), 0) << "the parent was never seen waiting";
   munmap(mem, 4096);
 }
 
@@ -203,8 +207,22 @@ TEST(QueueProcessesTest, KilledUsersDoNotWedgeTheQueue) {
     ASSERT_TRUE(p.join(10s));
   while (q.get(0ns)) {
   }
+  // A consumer asleep in get() on the empty queue, killed there.
+  Process dead([&] { (void)q.get(30s); });
+  dead.start();
+  ASSERT_TRUE(test::wait_until_futex_asleep(dead.pid())) << "the consumer never blocked in get()";
+  dead.kill();
+  ASSERT_TRUE(dead.join(10s));
+  EXPECT_EQ(dead.exitcode(), -SIGKILL);
+  // The next consumer to block is woken by the next message: the dead one swallows nothing.
+  Process next([&] { return q.get_value<std::string>(10s) == "after" ? 0 : 1; });
+  next.start();
+  ASSERT_TRUE(test::wait_until_futex_asleep(next.pid())) << "the consumer never blocked in get()";
   EXPECT_TRUE(q.put("after", 1s));
-  EXPECT_EQ(q.get_value<std::string>(1s), "after");
+  ASSERT_TRUE(next.join(10s));
+  EXPECT_EQ(next.exitcode(), 0) << "the message put after the deaths did not reach the consumer";
+  EXPECT_TRUE(q.put("again", 1s));
+  EXPECT_EQ(q.get_value<std::string>(1s), "again");
 }
 
 TEST(QueueProcessesTest, NamedQueueBetweenUnrelatedHandles) {

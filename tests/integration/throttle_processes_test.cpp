@@ -64,7 +64,8 @@ TEST(ThrottleProcessesTest, FourForkedWorkersAtFourPerSecond) {
   std::vector<pid_t> pids;
   for (int i = 0; i < 4; ++i)
     pids.push_back(fork_worker(t));  // they wait for start()
-  std::this_thread::sleep_for(50ms);
+  for (pid_t p : pids)
+    EXPECT_TRUE(test::wait_until_futex_asleep(p)) << "worker " << p << " never waited";
   t.start();
   std::this_thread::sleep_for(2s);
   const Summary s = t.stop();
@@ -87,13 +88,16 @@ TEST(ThrottleProcessesTest, SeedExampleFourWorkersFiveSecondsTake20Or21) {
   const Summary& s = r.summary;
   EXPECT_GE(s.total, 20u);
   EXPECT_LE(s.total, 21u) << "never the 24 a full bucket would give";
+  EXPECT_EQ(r.reports, 4);
+  EXPECT_EQ(r.units_reported, t.total()) << "the workers' own counts match the monitor";
 }
 
 TEST(ThrottleProcessesTest, UnrelatedProcessesShareANamedThrottle) {
   const std::string name = test::unique_name("unrelated");
   auto t = Throttle::create(name, 50, 1s);
   std::vector<Spawned> helpers = {spawn_helper(name), spawn_helper(name)};
-  std::this_thread::sleep_for(200ms);  // let both attach and wait for the start
+  for (const Spawned& h : helpers)  // both attached and waiting for the start
+    EXPECT_TRUE(test::wait_until_futex_asleep(h.pid)) << "helper " << h.pid << " never waited";
   t.start();
   std::this_thread::sleep_for(2s);
   const Summary s = t.stop();
@@ -118,7 +122,7 @@ TEST(ThrottleProcessesTest, StopReleasesAProcessBlockedWithoutTimeout) {
   Spawned h = spawn_helper(name, "--once");
   char buf[16] = {};
   ASSERT_GT(read(h.out_fd, buf, sizeof buf), 0);  // "waiting"
-  std::this_thread::sleep_for(100ms);
+  EXPECT_TRUE(test::wait_until_futex_asleep(h.pid)) << "the helper never blocked in await_fuel";
   const auto t0 = Clock::now();
   t.stop();
   EXPECT_EQ(test::wait_child(h.pid, 5s), 3) << "await_fuel returns false after stop";
@@ -151,12 +155,16 @@ TEST(ThrottleProcessesTest, StatsSurviveRestartAcrossProcesses) {
 }
 
 TEST(ThrottleProcessesTest, ManyProcessesHoldAHighRate) {
-  // 4 processes at 2,000/s for 1 s: every unit is accounted for and the rate is held (±1%).
+  // 4 processes at 2,000/s for 1 s: every unit is accounted for (the workers' own counts add up
+  // to the monitor's total once they have exited) and the rate is held (±1 %: hardcap limit makes
+  // up for a worker's stall from its burst allowance, so scheduling noise does not move it).
   Throttle t(2000, 1s);
   const auto r = test::run_workers(t, 4, 1s);
   ASSERT_TRUE(r.all_exited) << "a worker hung after stop()";
   const Summary& s = r.summary;
   EXPECT_NEAR(static_cast<double>(s.total), 2000.0 * s.runtime.count(), 20.0 + 1);
+  EXPECT_EQ(r.reports, 4) << "every worker reported its count";
+  EXPECT_EQ(r.units_reported, t.total()) << "units the workers got = emissions the monitor counted";
 }
 
 TEST(ThrottleProcessesTest, KilledWaiterDoesNotWedgeTheThrottle) {

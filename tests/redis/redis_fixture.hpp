@@ -46,9 +46,14 @@ inline int free_port() {
 
 class RedisServer {
  public:
+  // Another test may take the port between free_port() and the server's bind: then the server
+  // that answers is not ours (see start()) and a new port is tried.
   explicit RedisServer(std::vector<std::string> extra = {}) : extra_(std::move(extra)) {
-    port_ = free_port();
-    start();
+    for (int attempt = 0; attempt < 5 && !ready_; ++attempt) {
+      kill();
+      port_ = free_port();
+      start();
+    }
   }
   ~RedisServer() { kill(); }
   RedisServer(const RedisServer&) = delete;
@@ -60,7 +65,9 @@ class RedisServer {
     return "redis://127.0.0.1:" + std::to_string(port_) + "/" + name;
   }
 
-  // Starts redis-server on port() and waits (at most 5 s) until it answers PING.
+  // Starts redis-server on port() and waits (at most 5 s) until it answers, as itself: the server
+  // on the port must report our child's process id (tests run side by side, each with its own
+  // server). ready() is false otherwise.
   void start() {
     const std::string path = redis_server_path();
     pid_ = ::fork();
@@ -83,18 +90,22 @@ class RedisServer {
     ready_ = false;
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     while (std::chrono::steady_clock::now() < deadline) {
-      timeval tv{0, 200'000};
-      redisContext* c = redisConnectWithTimeout("127.0.0.1", port_, tv);
-      if (c && !c->err) {
-        auto* r = static_cast<redisReply*>(redisCommand(c, "PING"));
-        // With --requirepass, a NOAUTH error also says the server is up.
-        ready_ = r != nullptr;
-        if (r) freeReplyObject(r);
+      if (::waitpid(pid_, nullptr, WNOHANG) != 0) {  // ours exited: the port was taken
+        pid_ = -1;
+        return;
       }
-      if (c) redisFree(c);
+      const std::string info = command({"INFO", "server"}, password());
+      ready_ = info.find("process_id:" + std::to_string(pid_) + "\r") != std::string::npos;
       if (ready_) return;
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
+  }
+
+  // The --requirepass among the extra arguments, if any.
+  std::string password() const {
+    for (std::size_t i = 0; i + 1 < extra_.size(); ++i)
+      if (extra_[i] == "--requirepass") return extra_[i + 1];
+    return {};
   }
 
   // SIGKILL and reap (idempotent).

@@ -28,8 +28,19 @@ using test::RedisServer;
 
 // Counters shared with forked children.
 struct SharedCounters {
-  std::atomic<std::int64_t> n[8];
+  std::atomic<std::int64_t> n[12];
 };
+
+// Polls `done` every millisecond until it holds; false after `limit`.
+template <class Pred>
+bool wait_for(Pred done, std::chrono::milliseconds limit = 10s) {
+  const auto deadline = Clock::now() + limit;
+  while (!done()) {
+    if (Clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
 SharedCounters* shared_counters() {
   void* p = ::mmap(nullptr, sizeof(SharedCounters), PROT_READ | PROT_WRITE,
                    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -308,6 +319,7 @@ TEST(RedisTest, SkewedClocksShareOneSchedule) {
     if (pid == 0) {
       detail::set_redis_clock_offset_for_testing(offsets[i]);
       Throttle mine = Throttle::connect(server.url("skew"));
+      c->n[8 + i].store(1);  // connected, about to wait for the start
       auto kill = mine.kill_flag();
       std::int64_t n = 0;
       const auto give_up = Clock::now() + 10s;
@@ -318,7 +330,8 @@ TEST(RedisTest, SkewedClocksShareOneSchedule) {
     }
     pids.push_back(pid);
   }
-  std::this_thread::sleep_for(200ms);  // both connected and waiting for the start
+  ASSERT_TRUE(wait_for([&] { return c->n[8].load() == 1 && c->n[9].load() == 1; }))
+      << "the workers never connected";
   t.start();
   std::this_thread::sleep_for(2s);
   const Summary sum = t.stop();
@@ -436,24 +449,33 @@ TEST(RedisTest, WorkersRecoverWithoutRestart) {
     if (pid == 0) {
       auto kill = t.kill_flag();
       const auto give_up = Clock::now() + 20s;
-      while (!kill.is_set() && Clock::now() < give_up)
-        if (t.await_fuel(500ms)) c->n[i].fetch_add(1);
+      while (!kill.is_set() && Clock::now() < give_up) {
+        if (t.await_fuel(500ms)) {
+          c->n[i].fetch_add(1);
+        } else {
+          c->n[2 + i].fetch_add(1);  // refused: the server is gone
+        }
+      }
       ::_exit(0);
     }
     pids.push_back(pid);
   }
+  const auto granted = [c] { return c->n[0].load() + c->n[1].load(); };
   t.start();
-  std::this_thread::sleep_for(500ms);
+  ASSERT_TRUE(wait_for([&] { return c->n[0].load() > 10 && c->n[1].load() > 10; }))
+      << "the workers never got going";
+  const std::int64_t refused[2] = {c->n[2].load(), c->n[3].load()};
   server.kill();
-  std::this_thread::sleep_for(300ms);
-  const std::int64_t during = c->n[0].load() + c->n[1].load();
-  std::this_thread::sleep_for(500ms);
-  EXPECT_EQ(c->n[0].load() + c->n[1].load(), during) << "fuel granted with no server (kFail)";
+  // Each worker has found the server gone (a call that started before the kill may still have
+  // been granted); from then on nothing is granted for as long as it stays down.
+  ASSERT_TRUE(wait_for([&] { return c->n[2].load() > refused[0] && c->n[3].load() > refused[1]; }))
+      << "the workers never noticed the outage";
+  const std::int64_t during = granted();
+  std::this_thread::sleep_for(500ms);  // the outage, observed
+  EXPECT_EQ(granted(), during) << "fuel granted with no server (kFail)";
   server.start();
   ASSERT_TRUE(server.ready());
-  std::this_thread::sleep_for(1s);
-  const std::int64_t after = c->n[0].load() + c->n[1].load();
-  EXPECT_GT(after - during, 100) << "workers did not recover";
+  EXPECT_TRUE(wait_for([&] { return granted() - during > 100; })) << "workers did not recover";
   t.stop();  // the local kill flag ends the forked workers at once
   for (pid_t p : pids)
     EXPECT_EQ(test::wait_child(p, 10s), 0);

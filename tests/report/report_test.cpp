@@ -9,6 +9,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -93,6 +95,48 @@ class ReportTest : public ::testing::Test {
   json fixture_;
 };
 
+// The unit a cell shows its field in, by the field's name: relative errors in per cent, the
+// scenarios' intervals in µs, CPU seconds per 1,000 in ms; rates, counts and the benchmarks' ns as
+// they are.
+double shown_scale(const std::string& field) {
+  const auto ends_with = [&](const std::string& s) {
+    return field.size() >= s.size() && field.compare(field.size() - s.size(), s.size(), s) == 0;
+  };
+  if (ends_with("rel_error")) return 100;
+  if (ends_with("cpu_s_per_1000")) return 1e3;
+  if (ends_with("_ns") && field.rfind("/suites/", 0) != 0) return 1e-3;
+  return 1;
+}
+
+// The visible text of a cell ("1,000.4", "+0.190 %", "−0.005 %", "12.34", "0 %") is the JSON value
+// in the cell's unit, rounded to the digits shown.
+void expect_shows(const std::string& text, double value, const std::string& field) {
+  std::string digits;
+  int decimals = -1;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char ch = text[i];
+    if (ch == ',') continue;                  // grouping
+    if (text.compare(i, 3, "\u2212") == 0) {  // a typographic minus
+      digits += '-';
+      i += 2;
+      continue;
+    }
+    if (ch == '.') decimals = 0;
+    if ((ch >= '0' && ch <= '9') || ch == '.' || ch == '-' || ch == '+') {
+      digits += ch;
+      if (decimals >= 0 && ch >= '0' && ch <= '9') ++decimals;
+    } else if (ch != ' ' && ch != '%') {
+      ADD_FAILURE() << field << ": '" << text << "' is not a number as a reader sees one";
+      return;
+    }
+  }
+  ASSERT_FALSE(digits.empty()) << field << ": no number in '" << text << "'";
+  const double shown = std::stod(digits);
+  const double half_digit = 0.5 * std::pow(10.0, -std::max(decimals, 0));
+  EXPECT_NEAR(shown, value * shown_scale(field), half_digit * (1 + 1e-9))
+      << field << " shows '" << text << "' for " << value;
+}
+
 TEST_F(ReportTest, RendersEveryChartAndTheNumbersOfTheJson) {
   const std::string report = write_report("report.json", fixture_);
   const std::string page = dir_ / "report.html";
@@ -114,17 +158,18 @@ TEST_F(ReportTest, RendersEveryChartAndTheNumbersOfTheJson) {
   EXPECT_EQ(svgs.value("chart-rate-over-time", 0), 1);
   EXPECT_EQ(svgs.value("chart-floors", 0), 1);
 
-  // Every numeric cell names its value in the report; all of them must match, and every
-  // scenario's figures (ours and the peer's) must be on the page.
+  // Every numeric cell names its value in the report; all of them must match, both the exact
+  // value it carries and the number a reader sees, and every scenario's figures (ours and the
+  // peer's) must be on the page.
   std::set<std::string> seen;
   for (const json& f : c["fields"]) {
     const std::string field = f["field"];
     seen.insert(field);
     const json::json_pointer ptr(field);
     ASSERT_TRUE(fixture_.contains(ptr)) << field;
-    EXPECT_DOUBLE_EQ(std::stod(f["value"].get<std::string>()), fixture_.at(ptr).get<double>())
-        << field;
-    EXPECT_FALSE(f["text"].get<std::string>().empty()) << field;
+    const double value = fixture_.at(ptr).get<double>();
+    EXPECT_DOUBLE_EQ(std::stod(f["value"].get<std::string>()), value) << field;
+    expect_shows(f["text"].get<std::string>(), value, field);
   }
   for (std::size_t i = 0; i < fixture_["scenarios"].size(); ++i) {
     for (const char* key : {"rate_per_sec", "achieved_rate_per_sec", "rel_error", "max_in_window",

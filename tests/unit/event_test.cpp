@@ -34,11 +34,14 @@ TEST(EventTest, WaitTimesOut) {
 
 TEST(EventTest, ChildWakesParentAcrossProcesses) {
   auto e = Event::anonymous();
+  const pid_t parent = getpid();
+  const pid_t waiter = static_cast<pid_t>(::syscall(SYS_gettid));
   pid_t pid = fork();
   if (pid == 0) {
-    usleep(50'000);
+    // Set it only once the parent is asleep in its wait: the case named is the case run.
+    const bool asleep = test::wait_until_asleep_in(parent, waiter);
     e.set();
-    _exit(0);
+    _exit(asleep ? 0 : 1);
   }
   EXPECT_TRUE(e.wait(10s));
   EXPECT_EQ(test::wait_child(pid), 0);
@@ -51,7 +54,8 @@ TEST(EventTest, ParentReleasesManyWaitingChildren) {
     p = fork();
     if (p == 0) _exit(e.wait(10s) ? 0 : 1);  // blocks without a busy loop until set
   }
-  usleep(50'000);
+  for (pid_t p : pids)
+    EXPECT_TRUE(test::wait_until_futex_asleep(p)) << "child " << p << " never waited";
   e.set();
   for (pid_t p : pids)
     EXPECT_EQ(test::wait_child(p), 0);

@@ -1,13 +1,17 @@
 #include "mpt/queue.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <cstddef>
 #include <string>
 #include <vector>
 
 #include "../test_util.hpp"
 #include "mpt/error.hpp"
+#include "queue_shared.hpp"
 
 namespace mpt {
 namespace {
@@ -94,6 +98,51 @@ TEST(QueueTest, NamedQueueIsSharedByNameAndValidated) {
   ASSERT_TRUE(a.put_value(std::string("hello"), 0ns));
   EXPECT_EQ(b.get_value<std::string>(0ns), "hello");
   EXPECT_THROW(Queue::open(test::unique_name("missing")), NotFound);
+  // Validated: the same file with its magic overwritten is no longer a queue.
+  const int fd = ::open(Segment::path_for(name).c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  const std::uint32_t bad = 0;
+  ASSERT_EQ(::pwrite(fd, &bad, sizeof bad,
+                     static_cast<off_t>(Segment::kBodyOffset + offsetof(Queue::Shared, magic))),
+            static_cast<ssize_t>(sizeof bad));
+  ::close(fd);
+  EXPECT_THROW(Queue::open(name), IncompatibleSegment);
+}
+
+// Each field of the layout that open() relies on, corrupted in the file: IncompatibleSegment,
+// and nothing is used (a capacity or slot size that does not match the file would index outside
+// the mapping).
+TEST(QueueTest, CorruptLayoutIsIncompatible) {
+  struct Corruption {
+    const char* field;
+    std::size_t offset;
+    std::uint64_t value;
+    std::size_t bytes;
+  };
+  const Corruption corruptions[] = {
+      {"magic", offsetof(Queue::Shared, magic), 0x12345678, 4},
+      {"capacity", offsetof(Queue::Shared, capacity), 4, 8},  // one slot more than the file holds
+      {"capacity 0", offsetof(Queue::Shared, capacity), 0, 8},
+      {"slot_bytes", offsetof(Queue::Shared, slot_bytes), 64, 8},
+      {"max_message_bytes", offsetof(Queue::Shared, max_message_bytes), 1000, 8},
+      {"huge max_message_bytes", offsetof(Queue::Shared, max_message_bytes), ~0ULL, 8},
+  };
+  for (const Corruption& c : corruptions) {
+    const std::string name = test::unique_name("queue-corrupt");
+    auto q = Queue::create(name, {.capacity = 3, .max_message_bytes = 100});
+    const int fd = ::open(Segment::path_for(name).c_str(), O_RDWR);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::pwrite(fd, &c.value, c.bytes, static_cast<off_t>(Segment::kBodyOffset + c.offset)),
+              static_cast<ssize_t>(c.bytes));
+    ::close(fd);
+    try {
+      (void)Queue::open(name);
+      ADD_FAILURE() << "opened a queue with a corrupt " << c.field;
+    } catch (const IncompatibleSegment& e) {
+      EXPECT_NE(std::string(e.what()).find("corrupt or foreign layout"), std::string::npos)
+          << c.field << ": " << e.what();
+    }
+  }
 }
 
 struct Point {

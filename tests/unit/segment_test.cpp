@@ -4,12 +4,15 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "../test_util.hpp"
@@ -235,11 +238,35 @@ TEST(SegmentTest, OtherOwnerIsRefusedUnlessAllowed) {
   Segment::remove(name);
 }
 
+// A directory, a FIFO or a socket where a segment is expected: IncompatibleSegment naming it.
 TEST(SegmentTest, NotARegularFileIsIncompatible) {
-  const std::string name = unique_name("dir");
-  ASSERT_EQ(::mkdir(Segment::path_for(name).c_str(), 0700), 0);
-  EXPECT_ANY_THROW(Segment::open(name, SegmentKind::kEvent));
-  ::rmdir(Segment::path_for(name).c_str());
+  const std::string dir = unique_name("dir");
+  ASSERT_EQ(::mkdir(Segment::path_for(dir).c_str(), 0700), 0);
+  const std::string fifo = unique_name("fifo");
+  ASSERT_EQ(::mkfifo(Segment::path_for(fifo).c_str(), 0600), 0);
+  const std::string sock = unique_name("sock");
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  const std::string sock_path = Segment::path_for(sock);
+  ASSERT_LT(sock_path.size(), sizeof addr.sun_path);
+  std::strcpy(addr.sun_path, sock_path.c_str());
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  for (const auto& [name, expected] :
+       {std::pair{dir, "directory"}, std::pair{fifo, "regular"}, std::pair{sock, "socket"}}) {
+    try {
+      (void)Segment::open(name, SegmentKind::kEvent);
+      ADD_FAILURE() << name << " opened as a segment";
+    } catch (const IncompatibleSegment& e) {
+      EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(name), std::string::npos) << e.what();
+    }
+  }
+  ::close(fd);
+  ::rmdir(Segment::path_for(dir).c_str());
+  ::unlink(Segment::path_for(fifo).c_str());
+  ::unlink(sock_path.c_str());
 }
 
 TEST(SegmentTest, RemovedWhileInUseKeepsWorking) {

@@ -78,8 +78,10 @@ TEST(ConditionTest, WaitTimesOutAndNotifyWakes) {
   EXPECT_FALSE(c.wait(30ms));
   EXPECT_GE(std::chrono::steady_clock::now() - t0, 30ms);
   bool flag = false;
+  const pid_t waiter = static_cast<pid_t>(::syscall(SYS_gettid));
   std::thread t([&] {
-    std::this_thread::sleep_for(20ms);
+    // Notify only once the waiter sleeps in wait_for (which released the lock).
+    EXPECT_TRUE(test::wait_until_asleep_in(getpid(), waiter));
     c.lock();
     flag = true;
     c.notify_all();

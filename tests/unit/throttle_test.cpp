@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -192,11 +193,11 @@ TEST(ThrottleTest, SetRateWakesAndRetimesASleepingWaiter) {
   t.start();
   ASSERT_TRUE(t.has_fuel());  // the first unit; the next is 10 s away
   std::atomic<bool> done{false};
-  std::thread waiter([&] {
+  test::TidThread waiter([&] {
     EXPECT_TRUE(t.await_fuel());
     done = true;
   });
-  std::this_thread::sleep_for(100ms);
+  EXPECT_TRUE(waiter.wait_until_futex_asleep()) << "the waiter never went to sleep on its slot";
   EXPECT_FALSE(done);
   const auto t_set = Clock::now();
   t.set_rate(100, 1s);  // the waiter's slot moves from ~9.9 s away to ~10 ms away
@@ -234,8 +235,8 @@ TEST(ThrottleTest, AwaitWithTimeoutThatCanBeMetWaits) {
 TEST(ThrottleTest, AwaitBeforeStartWaitsForStart) {
   Throttle t(100, 1s);
   std::atomic<bool> got{false};
-  std::thread w([&] { got = t.await_fuel(); });
-  std::this_thread::sleep_for(50ms);
+  test::TidThread w([&] { got = t.await_fuel(); });
+  EXPECT_TRUE(w.wait_until_futex_asleep()) << "the waiter never went to sleep before the start";
   EXPECT_FALSE(got);
   t.start();
   w.join();
@@ -249,18 +250,19 @@ TEST(ThrottleTest, StopReleasesWaitersAndKillFlag) {
   t.start();
   ASSERT_TRUE(t.has_fuel());
   EXPECT_FALSE(t.kill_flag().is_set());
-  std::vector<std::thread> ws;
+  std::vector<std::unique_ptr<test::TidThread>> ws;
   std::atomic<int> released{0};
   for (int i = 0; i < 3; ++i) {
-    ws.emplace_back([&] {
+    ws.push_back(std::make_unique<test::TidThread>([&] {
       if (!t.await_fuel()) ++released;
-    });
+    }));
   }
-  std::this_thread::sleep_for(50ms);
+  for (auto& w : ws)
+    EXPECT_TRUE(w->wait_until_futex_asleep()) << "a waiter never went to sleep";
   const auto t0 = Clock::now();
   t.stop();
   for (auto& w : ws)
-    w.join();
+    w->join();
   EXPECT_EQ(released, 3);
   EXPECT_LT(Clock::now() - t0, 1s);
   EXPECT_TRUE(t.kill_flag().is_set());
@@ -386,17 +388,18 @@ TEST(ThrottleTest, ThreadsAreServedInTheOrderTheyAsked) {
   ASSERT_TRUE(t.has_fuel());
   std::mutex m;
   std::vector<int> order;
-  std::vector<std::thread> ws;
+  std::vector<std::unique_ptr<test::TidThread>> ws;
   for (int i = 0; i < 4; ++i) {
-    ws.emplace_back([&, i] {
+    ws.push_back(std::make_unique<test::TidThread>([&, i] {
       EXPECT_TRUE(t.await_fuel(5s));
       std::lock_guard<std::mutex> g(m);
       order.push_back(i);
-    });
-    std::this_thread::sleep_for(10ms);  // ask in order 0, 1, 2, 3
+    }));
+    // Ask in order 0, 1, 2, 3: a waiter sleeps only after it has reserved its slot.
+    EXPECT_TRUE(ws.back()->wait_until_futex_asleep()) << "waiter " << i << " never slept";
   }
   for (auto& w : ws)
-    w.join();
+    w->join();
   EXPECT_EQ(order, (std::vector<int>{0, 1, 2, 3}));
 }
 
@@ -451,8 +454,8 @@ TEST(ThrottleEdgeTest, AWaiterThatMissedStopAndStartDoesNotKeepItsOldSlot) {
   t.start();
   ASSERT_TRUE(t.has_fuel());
   std::atomic<int> result{-1};
-  std::thread waiter([&] { result = t.await_fuel() ? 1 : 0; });  // slot 2 s away
-  std::this_thread::sleep_for(100ms);
+  test::TidThread waiter([&] { result = t.await_fuel() ? 1 : 0; });  // slot 2 s away
+  EXPECT_TRUE(waiter.wait_until_futex_asleep()) << "the waiter never went to sleep on its slot";
   t.stop();
   t.start();  // both before the waiter runs again: its slot belonged to the old run
   waiter.join();
@@ -504,12 +507,12 @@ TEST(ThrottleEdgeTest, ManyRateChangesDuringOneSleepStillFollowTheNewSchedule) {
   ASSERT_TRUE(t.has_fuel());
   std::atomic<bool> done{false};
   Clock::time_point got;
-  std::thread waiter([&] {
+  test::TidThread waiter([&] {
     EXPECT_TRUE(t.await_fuel());
     got = Clock::now();
     done = true;
   });
-  std::this_thread::sleep_for(50ms);
+  EXPECT_TRUE(waiter.wait_until_futex_asleep()) << "the waiter never went to sleep on its slot";
   const auto t0 = Clock::now();
   for (int i = 0; i < 40; ++i)
     t.set_rate(1 + i % 3, 1s);

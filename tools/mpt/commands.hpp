@@ -78,6 +78,8 @@ int run_report(const ReportOptions& opts);
 // `mpt probe` exists only in builds with the eBPF counter (MPT_BPF, the default).
 struct ProbeOptions {
   std::int64_t pid = 0;  // 0: every process
+  std::string id;        // "0x...": only this throttle (empty: every throttle)
+  std::string name;      // only the throttle(s) this segment name has held while the probe ran
   std::string lib;
   std::string binary;
   double seconds_s = 0;  // 0: until Ctrl-C

@@ -31,8 +31,10 @@
 // The queues' memory is fixed at the start: 2 × queue_messages × max_message_bytes.
 //
 // Failure: if a worker dies (crash, signal, exit, or the processor throws), process_parallel
-// notices within about 100 ms, kills and reaps every worker, and throws mpt::WorkerDied naming the
-// item and "killed by signal 9 (SIGKILL)" or "exited with status 3" (and the exception's message).
+// notices at its next look at the workers (each time it waits for results, and at least every
+// 100 ms while it is busy: a few milliseconds measured), kills and reaps every worker, and throws
+// mpt::WorkerDied naming the item and "killed by signal 9 (SIGKILL)" or "exited with status 3"
+// (and the exception's message).
 // An exception from the generator or the consumer propagates after the workers are killed and
 // reaped. No zombie and no orphan is left behind in either case; workers also die with the
 // calling process (PR_SET_PDEATHSIG).

@@ -24,7 +24,8 @@
 // about len / (4 × workers) as in Python, at most 1024).
 //
 // Failure: a worker that dies during map() (signal, exit, or fn throws) makes map() throw
-// mpt::WorkerDied within about 100 ms, naming the item and the signal or status; every worker is
+// mpt::WorkerDied at the parent's next look at the workers (as process_parallel: a few ms, at
+// most about 100 ms while busy), naming the item and the signal or status; every worker is
 // killed and reaped, and the next map() starts a fresh set (running the initializer again). A
 // worker that died between calls is replaced the same way.
 //

@@ -106,7 +106,8 @@ class Segment {
 
   // Segment::open()
   // Attaches to an existing named segment of `kind` after validating it (see the banner). Throws
-  // InvalidArgument, NotFound, PermissionDenied, IncompatibleSegment or SystemError.
+  // InvalidArgument, NotFound, PermissionDenied, IncompatibleSegment (also for a directory, FIFO
+  // or socket in the file's place) or SystemError.
   static std::shared_ptr<Segment> open(std::string_view name, SegmentKind kind,
                                        const OpenOptions& options = {});
 
