@@ -168,7 +168,22 @@ struct Stats {
 };
 
 // Waits for the child with a bound; SIGKILLs and reports it if it outlives the bound.
-bool reap(pid_t pid, std::chrono::milliseconds limit, Stats& st, const std::string& what,
+// How a child must end: killed by our SIGKILL (a victim), or exit 0 (a worker, the rival).
+enum class End { kKilled, kExitZero };
+
+std::string describe(int status) {
+  if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) {
+    const char* name = sigabbrev_np(WTERMSIG(status));
+    return "was killed by signal " + std::to_string(WTERMSIG(status)) + " (SIG" +
+           (name ? name : "?") + ")";
+  }
+  return "ended with status " + std::to_string(status);
+}
+
+// Waits for the child with a bound; SIGKILLs and reports it if it outlives the bound, and reports
+// it if it ended otherwise than `end` says (a crash is not a kill).
+bool reap(pid_t pid, std::chrono::milliseconds limit, Stats& st, const std::string& what, End end,
           bool count_stall = true) {
   const auto t0 = Clock::now();
   for (;;) {
@@ -176,7 +191,11 @@ bool reap(pid_t pid, std::chrono::milliseconds limit, Stats& st, const std::stri
     const pid_t r = waitpid(pid, &status, WNOHANG);
     if (r == pid) {
       if (count_stall) st.stall(t0);
-      return true;
+      const bool as_expected = end == End::kKilled
+                                   ? WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL
+                                   : WIFEXITED(status) && WEXITSTATUS(status) == 0;
+      if (!as_expected) st.fail(what + ": process " + std::to_string(pid) + " " + describe(status));
+      return as_expected;
     }
     if (Clock::now() - t0 > limit) {
       st.fail(what + ": process " + std::to_string(pid) + " did not finish (a hang)");
@@ -291,7 +310,7 @@ class Harness {
     std::this_thread::sleep_for(delay);
     if (before_kill) before_kill(pid);
     kill(pid, SIGKILL);
-    reap(pid, 2s, st_, kind);
+    reap(pid, 2s, st_, kind, End::kKilled);
   }
 
   void round(const std::string& kind, std::uint32_t r) {
@@ -382,7 +401,7 @@ class Harness {
     st_.lock_taking_at_kill += phase == kTaking;
     st_.lock_asleep_at_kill += phase == kTaking && asleep;
     board_->stop.store(1);
-    reap(rival, 2s, st_, "lock_contended rival");
+    reap(rival, 2s, st_, "lock_contended rival", End::kExitZero);
     const mpt::LockStatus s = take_lock_after_kill("lock_contended");
     if (s == mpt::LockStatus::kTimeout) return;
     lock_->unlock();
@@ -557,7 +576,7 @@ class Harness {
       pids.push_back(pid);
     }
     for (pid_t p : pids)
-      reap(p, 5s, st_, "rate check", false);  // they run for the second on purpose
+      reap(p, 5s, st_, "rate check worker", End::kExitZero, false);  // they run for the second
     for (int i = 0; i < kRateThrottles; ++i)
       judge(targets[i], targets[i].t->total() - before[i], &board_->rate[i * kRateWorkersEach],
             targets[i].t->available(until));
