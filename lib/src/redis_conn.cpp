@@ -234,6 +234,73 @@ struct CommandFree {
   void operator()(char* c) const noexcept { redisFreeCommand(c); }
 };
 
+// The addresses of host:service: at once for a numeric address, else from the bounded lookup
+// (which goes on after a timeout, so that the next attempt waits for the same one).
+bool resolve(const std::string& host, const std::string& service, std::int64_t deadline_ns,
+             std::shared_ptr<Lookup>* lookup, IoResult* why, std::vector<Address>* addrs) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+  addrinfo* numeric = nullptr;
+  if (::getaddrinfo(host.c_str(), service.c_str(), &hints, &numeric) == 0) {
+    *addrs = addresses_of(numeric);
+    ::freeaddrinfo(numeric);
+    return true;
+  }
+  if (!*lookup || !(*lookup)->is_for(host, service)) {
+    *lookup = Lookup::start(host, service, why);
+    if (!*lookup) return false;
+  }
+  *why = (*lookup)->wait(deadline_ns, addrs);
+  if (why->status == IoStatus::kTimeout || why->status == IoStatus::kInterrupted) return false;
+  lookup->reset();  // answered: the next attempt looks up afresh
+  return static_cast<bool>(*why);
+}
+
+// A connected non-blocking socket to `a`, or -1 with *why: kRefused (try the next address), or
+// kTimeout / kInterrupted / another failure (give up).
+UniqueFd connect_one(const Address& a, std::int64_t deadline_ns, IoResult* why) {
+  UniqueFd fd(::socket(a.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (fd.get() < 0) {
+    *why = {IoStatus::kRefused, "socket: " + errno_text(errno)};
+    return UniqueFd(-1);
+  }
+  if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&a.addr), a.len) == 0) return fd;
+  if (errno == EINTR) {
+    *why = {IoStatus::kInterrupted, "interrupted by a signal"};
+    return UniqueFd(-1);
+  }
+  if (errno != EINPROGRESS) {
+    *why = {IoStatus::kRefused, errno_text(errno)};
+    return UniqueFd(-1);
+  }
+  const IoResult w = wait_fd(fd.get(), POLLOUT, deadline_ns);
+  if (!w) {
+    *why = w.status == IoStatus::kTimeout
+               ? IoResult{IoStatus::kTimeout, "no answer to the connection request"}
+               : w;
+    return UniqueFd(-1);
+  }
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+  if (err != 0) {
+    *why = {IoStatus::kRefused, errno_text(err)};
+    return UniqueFd(-1);
+  }
+  return fd;
+}
+
+void set_socket_options(int fd) {
+  const int one = 1, idle_s = 15, interval_s = 5, count = 3;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle_s, sizeof idle_s);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval_s, sizeof interval_s);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
+}
+
 }  // namespace
 #endif
 
@@ -256,68 +323,16 @@ std::unique_ptr<RedisConn> RedisConn::open(const std::string& host, int port,
   *why = {IoStatus::kRefused, "built without Redis support"};
   return nullptr;
 #else
-  const std::string service = std::to_string(port);
   std::vector<Address> addrs;
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
-  addrinfo* numeric = nullptr;
-  if (::getaddrinfo(host.c_str(), service.c_str(), &hints, &numeric) == 0) {
-    addrs = addresses_of(numeric);
-    ::freeaddrinfo(numeric);
-  } else {
-    if (!*lookup || !(*lookup)->is_for(host, service)) {
-      *lookup = Lookup::start(host, service, why);
-      if (!*lookup) return nullptr;
-    }
-    *why = (*lookup)->wait(deadline_ns, &addrs);
-    if (why->status == IoStatus::kTimeout || why->status == IoStatus::kInterrupted) {
-      return nullptr;  // the lookup goes on; the next attempt waits for it
-    }
-    lookup->reset();  // answered: the next attempt looks up afresh
-    if (!*why) return nullptr;
-  }
-
+  if (!resolve(host, std::to_string(port), deadline_ns, lookup, why, &addrs)) return nullptr;
   *why = {IoStatus::kRefused, "'" + host + "' has no address"};
   for (const Address& a : addrs) {
-    UniqueFd fd(::socket(a.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    UniqueFd fd = connect_one(a, deadline_ns, why);
     if (fd.get() < 0) {
-      *why = {IoStatus::kRefused, "socket: " + errno_text(errno)};
-      continue;
+      if (why->status == IoStatus::kRefused) continue;  // try the next address
+      return nullptr;
     }
-    if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&a.addr), a.len) != 0) {
-      if (errno == EINTR) {
-        *why = {IoStatus::kInterrupted, "interrupted by a signal"};
-        return nullptr;
-      }
-      if (errno != EINPROGRESS) {
-        *why = {IoStatus::kRefused, errno_text(errno)};
-        continue;
-      }
-      IoResult w = wait_fd(fd.get(), POLLOUT, deadline_ns);
-      if (w.status == IoStatus::kTimeout) {
-        *why = {IoStatus::kTimeout, "no answer to the connection request"};
-        return nullptr;
-      }
-      if (!w) {
-        *why = w;
-        return nullptr;
-      }
-      int err = 0;
-      socklen_t len = sizeof err;
-      if (::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
-      if (err != 0) {
-        *why = {IoStatus::kRefused, errno_text(err)};
-        continue;
-      }
-    }
-    const int one = 1, idle_s = 15, interval_s = 5, count = 3;
-    ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    ::setsockopt(fd.get(), SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
-    ::setsockopt(fd.get(), IPPROTO_TCP, TCP_KEEPIDLE, &idle_s, sizeof idle_s);
-    ::setsockopt(fd.get(), IPPROTO_TCP, TCP_KEEPINTVL, &interval_s, sizeof interval_s);
-    ::setsockopt(fd.get(), IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
+    set_socket_options(fd.get());
     redisReader* reader = redisReaderCreateWithFunctions(bounded_functions());
     if (!reader) {
       *why = {IoStatus::kLost, "out of memory"};
