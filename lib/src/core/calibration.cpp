@@ -30,11 +30,12 @@ namespace mpt {
 
 namespace {
 
+using detail::kMaxSpinLeadNs;
+
 using Json = nlohmann::json;
 using OJson = nlohmann::ordered_json;
 
-constexpr double kMaxCorrection = 0.5;               // a calibration never corrects by more
-constexpr std::int64_t kMaxSpinLeadNs = 10'000'000;  // the throttle's own limit
+constexpr double kMaxCorrection = 0.5;  // a calibration never corrects by more
 
 std::string read_first_line(const char* path) {
   std::ifstream in(path);

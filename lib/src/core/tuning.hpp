@@ -8,6 +8,9 @@
 
 namespace mpt::detail {
 
+// The longest spin lead a throttle takes (options, calibration file): 10 ms.
+inline constexpr std::int64_t kMaxSpinLeadNs = 10'000'000;
+
 struct Tuning {
   double correction = 0;
   std::int64_t spin_lead_ns = 0;
