@@ -2,20 +2,18 @@
 //
 //   Python (mp_throttle)                         C++ (mpthrottle)
 //   throttle = mp_throttle.Throttle(4, 1)        mpt::Throttle throttle(4, 1s);
-//   multiprocessing.Pool(4, initializer=work)    fork() x 4, each running work(throttle)
+//   multiprocessing.Pool(4, initializer=work)    4 x mpt::Process running work(throttle)
 //   throttle.start(); time.sleep(5)              throttle.start(); sleep_for(5s);
 //   runtime, total, freq, per_sec = stop()       auto [runtime, total, freq, per_sec] = stop();
 //
 // Usage: seed_readme [SECONDS]   (default 5)
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <thread>
 #include <vector>
 
+#include "mpt/process.hpp"
 #include "mpt/throttle.hpp"
 
 using namespace std::chrono_literals;
@@ -38,21 +36,17 @@ int main(int argc, char** argv) {
   }
   // Limit the processes to 4 per 1 second, by providing 4 'fuel' per second.
   mpt::Throttle throttle(4, 1s);
-  std::vector<pid_t> workers;
+  std::vector<mpt::Process> workers;
   for (int i = 0; i < 4; ++i) {
-    pid_t pid = fork();
-    if (pid == 0) {
-      work(throttle);
-      _exit(0);
-    }
-    workers.push_back(pid);
+    workers.emplace_back([&throttle] { work(throttle); }, mpt::ProcessOptions{.daemon = true});
+    workers.back().start();
   }
   throttle.start();
   std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
   // Stops the processes and returns the stats.
   auto [runtime, total, mean_interval, per_second] = throttle.stop();
-  for (pid_t pid : workers)
-    waitpid(pid, nullptr, 0);
+  for (mpt::Process& w : workers)
+    w.join();
   std::printf("Runtime: %.6f\n", runtime.count());
   std::printf("Total: %llu\n", static_cast<unsigned long long>(total));
   std::printf("Mean frequency: %.6f\n", mean_interval);
