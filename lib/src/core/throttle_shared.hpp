@@ -150,8 +150,8 @@ struct Throttle::Shared {
   std::atomic<std::int64_t> max_interval_ns;   // -1: none yet
   alignas(64) std::atomic<std::int64_t> runtime_accum_ns;
   std::atomic<std::int64_t> started_at_rel_ns;
-  alignas(64) std::atomic<std::uint64_t> buckets[1];  // ring_len of them: bucket no. <<
-                                                      // kBucketCountBits | count
+  // ring_len of them, each bucket no. << kBucketCountBits | count
+  alignas(64) std::atomic<std::uint64_t> buckets[1];
 
   static std::size_t size_for(std::uint32_t ring_len) {
     return offsetof(Shared, buckets) + sizeof(std::atomic<std::uint64_t>) * ring_len;
