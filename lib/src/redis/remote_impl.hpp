@@ -10,8 +10,7 @@
 // Every operation is one call of one Lua script, throttle.lua (EVALSHA; the script is loaded once
 // per server with SCRIPT LOAD, again after a NOSCRIPT reply). Times in the script are microseconds
 // on the server's clock (`TIME`), relative to the throttle's creation (`base_us`) so that doubles
-// keep sub-microsecond precision. Replies that are times are relative ("due in X ns"), which each
-// client turns into its own CLOCK_MONOTONIC time: clients with skewed clocks share one schedule.
+// keep sub-microsecond precision; replies that are times are relative (mpt/redis.hpp says why).
 //
 // Emissions are counted when a unit is granted, at its slot, not when the slot is reserved: a
 // reservation for a later slot waits in the sorted set `mpt:{NAME}:pending` (score: the slot;
@@ -27,10 +26,14 @@
 // opens its own connection. A mutex serialises the round trips of threads of one process. Never
 // throws on the hot path (has_fuel, acquire, emit, the accessors); the administrative calls throw
 // RemoteError. The files, by job:
-//   remote_conn.cpp      connecting, requests, retries and backoff, errors, re-creating the hash
+//   url.cpp              the URL (redis_url.hpp)
+//   remote_conn.cpp      connecting, requests, retries and backoff, errors, the hash made and read
 //   remote_acquire.cpp   the hot path: has_fuel, acquire, reserve, emit, outages
 //   remote_admin.cpp     start, stop, set_rate, the snapshot and the accessors built on it
-//   remote_throttle.cpp  the public class: connect(), validation, the calls in API terms
+//   remote_throttle.cpp  the public class: connect(), and each call handed to the Impl
+//   remote_api.cpp       the options checked, the await_fuel forms (also in the MPT_REDIS=OFF
+//                        build, with remote_stub.cpp)
+//   throttle.lua         the script, built in as detail::kThrottleScript (script.hpp)
 // The local fallback (a Throttle at rate / fallback_divisor) is used through its public API only:
 // its kill flag is this process's, its spin lead the waiters', its schedule kLocalFallback's.
 #pragma once
