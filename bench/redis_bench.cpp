@@ -27,7 +27,7 @@
 #include <nlohmann/json.hpp>
 
 #include "child_process.hpp"
-#include "mpt/throttle.hpp"
+#include "mpt/redis.hpp"
 #include "redis/redis_fixture.hpp"
 
 namespace {
@@ -62,7 +62,7 @@ struct Counters {
 
 // Forks `workers` processes running `body(throttle, i)` until the kill flag; returns their counts.
 template <class F>
-std::int64_t in_processes(mpt::Throttle& t, int workers, double seconds, F body,
+std::int64_t in_processes(mpt::RemoteThrottle& t, int workers, double seconds, F body,
                           mpt::Summary* summary = nullptr) {
   void* mem =
       ::mmap(nullptr, sizeof(Counters), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -150,7 +150,7 @@ int main(int argc, char** argv) {
     const std::string tag = std::to_string(r);
     // Round trips per acquisition, and throughput from one process.
     {
-      mpt::Throttle t = mpt::Throttle::connect(url("fast1-" + tag), 1'000'000'000);
+      mpt::RemoteThrottle t = mpt::RemoteThrottle::connect(url("fast1-" + tag), 1'000'000'000);
       t.start();
       const std::string info0 = server ? server->command({"INFO", "commandstats"}) : "";
       const std::uint64_t rt0 = t.round_trips();
@@ -171,17 +171,17 @@ int main(int argc, char** argv) {
     }
     // Throughput from --workers processes.
     {
-      mpt::Throttle t = mpt::Throttle::connect(url("fastw-" + tag), 1'000'000'000);
+      mpt::RemoteThrottle t = mpt::RemoteThrottle::connect(url("fastw-" + tag), 1'000'000'000);
       const auto n = in_processes(t, a.workers, std::min(a.seconds, 1.0),
-                                  [](mpt::Throttle& th) { return th.has_fuel(); });
+                                  [](mpt::RemoteThrottle& th) { return th.has_fuel(); });
       acqw.push_back(static_cast<double>(n) / std::min(a.seconds, 1.0));
     }
     // Achieved / target at --rate with --workers processes.
     {
-      mpt::Throttle t = mpt::Throttle::connect(url("rate-" + tag), a.rate);
+      mpt::RemoteThrottle t = mpt::RemoteThrottle::connect(url("rate-" + tag), a.rate);
       mpt::Summary s;
       in_processes(
-          t, a.workers, a.seconds, [](mpt::Throttle& th) { return th.await_fuel(1s); }, &s);
+          t, a.workers, a.seconds, [](mpt::RemoteThrottle& th) { return th.await_fuel(1s); }, &s);
       achieved.push_back(s.mean_rate_per_sec / static_cast<double>(a.rate));
     }
   }

@@ -30,7 +30,7 @@
 
 #include "fake_server.hpp"
 #include "mpt/error.hpp"
-#include "mpt/throttle.hpp"
+#include "mpt/redis.hpp"
 #include "redis_fixture.hpp"
 #include "test_util.hpp"
 
@@ -180,7 +180,7 @@ TEST(RedisHostileTest, PasswordsNeverAppearInUrlErrors) {
   for (const auto& url : urls) {
     std::string e = "(no exception)";
     try {
-      (void)Throttle::connect(url, 10);
+      (void)RemoteThrottle::connect(url, 10);
     } catch (const InvalidArgument& x) {
       e = x.what();
     } catch (const std::exception& x) {
@@ -236,7 +236,7 @@ TEST(RedisHostileTest, PasswordsNeverAppearInServerErrors) {
     }
   });
   try {
-    (void)Throttle::connect(refusing.url("x", ":secretpw"), 10);
+    (void)RemoteThrottle::connect(refusing.url("x", ":secretpw"), 10);
     ADD_FAILURE() << "connected";
   } catch (const RemoteError& e) {
     EXPECT_EQ(e.code(), ErrorCode::kPermissionDenied);
@@ -248,14 +248,14 @@ TEST(RedisHostileTest, PasswordsNeverAppearInServerErrors) {
   ASSERT_TRUE(server.ready());
   std::vector<std::string> seen;
   std::mutex mu;
-  ThrottleOptions o;
+  RemoteOptions o;
   o.on_error = [&](const std::string& m) {
     std::lock_guard lock(mu);
     seen.push_back(m);
   };
   const std::string url =
       "redis://default:secretpw@127.0.0.1:" + std::to_string(server.port()) + "/pw";
-  Throttle t = Throttle::connect(url, 10, 1s, o);
+  RemoteThrottle t = RemoteThrottle::connect(url, 10, 1s, o);
   EXPECT_EQ(t.url().find("secretpw"), std::string::npos) << t.url();
   t.start();
   EXPECT_TRUE(t.has_fuel());
@@ -284,11 +284,11 @@ TEST(RedisHostileTest, TricklingServerFailsWithinTheCommandTimeout) {
   FakeServer trickler(trickle_forever);
   const Report r = in_child(
       [&](const Put& put) {
-        ThrottleOptions o;
+        RemoteOptions o;
         o.command_timeout = 400ms;
         const auto t0 = Clock::now();
         try {
-          (void)Throttle::connect(trickler.url("x"), 10, 1s, o);
+          (void)RemoteThrottle::connect(trickler.url("x"), 10, 1s, o);
           put("error", "(connected)");
         } catch (const RemoteError& e) {
           put("error", e.what());
@@ -312,9 +312,9 @@ TEST(RedisHostileTest, TricklingProxyBoundsEveryCall) {
   RedisServer server;
   ASSERT_TRUE(server.ready());
   TrickleProxy proxy(server.port(), 300);
-  ThrottleOptions o;
+  RemoteOptions o;
   o.command_timeout = 300ms;
-  Throttle t = Throttle::connect(proxy.url("slow"), 100, 1s, o);
+  RemoteThrottle t = RemoteThrottle::connect(proxy.url("slow"), 100, 1s, o);
   t.start();
   ASSERT_TRUE(t.await_fuel(1s));
   proxy.trickle(true);
@@ -374,11 +374,11 @@ TEST(RedisHostileTest, ASignalEndsABlockedRequest) {
           std::this_thread::sleep_for(300ms);
           ::pthread_kill(self, SIGUSR1);
         });
-        ThrottleOptions o;
+        RemoteOptions o;
         o.command_timeout = 10s;
         const auto t0 = Clock::now();
         try {
-          (void)Throttle::connect(trickler.url("x"), 10, 1s, o);
+          (void)RemoteThrottle::connect(trickler.url("x"), 10, 1s, o);
           put("error", "(connected)");
         } catch (const RemoteError& e) {
           put("error", e.what());
@@ -437,7 +437,7 @@ TEST(RedisHostileTest, MptRunAndStatEndPromptlyOnATricklingServer) {
   RedisServer server;
   ASSERT_TRUE(server.ready());
   {
-    Throttle t = Throttle::connect(server.url("watched"), 100, 1s);
+    RemoteThrottle t = RemoteThrottle::connect(server.url("watched"), 100, 1s);
     t.start();
   }
   TrickleProxy proxy(server.port(), 300);
@@ -514,11 +514,11 @@ TEST(RedisHostileTest, NameResolutionIsBoundedByTheConnectTimeout) {
           ::unlink(from.c_str());
         }
         ::rmdir(dir.c_str());
-        ThrottleOptions o;
+        RemoteOptions o;
         o.connect_timeout = 500ms;
         const auto t0 = Clock::now();
         try {
-          (void)Throttle::connect("redis://mpt-never-resolves.example.com:6379/x", 10, 1s, o);
+          (void)RemoteThrottle::connect("redis://mpt-never-resolves.example.com:6379/x", 10, 1s, o);
           put("error", "(connected)");
         } catch (const RemoteError& e) {
           put("error", e.what());
@@ -578,14 +578,14 @@ TEST(RedisHostileTest, FailedConnectsCloseTheirSockets) {
             {"silent", silent.url("x"), 20},
             {"nobody", "redis://127.0.0.1:" + std::to_string(nobody) + "/x", 50},
         };
-        ThrottleOptions o;
+        RemoteOptions o;
         o.command_timeout = 50ms;
         for (const auto& c : cases) {
           int failed = 0;
           std::string last;
           for (int i = 0; i < c.times; ++i) {
             try {
-              (void)Throttle::connect(c.url, 10, 1s, o);
+              (void)RemoteThrottle::connect(c.url, 10, 1s, o);
             } catch (const RemoteError& e) {
               ++failed;
               last = e.what();
@@ -648,7 +648,7 @@ TEST(RedisHostileTest, HugeRepliesAreRefusedWithoutTheMemory) {
           const long before = vm_hwm_kib();
           const auto t0 = Clock::now();
           try {
-            (void)Throttle::connect(server->url("x"), 10);
+            (void)RemoteThrottle::connect(server->url("x"), 10);
             put("error", "(connected)");
           } catch (const RemoteError& e) {
             put("error", e.what());

@@ -14,9 +14,9 @@
 #include <nlohmann/json.hpp>
 
 #include "mpt/error.hpp"
-#include "mpt/throttle.hpp"
-#include "redis_backend.hpp"  // internal: the clock-skew seam
+#include "mpt/redis.hpp"
 #include "redis_fixture.hpp"
+#include "remote_impl.hpp"  // internal: the clock-skew seam
 #include "test_util.hpp"
 
 namespace mpt {
@@ -73,23 +73,24 @@ TEST(RedisUrlTest, BadUrlsAreClearErrors) {
       {"redis://u:%zz@127.0.0.1/x", "%-escape"},
   };
   for (const auto& [url, why] : cases) {
-    const std::string e = error_of<InvalidArgument>([&] { (void)Throttle::connect(url, 10); });
+    const std::string e =
+        error_of<InvalidArgument>([&] { (void)RemoteThrottle::connect(url, 10); });
     EXPECT_NE(e.find(why), std::string::npos) << url << " -> " << e;
   }
-  ThrottleOptions o;
+  RemoteOptions o;
   o.fallback_divisor = 0;
   EXPECT_NE(error_of<InvalidArgument>([&] {
-              (void)Throttle::connect("redis://h/x", 10, 1s, o);
+              (void)RemoteThrottle::connect("redis://h/x", 10, 1s, o);
             }).find("fallback_divisor"),
             std::string::npos);
 }
 
 TEST(RedisTest, NothingListeningIsUnavailable) {
   const int port = test::free_port();
-  ThrottleOptions o;
+  RemoteOptions o;
   o.connect_timeout = 200ms;
   try {
-    (void)Throttle::connect("redis://127.0.0.1:" + std::to_string(port) + "/x", 10, 1s, o);
+    (void)RemoteThrottle::connect("redis://127.0.0.1:" + std::to_string(port) + "/x", 10, 1s, o);
     FAIL() << "connected to nothing";
   } catch (const RemoteError& e) {
     EXPECT_EQ(e.code(), ErrorCode::kUnavailable);
@@ -103,21 +104,21 @@ TEST(RedisTest, AuthFailuresAreClearErrors) {
   ASSERT_TRUE(server.ready());
   const std::string hostport = "127.0.0.1:" + std::to_string(server.port());
   try {
-    (void)Throttle::connect("redis://" + hostport + "/a", 10);
+    (void)RemoteThrottle::connect("redis://" + hostport + "/a", 10);
     FAIL();
   } catch (const RemoteError& e) {
     EXPECT_EQ(e.code(), ErrorCode::kPermissionDenied);
     EXPECT_NE(std::string(e.what()).find("requires a password"), std::string::npos) << e.what();
   }
   try {
-    (void)Throttle::connect("redis://:wrong@" + hostport + "/a", 10);
+    (void)RemoteThrottle::connect("redis://:wrong@" + hostport + "/a", 10);
     FAIL();
   } catch (const RemoteError& e) {
     EXPECT_EQ(e.code(), ErrorCode::kPermissionDenied);
     EXPECT_NE(std::string(e.what()).find("authentication failed"), std::string::npos) << e.what();
     EXPECT_EQ(std::string(e.what()).find("wrong@"), std::string::npos) << "password shown";
   }
-  Throttle t = Throttle::connect("redis://:s3cret@" + hostport + "/a", 10);
+  RemoteThrottle t = RemoteThrottle::connect("redis://:s3cret@" + hostport + "/a", 10);
   EXPECT_EQ(t.url(), "redis://" + hostport + "/a");
   t.start();
   EXPECT_TRUE(t.has_fuel());
@@ -129,7 +130,7 @@ TEST(RedisTest, KeysOfTheWrongTypeAreClearErrors) {
   ASSERT_TRUE(server.ready());
   server.command({"SET", "mpt:{str}:throttle", "hello"});
   try {
-    (void)Throttle::connect(server.url("str"), 10);
+    (void)RemoteThrottle::connect(server.url("str"), 10);
     FAIL();
   } catch (const RemoteError& e) {
     EXPECT_EQ(e.code(), ErrorCode::kIncompatible);
@@ -137,19 +138,19 @@ TEST(RedisTest, KeysOfTheWrongTypeAreClearErrors) {
   }
   server.command({"HSET", "mpt:{foreign}:throttle", "a", "b"});
   try {
-    (void)Throttle::connect(server.url("foreign"), 10);
+    (void)RemoteThrottle::connect(server.url("foreign"), 10);
     FAIL();
   } catch (const RemoteError& e) {
     EXPECT_EQ(e.code(), ErrorCode::kIncompatible);
   }
   try {
-    (void)Throttle::connect(server.url("missing"));
+    (void)RemoteThrottle::connect(server.url("missing"));
     FAIL();
   } catch (const RemoteError& e) {
     EXPECT_EQ(e.code(), ErrorCode::kNotFound);
   }
   // Clobbered while in use: has_fuel() is false and last_error() says why.
-  Throttle t = Throttle::connect(server.url("clobbered"), 10);
+  RemoteThrottle t = RemoteThrottle::connect(server.url("clobbered"), 10);
   t.start();
   EXPECT_TRUE(t.has_fuel());
   server.command({"DEL", "mpt:{clobbered}:throttle"});
@@ -162,8 +163,8 @@ TEST(RedisTest, SameApiAsTheLocalThrottle) {
   MPT_REQUIRE_REDIS_SERVER();
   RedisServer server;
   ASSERT_TRUE(server.ready());
-  Throttle t = Throttle::connect(server.url("api"), 5, 1s);
-  EXPECT_TRUE(t.remote());
+  RemoteThrottle t = RemoteThrottle::connect(server.url("api"), 5, 1s);
+  static_assert(ThrottleLike<decltype(t)>);  // the calls of a local Throttle, in Redis
   EXPECT_EQ(t.name(), "api");
   EXPECT_EQ(t.state(), ThrottleState::kCreated);
   EXPECT_FALSE(t.has_fuel());
@@ -182,7 +183,7 @@ TEST(RedisTest, SameApiAsTheLocalThrottle) {
   EXPECT_EQ(t.round_trips() > 0, true);
 
   // A second handle adopts the stored configuration, whatever it asks for.
-  Throttle other = Throttle::connect(server.url("api"), 1000, 1s);
+  RemoteThrottle other = RemoteThrottle::connect(server.url("api"), 1000, 1s);
   EXPECT_EQ(other.id(), t.id());
   EXPECT_EQ(other.snapshot().max_n, 5);
   EXPECT_TRUE(other.running());
@@ -214,7 +215,7 @@ TEST(RedisTest, FourProcessesHoldTheRate) {
   MPT_REQUIRE_REDIS_SERVER();
   RedisServer server;
   ASSERT_TRUE(server.ready());
-  Throttle t = Throttle::connect(server.url("four"), 1000, 1s);
+  RemoteThrottle t = RemoteThrottle::connect(server.url("four"), 1000, 1s);
   SharedCounters* c = shared_counters();
   std::vector<pid_t> pids;
   for (int i = 0; i < 4; ++i) {
@@ -266,7 +267,7 @@ TEST(RedisTest, StopTotalIsWhatTheWorkersWereGranted) {
   auto* g = new (mem) Granted();
   for (const auto& [rate, workers] : {std::pair{10, 64}, std::pair{1000, 16}}) {
     const std::string name = "granted" + std::to_string(rate);
-    Throttle t = Throttle::connect(server.url(name), rate, 1s);
+    RemoteThrottle t = RemoteThrottle::connect(server.url(name), rate, 1s);
     for (auto& x : g->n)
       x.store(0);
     std::vector<pid_t> pids;
@@ -298,7 +299,7 @@ TEST(RedisTest, StopTotalIsWhatTheWorkersWereGranted) {
     // The server's total stays what stop() said, read from another handle after the slots that
     // were reserved have passed.
     std::this_thread::sleep_for(300ms);
-    Throttle other = Throttle::connect(server.url(name));
+    RemoteThrottle other = RemoteThrottle::connect(server.url(name));
     EXPECT_EQ(other.snapshot().total, sum.total) << rate << "/s";
     EXPECT_EQ(other.total(), sum.total) << rate << "/s";
   }
@@ -310,7 +311,7 @@ TEST(RedisTest, SkewedClocksShareOneSchedule) {
   MPT_REQUIRE_REDIS_SERVER();
   RedisServer server;
   ASSERT_TRUE(server.ready());
-  Throttle t = Throttle::connect(server.url("skew"), 1000, 1s);
+  RemoteThrottle t = RemoteThrottle::connect(server.url("skew"), 1000, 1s);
   SharedCounters* c = shared_counters();
   std::vector<pid_t> pids;
   const std::chrono::nanoseconds offsets[] = {300ms, -300ms};
@@ -318,7 +319,7 @@ TEST(RedisTest, SkewedClocksShareOneSchedule) {
     const pid_t pid = ::fork();
     if (pid == 0) {
       detail::set_redis_clock_offset_for_testing(offsets[i]);
-      Throttle mine = Throttle::connect(server.url("skew"));
+      RemoteThrottle mine = RemoteThrottle::connect(server.url("skew"));
       c->n[8 + i].store(1);  // connected, about to wait for the start
       auto kill = mine.kill_flag();
       std::int64_t n = 0;
@@ -353,14 +354,14 @@ TEST_P(RedisOutageTest, ModeDoesWhatItSaysThenRecovers) {
   RedisServer server;
   ASSERT_TRUE(server.ready());
   const OnUnavailable mode = GetParam();
-  ThrottleOptions o;
+  RemoteOptions o;
   o.on_unavailable = mode;
   o.fallback_divisor = 2;
   o.hardcap = Hardcap::kOne;
   o.reconnect_backoff_max = 200ms;
   std::atomic<int> errors{0};
   o.on_error = [&](const std::string&) { ++errors; };
-  Throttle t = Throttle::connect(server.url("outage"), 100, 1s, o);
+  RemoteThrottle t = RemoteThrottle::connect(server.url("outage"), 100, 1s, o);
   t.start();
   ASSERT_TRUE(t.await_fuel(1s));
   const std::uint64_t total_before = t.total();
@@ -439,9 +440,9 @@ TEST(RedisTest, WorkersRecoverWithoutRestart) {
   MPT_REQUIRE_REDIS_SERVER();
   RedisServer server;
   ASSERT_TRUE(server.ready());
-  ThrottleOptions o;
+  RemoteOptions o;
   o.reconnect_backoff_max = 100ms;
-  Throttle t = Throttle::connect(server.url("recover"), 200, 1s, o);
+  RemoteThrottle t = RemoteThrottle::connect(server.url("recover"), 200, 1s, o);
   SharedCounters* c = shared_counters();
   std::vector<pid_t> pids;
   for (int i = 0; i < 2; ++i) {
@@ -537,9 +538,9 @@ TEST(RedisCliTest, RunReportsTheStoredConfigurationItAdopted) {
   RedisServer server;
   ASSERT_TRUE(server.ready());
   const std::string url = server.url("stored");
-  ThrottleOptions o;
+  RemoteOptions o;
   o.hardcap = Hardcap::kOne;
-  Throttle stored = Throttle::connect(url, 300, 1s, o);
+  RemoteThrottle stored = RemoteThrottle::connect(url, 300, 1s, o);
   int rc = 0;
   // stderr (the notice, written before the run) then stdout (the JSON document, at the end).
   const std::string out =

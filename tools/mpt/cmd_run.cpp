@@ -28,6 +28,7 @@
 #include "common.hpp"
 #include "mpt/calibration.hpp"
 #include "mpt/error.hpp"
+#include "mpt/redis.hpp"
 #include "mpt/throttle.hpp"
 #include "witness.hpp"
 
@@ -125,7 +126,8 @@ class GrantLog {
   GrantRecord* records_ = nullptr;
 };
 
-[[noreturn]] void worker_main(Throttle& throttle, GrantRecord& record) {
+template <ThrottleLike T>
+[[noreturn]] void worker_main(T& throttle, GrantRecord& record) {
   ::signal(SIGINT, SIG_IGN);  // the parent stops the run; Ctrl-C reaches the whole group
   ::signal(SIGTERM, SIG_DFL);
   auto kill = throttle.kill_flag();
@@ -171,26 +173,39 @@ int reap(std::vector<pid_t>& pids, std::chrono::milliseconds grace) {
   return clean;
 }
 
-// The throttle `mpt run` drives: anonymous, named (--name) or in Redis (--backend; a stored
-// throttle's configuration is adopted, and said so on stderr).
-Throttle make_throttle(const RunOptions& opts) {
+// The throttle `mpt run` drives: anonymous or named (--name)...
+Throttle make_local(const RunOptions& opts) {
   ThrottleOptions to;
+  to.hardcap = parse_hardcap(opts.hardcap);
+  if (!std::isnan(opts.correction)) to.correction = opts.correction;
+  const std::chrono::duration<double> per(opts.per_s);
+  if (opts.name.empty()) return Throttle(opts.rate, per, to);
+  return Throttle::create(opts.name, opts.rate, per, to);
+}
+
+// ... or in Redis (--backend; a stored throttle's configuration is adopted, and said so on stderr).
+RemoteThrottle connect_backend(const RunOptions& opts) {
+  RemoteOptions to;
   to.hardcap = parse_hardcap(opts.hardcap);
   if (!std::isnan(opts.correction)) to.correction = opts.correction;
   to.on_unavailable = parse_on_unavailable(opts.on_unavailable);
   const std::chrono::duration<double> per(opts.per_s);
-  if (!opts.backend.empty()) {
-    Throttle throttle = Throttle::connect(opts.backend, opts.rate, per, to);
-    const Snapshot s = throttle.snapshot();
-    if (s.max_n != opts.rate || s.per_s != opts.per_s || s.hardcap != to.hardcap) {
-      std::fprintf(stderr, "mpt run: %s exists: using its stored rate, %lld per %g s, hardcap %s\n",
-                   throttle.url().c_str(), static_cast<long long>(s.max_n), s.per_s,
-                   to_string(s.hardcap));
-    }
-    return throttle;
+  RemoteThrottle throttle = RemoteThrottle::connect(opts.backend, opts.rate, per, to);
+  const Snapshot s = throttle.snapshot();
+  if (s.max_n != opts.rate || s.per_s != opts.per_s || s.hardcap != to.hardcap) {
+    std::fprintf(stderr, "mpt run: %s exists: using its stored rate, %lld per %g s, hardcap %s\n",
+                 throttle.url().c_str(), static_cast<long long>(s.max_n), s.per_s,
+                 to_string(s.hardcap));
   }
-  if (opts.name.empty()) return Throttle(opts.rate, per, to);
-  return Throttle::create(opts.name, opts.rate, per, to);
+  return throttle;
+}
+
+// The URL of a throttle in Redis; empty for a local one.
+std::string backend_url(const Throttle&) {
+  return {};
+}
+std::string backend_url(const RemoteThrottle& throttle) {
+  return throttle.url();
 }
 
 // The configuration in force: the throttle's own (a stored throttle in Redis may have another
@@ -202,13 +217,15 @@ struct InForce {
   double rate_per_sec() const { return static_cast<double>(max_n) / per_s; }
 };
 
-InForce in_force(const Throttle& throttle) {
+template <ThrottleLike T>
+InForce in_force(const T& throttle) {
   const Snapshot s = throttle.snapshot();
   return {s.max_n, s.per_s, to_string(s.hardcap)};
 }
 
 // Forks the workers; on failure stops the throttle, reaps those forked and throws SystemError.
-std::vector<pid_t> fork_workers(Throttle& throttle, int workers, const GrantLog& grants) {
+template <ThrottleLike T>
+std::vector<pid_t> fork_workers(T& throttle, int workers, const GrantLog& grants) {
   std::cout << std::flush;  // nothing buffered may be written twice by the children
   std::fflush(stdout);
   std::vector<pid_t> pids;
@@ -228,18 +245,20 @@ std::vector<pid_t> fork_workers(Throttle& throttle, int workers, const GrantLog&
   return pids;
 }
 
-void print_header(const RunOptions& opts, const Throttle& throttle, const InForce& f) {
+template <ThrottleLike T>
+void print_header(const RunOptions& opts, const T& throttle, const InForce& f) {
   std::printf("mpt run: %lld per %g s (%g/s), hardcap %s, %d workers, %g s, throttle %s%s%s\n",
               static_cast<long long>(f.max_n), f.per_s, f.rate_per_sec(), f.hardcap.c_str(),
               opts.workers, opts.seconds, hex_id(throttle.id()).c_str(),
-              opts.name.empty() && !throttle.remote() ? "" : " ",
-              throttle.remote() ? throttle.url().c_str() : opts.name.c_str());
+              opts.name.empty() && backend_url(throttle).empty() ? "" : " ",
+              !backend_url(throttle).empty() ? backend_url(throttle).c_str() : opts.name.c_str());
   std::printf("%9s %10s %12s %12s %12s %12s\n", "TIME(s)", "TOTAL", "LATEST(/s)", "LATEST(s)",
               "MEAN(/s)", "MEAN(s)");
   std::fflush(stdout);
 }
 
-Sample take_sample(const Throttle& throttle, Clock::time_point t0, Clock::time_point now) {
+template <ThrottleLike T>
+Sample take_sample(const T& throttle, Clock::time_point t0, Clock::time_point now) {
   Sample s;
   s.elapsed_s = std::chrono::duration<double>(now - t0).count();
   s.total = throttle.total();
@@ -250,7 +269,8 @@ Sample take_sample(const Throttle& throttle, Clock::time_point t0, Clock::time_p
 
 // Starts the throttle and samples it every --every seconds until --seconds have passed or a stop
 // signal came; on a terminal, a status line between the samples.
-std::vector<Sample> run_and_sample(const RunOptions& opts, Throttle& throttle, bool tty) {
+template <ThrottleLike T>
+std::vector<Sample> run_and_sample(const RunOptions& opts, T& throttle, bool tty) {
   std::vector<Sample> samples;
   throttle.start();
   const auto t0 = Clock::now();
@@ -348,7 +368,9 @@ nlohmann::json probe_json(const RunResult& r) {
           {"dropped", k.dropped}};
 }
 
-void print_run_json(const RunOptions& opts, const Throttle& throttle, const RunResult& r) {
+template <ThrottleLike T>
+void print_run_json(const RunOptions& opts, const T& throttle, const RunResult& r) {
+  const std::string url = backend_url(throttle);
   const nlohmann::json config = {
       {"rate", r.config.max_n},
       {"per_s", r.config.per_s},
@@ -361,17 +383,17 @@ void print_run_json(const RunOptions& opts, const Throttle& throttle, const RunR
       {"every_s", opts.every_s},
       {"interval_ns", throttle.interval().count()},
       {"spin_lead_ns", throttle.spin_lead().count()},
-      {"backend", throttle.remote() ? nlohmann::json(throttle.url()) : nlohmann::json("local")},
+      {"backend", !url.empty() ? nlohmann::json(url) : nlohmann::json("local")},
       {"on_unavailable",
-       throttle.remote() ? nlohmann::json(opts.on_unavailable) : nlohmann::json(nullptr)},
+       !url.empty() ? nlohmann::json(opts.on_unavailable) : nlohmann::json(nullptr)},
   };
   nlohmann::json doc = {
       {"schema", kRunSchemaVersion},
       {"command", "run"},
       {"throttle_id", hex_id(throttle.id())},
-      {"name", !opts.name.empty()  ? nlohmann::json(opts.name)
-               : throttle.remote() ? nlohmann::json(throttle.name())
-                                   : nlohmann::json(nullptr)},
+      {"name", !opts.name.empty() ? nlohmann::json(opts.name)
+               : !url.empty()     ? nlohmann::json(throttle.name())
+                                  : nlohmann::json(nullptr)},
       {"config", config},
       {"samples", r.samples},
       {"summary", r.summary},
@@ -472,12 +494,11 @@ CLI::App* setup_run(CLI::App& app, RunOptions& opts) {
   return cmd;
 }
 
-int run_run(const RunOptions& opts) {
-  if (!opts.backend.empty() && opts.probe) {
-    throw UsageError("--probe counts this host's emissions only; it does not go with --backend");
-  }
-  const WarningLog warnings;  // e.g. a throttle that runs uncalibrated where that falls short
-  Throttle throttle = make_throttle(opts);
+namespace {
+
+// Runs the workers on `throttle`, samples it, stops it and prints the result.
+template <ThrottleLike T>
+int run_on(const RunOptions& opts, T& throttle, const WarningLog& warnings) {
   RunResult r;
   r.config = in_force(throttle);
   // The kernel's count: attached before any worker exists, so it sees every emission.
@@ -505,6 +526,21 @@ int run_run(const RunOptions& opts) {
     print_run_text(opts, r);
   }
   return kExitOk;
+}
+
+}  // namespace
+
+int run_run(const RunOptions& opts) {
+  if (!opts.backend.empty() && opts.probe) {
+    throw UsageError("--probe counts this host's emissions only; it does not go with --backend");
+  }
+  const WarningLog warnings;  // e.g. a throttle that runs uncalibrated where that falls short
+  if (!opts.backend.empty()) {
+    RemoteThrottle throttle = connect_backend(opts);
+    return run_on(opts, throttle, warnings);
+  }
+  Throttle throttle = make_local(opts);
+  return run_on(opts, throttle, warnings);
 }
 
 }  // namespace mpt::cli

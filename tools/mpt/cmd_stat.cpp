@@ -7,6 +7,7 @@
 
 #include "commands.hpp"
 #include "common.hpp"
+#include "mpt/redis.hpp"
 #include "mpt/throttle.hpp"
 
 namespace mpt::cli {
@@ -68,9 +69,12 @@ CLI::App* setup_stat(CLI::App& app, StatOptions& opts) {
   return cmd;
 }
 
-int run_stat(const StatOptions& opts) {
-  Throttle throttle = opts.name.rfind("redis://", 0) == 0 ? Throttle::connect(opts.name)
-                                                          : Throttle::open(opts.name);
+namespace {
+
+// Prints the snapshot of `throttle` once, or every --watch seconds until a stop signal. `url`: the
+// backend of a throttle in Redis, empty for a local one.
+template <ThrottleLike T>
+int show(const StatOptions& opts, const T& throttle, const std::string& url) {
   if (opts.watch_s > 0) install_stop_handlers();
   const auto every = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
       std::chrono::duration<double>(opts.watch_s));
@@ -81,11 +85,11 @@ int run_stat(const StatOptions& opts) {
     if (opts.json) {
       nlohmann::json j = s;
       j["schema"] = kSchemaVersion;
-      if (throttle.remote()) j["backend"] = throttle.url();
+      if (!url.empty()) j["backend"] = url;
       print_json(j, opts.watch_s == 0);
     } else {
       if (!first) std::printf("\n");
-      print_human(s, throttle.url());
+      print_human(s, url);
       std::fflush(stdout);
     }
     first = false;
@@ -99,6 +103,16 @@ int run_stat(const StatOptions& opts) {
     }
   } while (stop_signal() == 0);
   return kExitOk;
+}
+
+}  // namespace
+
+int run_stat(const StatOptions& opts) {
+  if (opts.name.rfind("redis://", 0) == 0) {
+    const RemoteThrottle throttle = RemoteThrottle::connect(opts.name);
+    return show(opts, throttle, throttle.url());
+  }
+  return show(opts, Throttle::open(opts.name), std::string());
 }
 
 }  // namespace mpt::cli

@@ -10,11 +10,11 @@
 //     SystemError for any other operating-system failure. Each message names the object and what
 //     was wrong; code() gives the kind without parsing the message, and sys_errno() the errno
 //     where one is involved (0 otherwise).
-//   * The Redis backend (Throttle::connect) throws mpt::RemoteError where it is built or
+//   * The Redis backend (RemoteThrottle, redis.hpp) throws mpt::RemoteError where it is built or
 //     administered (connect, start, stop, set_rate, snapshot): kUnavailable when the server cannot
 //     be reached or does not answer in time, kPermissionDenied for a refused AUTH, kIncompatible
 //     for a key of the wrong type, kNotFound for a name that does not exist. The hot path returns
-//     false instead and Throttle::last_error() says why (see ThrottleOptions::on_unavailable).
+//     false instead and RemoteThrottle::last_error() says why (see RemoteOptions::on_unavailable).
 //   * No message, exception, last_error(), on_error call or url() ever shows a password: URLs are
 //     shown as redact_url() gives them, and text from a server has the password replaced.
 //   * A worker process of Pool::map() or process_parallel() that dies (signal, exit, uncaught

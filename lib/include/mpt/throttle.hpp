@@ -27,15 +27,13 @@
 // Time: CLOCK_MONOTONIC (std::chrono::steady_clock) everywhere. Each non-blocking call has a twin
 // that takes "now", so the arithmetic can be tested without sleeping.
 //
-// Many hosts: Throttle::connect("redis://HOST:PORT/NAME", max_n, per) gives the same API on a
-// bucket kept in Redis (see connect() below and the README's "Redis backend" section).
+// Many hosts: mpt::RemoteThrottle (mpt/redis.hpp) keeps the bucket in Redis, with the same calls.
 //
 // Safe for concurrent use by threads and processes; every value read may be stale on return.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -44,25 +42,9 @@
 #include "mpt/event.hpp"
 #include "mpt/monitor.hpp"
 #include "mpt/segment.hpp"
+#include "mpt/throttle_like.hpp"
 
 namespace mpt {
-
-namespace detail {
-class RemoteBackend;
-}
-
-// What a throttle on a remote backend does while the server is unreachable or times out.
-enum class OnUnavailable : std::uint32_t {
-  // The default: an error. has_fuel() and await_fuel() return false (await_fuel() after at most
-  // one reconnection attempt within its timeout), last_error() says why, on_error is called.
-  kFail = 0,
-  kFailOpen = 1,    // grant: has_fuel()/await_fuel() return true at once (no limit at all)
-  kFailClosed = 2,  // deny: has_fuel() false; await_fuel() waits for the server until its timeout
-  // Go on with a local throttle at rate / fallback_divisor in this process (its processes forked
-  // after connect() share it); back on the server's schedule as soon as it answers again.
-  kLocalFallback = 3,
-};
-const char* to_string(OnUnavailable o) noexcept;  // "fail", "fail_open", "fail_closed", ...
 
 struct ThrottleOptions {
   bool as_monitor = true;   // count emissions (latest/mean/lo_hi/hi_lo); false: throttle only
@@ -80,22 +62,6 @@ struct ThrottleOptions {
   // kDefaultSpinLead, or the calibrated value when auto_calibrate applies.
   std::optional<std::chrono::nanoseconds> spin_lead;
   CreateOptions segment;  // named throttles only
-
-  // --- Remote backend (Throttle::connect) only; ignored by local throttles ---
-  // What has_fuel()/await_fuel() do while the server cannot be reached (see OnUnavailable).
-  OnUnavailable on_unavailable = OnUnavailable::kFail;
-  // k for OnUnavailable::kLocalFallback: this process goes on alone at rate / k (k >= 1). Set it
-  // to the number of hosts sharing the throttle so that the fleet stays under the rate.
-  std::int64_t fallback_divisor = 1;
-  // Per connection attempt, name resolution included, 1 ms to 60 s.
-  std::chrono::milliseconds connect_timeout{500};
-  // Per request as a whole (sending it and reading all of its reply), 1 ms to 60 s.
-  std::chrono::milliseconds command_timeout{500};
-  // Reconnection attempts back off exponentially from 10 ms up to this (10 ms to 60 s).
-  std::chrono::milliseconds reconnect_backoff_max{1000};
-  // Called (from the thread that saw it) when the server becomes unreachable or answers with an
-  // error, and once when it is back ("redis://...: reconnected"). Must not call the throttle.
-  std::function<void(const std::string& message)> on_error;
 };
 
 inline constexpr std::chrono::nanoseconds kDefaultSpinLead{0};
@@ -119,62 +85,6 @@ class Throttle {
   static Throttle open(std::string_view name, const OpenOptions& options = {});
   // Throttle::remove(): unlinks a named throttle; processes attached to it keep working.
   static void remove(std::string_view name);
-
-  // Throttle::connect()
-  // A throttle kept in Redis, shared by every process on every host that connects to the same
-  // URL: "redis://[[USER]:PASSWORD@]HOST[:PORT]/NAME" (port 6379 by default; NAME as for named
-  // throttles). Creates the throttle with max_n per `per` and `options` if NAME does not exist,
-  // otherwise adopts the stored configuration (rate, hardcap, as_monitor, as_throttle, auto_emit)
-  // and ignores the given one. The bucket is GCRA on the server's clock, in one Lua script per
-  // acquisition (one round trip); await_fuel() sleeps locally until its slot. Throws
-  // InvalidArgument for a bad URL or option, RemoteError when the server cannot be reached, refuses
-  // the password, or holds keys of the wrong type under mpt:{NAME}:. The handle may be copied and
-  // used by children forked after it (each process opens its own connection).
-  static Throttle connect(std::string_view url, std::int64_t max_n,
-                          std::chrono::duration<double> per = std::chrono::seconds(1),
-                          const ThrottleOptions& options = {});
-  // Throttle::connect(): attaches to an existing throttle in Redis (RemoteError kNotFound if
-  // none); `options` gives the client-side settings only (on_unavailable, timeouts, spin lead).
-  static Throttle connect(std::string_view url, const ThrottleOptions& options = {});
-
-  // Throttle::remote(): whether this throttle lives in Redis; url(): its URL without the password
-  // (empty for a local throttle).
-  bool remote() const noexcept { return remote_ != nullptr; }
-  std::string url() const;
-  // Throttle::last_error(): why the last call to the remote backend failed (empty after a
-  // success, and always for a local throttle). Per process; stale as soon as it returns.
-  std::string last_error() const;
-  // Throttle::round_trips(): requests this process has sent to the remote backend for this
-  // handle (and its copies); 0 for a local throttle. One per has_fuel()/await_fuel() call.
-  std::uint64_t round_trips() const noexcept;
-
-  // Remote throttles: the same calls, with these differences. The schedule, counters and state are
-  // in Redis; has_fuel(n, now) and available(now) ignore `now` (the server's clock decides).
-  // stop() takes effect in other hosts' processes at their next acquisition (a process asleep
-  // until its slot wakes at the slot); in this process and its forked children at once (the kill
-  // flag is local). Before start(), await_fuel() polls the state every 20 ms until its timeout.
-  // Accessors that cannot reach the server return the last value they saw (0 before any).
-  //
-  // Remote totals: an emission (auto_emit) is counted when its unit is granted, at its slot on
-  // the server's clock, not when the slot is reserved; stop() counts the slots that came before
-  // the server received it and never the others. So stop()'s total is final, and:
-  //   * in the stopping process and its children forked after connect(), a unit is granted
-  //     exactly when it is counted (stop() sets the kill flag before it tells the server; a
-  //     process whose flag is set while it sleeps until its slot asks the server, in one round
-  //     trip, whether the slot came first);
-  //   * a process elsewhere asleep until a slot after the stop still proceeds at that slot (it
-  //     learns of the stop at its next call), and that unit is not counted;
-  //   * units granted while the server could not be reached (kFailOpen, kLocalFallback) are added
-  //     when it answers again, even after a stop; if the server cannot be reached at the stop, a
-  //     sleeping local worker gives its unit up and the still running server counts it at its slot;
-  //   * exactness assumes the server's clock and CLOCK_MONOTONIC here run at the same rate while a
-  //     process waits (a step of the server's clock can move one unit across the stop).
-  // Every wait for the server is bounded: connect_timeout per connection attempt (name resolution
-  // included), command_timeout per request. A signal handler that runs while a call waits (EINTR,
-  // with or without SA_RESTART, as for poll(2)) ends the call: has_fuel() and await_fuel() return
-  // false whatever on_unavailable says, last_error() says "interrupted by a signal", start(),
-  // stop(), set_rate() and snapshot() throw RemoteError (kUnavailable). No message, last_error(),
-  // on_error call or url() shows the password.
 
   // Throttle::start()
   // Starts (or restarts) the throttle: clears kill_flag, makes one unit available now, wakes
@@ -288,11 +198,11 @@ class Throttle {
   bool has_fuel_one(std::int64_t n, std::int64_t now) noexcept;
   std::int64_t wait_for_slot(std::int64_t due_rel, std::uint32_t epoch, std::uint32_t seq,
                              std::uint32_t run, std::int64_t deadline_rel) noexcept;
-  friend class detail::RemoteBackend;
   std::shared_ptr<Segment> segment_;
   Shared* s_;
   Fixed f_;
-  std::shared_ptr<detail::RemoteBackend> remote_;  // null for a local throttle
 };
+
+static_assert(ThrottleLike<Throttle>);
 
 }  // namespace mpt

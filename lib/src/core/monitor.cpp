@@ -4,7 +4,6 @@
 #include <climits>
 
 #include "clock.hpp"
-#include "redis_backend.hpp"
 #include "throttle_ops.hpp"
 #include "throttle_shared.hpp"
 
@@ -20,8 +19,6 @@ using detail::rate_from_interval_ns;
 using detail::runtime_ns;
 
 ThrottleState Throttle::state() const noexcept {
-  if (remote_) [[unlikely]]
-    return remote_->state();
   return load_state(s_);
 }
 
@@ -30,14 +27,10 @@ Event Throttle::kill_flag() const {
 }
 
 std::uint64_t Throttle::total() const noexcept {
-  if (remote_) [[unlikely]]
-    return remote_->total();
   return detail::total_count(s_->total.load(std::memory_order_acquire));
 }
 
 Rate Throttle::latest() const noexcept {
-  if (remote_) [[unlikely]]
-    return remote_->latest();
   const std::int64_t now = mono_ns() - f_.base_ns;
   const std::int64_t b = now / f_.rf_ns;
   std::int64_t count = 0;
@@ -57,8 +50,6 @@ Rate Throttle::latest() const noexcept {
 }
 
 Rate Throttle::mean() const noexcept {
-  if (remote_) [[unlikely]]
-    return remote_->mean();
   const std::int64_t runtime = runtime_ns(s_, f_.base_ns);
   const auto n = total();
   if (n == 0 || runtime <= 0) return {0, 0};
@@ -67,33 +58,23 @@ Rate Throttle::mean() const noexcept {
 }
 
 Rate Throttle::lo_hi() const noexcept {
-  if (remote_) [[unlikely]]
-    return remote_->lo_hi();
   const std::int64_t v = s_->min_interval_ns.load(std::memory_order_relaxed);
   return v == INT64_MAX ? Rate{} : rate_from_interval_ns(v);
 }
 
 Rate Throttle::hi_lo() const noexcept {
-  if (remote_) [[unlikely]]
-    return remote_->hi_lo();
   return rate_from_interval_ns(s_->max_interval_ns.load(std::memory_order_relaxed));
 }
 
 std::uint64_t Throttle::id() const noexcept {
-  if (remote_) [[unlikely]]
-    return remote_->id();
   return f_.id;
 }
 
 const std::string& Throttle::name() const noexcept {
-  if (remote_) [[unlikely]]
-    return remote_->name();
   return segment_->name();
 }
 
 std::chrono::nanoseconds Throttle::interval() const noexcept {
-  if (remote_) [[unlikely]]
-    return std::chrono::nanoseconds(remote_->interval_ns());
   const std::uint64_t w = s_->word.load(std::memory_order_acquire);
   return std::chrono::nanoseconds(
       s_->cfg[detail::word_epoch(w) & (detail::kRingSlots - 1)].interval_ns.load(
@@ -105,8 +86,6 @@ std::chrono::nanoseconds Throttle::spin_lead() const noexcept {
 }
 
 Snapshot Throttle::snapshot() const {
-  if (remote_) [[unlikely]]
-    return remote_->snapshot();
   Snapshot out;
   out.id = id();
   out.name = name();

@@ -7,7 +7,6 @@
 #include "clock.hpp"
 #include "futex.hpp"
 #include "gcra.hpp"
-#include "redis_backend.hpp"
 #include "throttle_ops.hpp"
 #include "throttle_shared.hpp"
 
@@ -30,8 +29,6 @@ bool Throttle::has_fuel(std::int64_t n) noexcept {
 }
 
 bool Throttle::has_fuel(std::int64_t n, TimePoint now_tp) noexcept {
-  if (remote_) [[unlikely]]
-    return remote_->has_fuel(n);
   if (n < 1 || load_state(s_) != ThrottleState::kRunning) return false;
   const std::int64_t now = to_ns(now_tp);
   if (f_.flags & detail::kFlagThrottle) {
@@ -61,12 +58,6 @@ bool Throttle::has_fuel_one(std::int64_t n, std::int64_t now) noexcept {
 
 std::optional<Throttle::TimePoint> Throttle::reserve(std::int64_t n, TimePoint now_tp,
                                                      TimePoint deadline_tp) noexcept {
-  if (remote_) [[unlikely]] {
-    const auto due = remote_->reserve(
-        n, to_ns(now_tp), deadline_tp == TimePoint::max() ? kForever : to_ns(deadline_tp));
-    if (!due) return std::nullopt;
-    return detail::from_ns(*due);
-  }
   if (n < 1 || load_state(s_) != ThrottleState::kRunning) return std::nullopt;
   if (!(f_.flags & detail::kFlagThrottle)) return now_tp;
   std::int64_t due;
@@ -89,10 +80,7 @@ bool Throttle::await_fuel(std::chrono::nanoseconds timeout) noexcept {
 bool Throttle::await_fuel(std::int64_t n,
                           std::optional<std::chrono::nanoseconds> timeout) noexcept {
   if (!timeout) return await_fuel_until(TimePoint::max(), n);
-  const std::int64_t now = mono_ns();
-  const std::int64_t t = timeout->count();
-  const std::int64_t deadline = t > kForever - now ? kForever : now + std::max<std::int64_t>(t, 0);
-  return await_fuel_until(detail::from_ns(deadline), n);
+  return await_fuel_until(detail::from_ns(detail::deadline_after_ns(timeout->count())), n);
 }
 
 bool Throttle::await_fuel_until(TimePoint deadline_tp, std::int64_t n) noexcept {
@@ -110,8 +98,6 @@ std::optional<Throttle::TimePoint> Throttle::await_grant(TimePoint deadline,
 std::int64_t Throttle::acquire(TimePoint deadline_tp, std::int64_t n) noexcept {
   if (n < 1) return -1;
   const std::int64_t deadline = deadline_tp == TimePoint::max() ? kForever : to_ns(deadline_tp);
-  if (remote_) [[unlikely]]
-    return remote_->acquire(deadline, n);
   const std::int64_t base = f_.base_ns;
   const std::int64_t deadline_rel =
       deadline == kForever ? kForever : detail::sat_sub(deadline, base);
@@ -221,8 +207,6 @@ std::int64_t Throttle::available() const noexcept {
 }
 
 std::int64_t Throttle::available(TimePoint now_tp) const noexcept {
-  if (remote_) [[unlikely]]
-    return remote_->available();
   if (load_state(s_) != ThrottleState::kRunning) return 0;
   if (!(f_.flags & detail::kFlagThrottle)) return INT64_MAX;
   const std::uint64_t w = s_->word.load(std::memory_order_acquire);
@@ -234,14 +218,10 @@ std::int64_t Throttle::available(TimePoint now_tp) const noexcept {
 }
 
 void Throttle::emit() noexcept {
-  if (remote_) [[unlikely]]
-    return remote_->emit(mono_ns());
   emit_at(s_, f_, 1, mono_ns(), detail::kAnyRun);
 }
 
 void Throttle::emit(TimePoint timestamp) noexcept {
-  if (remote_) [[unlikely]]
-    return remote_->emit(to_ns(timestamp));
   // A timestamp before the segment existed or over a second ahead is counted, but it cannot move
   // the bucket ring or the interval tracking (which would hide later emissions).
   const std::int64_t ts = to_ns(timestamp);

@@ -15,7 +15,6 @@
 #include "log.hpp"
 #include "mpt/error.hpp"
 #include "mpt/throttle.hpp"
-#include "redis_backend.hpp"
 #include "throttle_config.hpp"
 #include "throttle_ops.hpp"
 #include "throttle_shared.hpp"
@@ -115,8 +114,6 @@ void Throttle::start() {
 }
 
 void Throttle::start(TimePoint now_tp) {
-  if (remote_) [[unlikely]]
-    return remote_->start();
   AdminLock lock(&s_->admin_owner, *segment_);
   lock.require();
   // Running and open: nothing to do. Running but sealed is a stop() killed half-way: start again.
@@ -147,8 +144,6 @@ void Throttle::start(TimePoint now_tp) {
 }
 
 Summary Throttle::stop() {
-  if (remote_) [[unlikely]]
-    return remote_->stop();
   {
     // A lock another process broke cannot keep stop() from stopping: past the bound it goes on
     // without it (every step below is an atomic store, so nothing worse than a racing admin call's
@@ -193,11 +188,6 @@ void Throttle::set_rate(std::int64_t max_n, std::chrono::duration<double> per) {
 }
 
 void Throttle::set_rate(std::int64_t max_n, std::chrono::duration<double> per, TimePoint now_tp) {
-  if (remote_) [[unlikely]] {
-    validate_rate(max_n, per.count(), remote_->config().correction);
-    remote_->set_rate(max_n, per.count());
-    return;
-  }
   const auto hardcap = static_cast<Hardcap>(f_.hardcap);
   // An auto-calibrated throttle takes the correction (and spin lead) for its new rate from the
   // calibration file; an explicit correction stays.

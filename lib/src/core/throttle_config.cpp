@@ -221,20 +221,6 @@ const char* to_string(Hardcap h) noexcept {
   return "unknown";
 }
 
-const char* to_string(OnUnavailable o) noexcept {
-  switch (o) {
-    case OnUnavailable::kFail:
-      return "fail";
-    case OnUnavailable::kFailOpen:
-      return "fail_open";
-    case OnUnavailable::kFailClosed:
-      return "fail_closed";
-    case OnUnavailable::kLocalFallback:
-      return "local_fallback";
-  }
-  return "unknown";
-}
-
 const char* to_string(ThrottleState s) noexcept {
   switch (s) {
     case ThrottleState::kCreated:

@@ -19,9 +19,7 @@
 #include <thread>
 #include <type_traits>
 
-#ifdef MPT_HAVE_REDIS
 #include <hiredis/hiredis.h>
-#endif
 
 #include "clock.hpp"
 
@@ -46,10 +44,8 @@ void UniqueFd::reset() noexcept {
   fd_ = -1;
 }
 
-void ReplyFree::operator()([[maybe_unused]] redisReply* r) const noexcept {
-#ifdef MPT_HAVE_REDIS
+void ReplyFree::operator()(redisReply* r) const noexcept {
   if (r) freeReplyObject(r);
-#endif
 }
 
 namespace {
@@ -191,7 +187,6 @@ class Lookup {
 
 // ---- the reader, with arrays bounded -----------------------------------------------------------
 
-#ifdef MPT_HAVE_REDIS
 namespace {
 
 thread_local bool t_too_many_elements = false;
@@ -302,7 +297,6 @@ void set_socket_options(int fd) {
 }
 
 }  // namespace
-#endif
 
 // ---- the connection ---------------------------------------------------------------------------
 
@@ -310,19 +304,12 @@ RedisConn::RedisConn(UniqueFd fd, redisReader* reader)
     : fd_(std::move(fd)), reader_(reader), pid_(static_cast<int>(::getpid())) {}
 
 RedisConn::~RedisConn() {
-#ifdef MPT_HAVE_REDIS
   if (reader_) redisReaderFree(reader_);
-#endif
 }
 
 std::unique_ptr<RedisConn> RedisConn::open(const std::string& host, int port,
                                            std::int64_t deadline_ns,
                                            std::shared_ptr<Lookup>* lookup, IoResult* why) {
-#ifndef MPT_HAVE_REDIS
-  (void)host, (void)port, (void)deadline_ns, (void)lookup;
-  *why = {IoStatus::kRefused, "built without Redis support"};
-  return nullptr;
-#else
   std::vector<Address> addrs;
   if (!resolve(host, std::to_string(port), deadline_ns, lookup, why, &addrs)) return nullptr;
   *why = {IoStatus::kRefused, "'" + host + "' has no address"};
@@ -342,7 +329,6 @@ std::unique_ptr<RedisConn> RedisConn::open(const std::string& host, int port,
     return std::unique_ptr<RedisConn>(new RedisConn(std::move(fd), reader));
   }
   return nullptr;
-#endif
 }
 
 IoResult RedisConn::send_all(const std::string& bytes, std::int64_t deadline_ns) {
@@ -365,10 +351,6 @@ IoResult RedisConn::send_all(const std::string& bytes, std::int64_t deadline_ns)
 }
 
 IoResult RedisConn::read_reply(std::int64_t deadline_ns, ReplyPtr* reply) {
-#ifndef MPT_HAVE_REDIS
-  (void)deadline_ns, (void)reply;
-  return {IoStatus::kLost, "built without Redis support"};
-#else
   std::size_t got = 0;
   for (;;) {
     t_too_many_elements = false;
@@ -404,15 +386,10 @@ IoResult RedisConn::read_reply(std::int64_t deadline_ns, ReplyPtr* reply) {
     if (redisReaderFeed(reader_, buf, static_cast<std::size_t>(n)) != REDIS_OK)
       return {IoStatus::kLost, "out of memory"};
   }
-#endif
 }
 
 IoResult RedisConn::request(const std::vector<std::string>& argv, std::int64_t deadline_ns,
                             ReplyPtr* reply) {
-#ifndef MPT_HAVE_REDIS
-  (void)argv, (void)deadline_ns, (void)reply;
-  return {IoStatus::kLost, "built without Redis support"};
-#else
   std::vector<const char*> ptrs;
   std::vector<std::size_t> lens;
   ptrs.reserve(argv.size());
@@ -429,7 +406,6 @@ IoResult RedisConn::request(const std::vector<std::string>& argv, std::int64_t d
   if (IoResult s = send_all(std::string(raw, static_cast<std::size_t>(len)), deadline_ns); !s)
     return s;
   return read_reply(deadline_ns, reply);
-#endif
 }
 
 }  // namespace mpt::detail

@@ -1,5 +1,5 @@
 // Internal: one connection to a Redis server, every wait bounded by a deadline (the Redis backend,
-// redis_backend.hpp, is its only user).
+// remote_impl.hpp, is its only user).
 //
 // hiredis formats the commands and parses the replies (its reader); the socket is ours and
 // non-blocking, and every wait is a ppoll() for the time left until the deadline of the request

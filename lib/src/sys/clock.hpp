@@ -30,6 +30,13 @@ inline std::chrono::steady_clock::time_point from_ns(std::int64_t ns) noexcept {
           std::chrono::nanoseconds(ns)));
 }
 
+// The absolute CLOCK_MONOTONIC time `timeout_ns` from now: now for a negative timeout, INT64_MAX
+// (futex.hpp's kForever) where the sum would overflow. The deadline of await_fuel(n, timeout).
+inline std::int64_t deadline_after_ns(std::int64_t timeout_ns) noexcept {
+  const std::int64_t now = mono_ns();
+  return timeout_ns > INT64_MAX - now ? INT64_MAX : now + (timeout_ns < 0 ? 0 : timeout_ns);
+}
+
 inline void cpu_relax() noexcept {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();

@@ -1,4 +1,4 @@
-// Internal: the Redis backend behind Throttle::connect() ("redis://HOST:PORT/NAME").
+// Internal: RemoteThrottle::Impl, the Redis backend behind mpt::RemoteThrottle (mpt/redis.hpp).
 //
 // One hash per throttle, `mpt:{NAME}:throttle`, holds the configuration (max_n, per_s, hardcap,
 // interval, tau, flags, id, creator), the state (created/running/stopped, run generation, start
@@ -7,11 +7,10 @@
 // `mpt:{NAME}:sec:<unix second>` keys that expire after 10 s. The `{NAME}` hash tag keeps every
 // key of a throttle in one cluster slot.
 //
-// Every operation is one call of one Lua script (EVALSHA; the script is loaded once per server
-// with SCRIPT LOAD, again after a NOSCRIPT reply). Times in the script are microseconds on the
-// server's clock (`TIME`), relative to the throttle's creation (`base_us`) so that doubles keep
-// sub-microsecond precision. Replies that are times are relative ("due in X ns"), which each client
-// turns into its own CLOCK_MONOTONIC time: clients with skewed clocks share one schedule.
+// Every operation is one call of one Lua script, throttle.lua (EVALSHA; the script is loaded once
+// per server with SCRIPT LOAD, again after a NOSCRIPT reply). Times in the script are microseconds
+// on the server's clock (`TIME`), relative to the throttle's creation (`base_us`) so that doubles
+// keep sub-microsecond precision; replies that are times are relative (mpt/redis.hpp says why).
 //
 // Emissions are counted when a unit is granted, at its slot, not when the slot is reserved: a
 // reservation for a later slot waits in the sorted set `mpt:{NAME}:pending` (score: the slot;
@@ -23,10 +22,20 @@
 // The connection is redis_conn.hpp's: every connection attempt (name resolution included) is
 // bounded by connect_timeout, every request by command_timeout, and a caught signal ends either.
 //
-// The handle behind a Throttle: copies of a Throttle share one RemoteBackend; a process forked
-// after connect() notices (getpid) and opens its own connection. A mutex serialises the round
-// trips of threads of one process. Never throws on the hot path (has_fuel, acquire, emit, the
-// accessors); the administrative calls throw RemoteError.
+// Copies of a RemoteThrottle share one Impl; a process forked after connect() notices (getpid) and
+// opens its own connection. A mutex serialises the round trips of threads of one process. Never
+// throws on the hot path (has_fuel, acquire, emit, the accessors); the administrative calls throw
+// RemoteError. The files, by job:
+//   url.cpp              the URL (redis_url.hpp)
+//   remote_conn.cpp      connecting, requests, retries and backoff, errors, the hash made and read
+//   remote_acquire.cpp   the hot path: has_fuel, acquire, reserve, emit, outages
+//   remote_admin.cpp     start, stop, set_rate, the snapshot and the accessors built on it
+//   remote_throttle.cpp  the public class: connect(), and each call handed to the Impl
+//   remote_api.cpp       the options checked, the await_fuel forms (also in the MPT_REDIS=OFF
+//                        build, with remote_stub.cpp)
+//   throttle.lua         the script, built in as detail::kThrottleScript (script.hpp)
+// The local fallback (a Throttle at rate / fallback_divisor) is used through its public API only:
+// its kill flag is this process's, its spin lead the waiters', its schedule kLocalFallback's.
 #pragma once
 
 #include <atomic>
@@ -37,36 +46,22 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "mpt/error.hpp"
+#include "mpt/redis.hpp"
 #include "mpt/throttle.hpp"
-
-struct redisReply;
+#include "redis_conn.hpp"
+#include "redis_url.hpp"
 
 namespace mpt::detail {
 
-class RedisConn;
-class Lookup;
-
-// "redis://[[USER]:PASSWORD@]HOST[:PORT]/NAME"; throws InvalidArgument naming what is wrong, with
-// the URL shown as mpt::redact_url() gives it (never the password).
-struct RedisUrl {
-  std::string host;
-  int port = 6379;
-  std::string user;  // empty: the default user
-  std::string password;
-  bool has_password = false;
-  std::string name;
-  std::string display() const;  // the URL without the password
-};
-RedisUrl parse_redis_url(std::string_view url);
-
 // set_redis_clock_offset_for_testing()
 // A test seam for tests/redis, declared only here (an internal header: no public header has it,
-// and nothing reads it from the environment): the RemoteBackends this process makes afterwards
+// and nothing reads it from the environment): the remote throttles this process connects afterwards
 // see CLOCK_MONOTONIC + offset, as a host whose clock is skewed against the others'. 0 unless a
-// test sets it. Safe for concurrent use; backends made before the call keep their offset.
+// test sets it. Safe for concurrent use; throttles connected before the call keep their offset.
 void set_redis_clock_offset_for_testing(std::chrono::nanoseconds offset) noexcept;
 
 // What the throttle's hash stores (and a connecting client adopts).
@@ -91,21 +86,34 @@ struct RemoteConfig {
 double remote_interval_us(const RemoteConfig& c);
 double remote_tau_us(const RemoteConfig& c, double interval_us);
 
-class RemoteBackend {
+// Reading the script's replies (remote_conn.cpp). Missing or malformed values read as `dflt`.
+using Fields = std::vector<std::pair<std::string, std::string>>;  // a hash, as HGETALL gives it
+std::string reply_str(const redisReply* r);
+std::int64_t reply_int(const redisReply* r);
+Fields reply_pairs(const redisReply* r);
+std::string get_or(const Fields& kv, const char* k, const std::string& dflt = "");
+double to_d(const std::string& s, double dflt = 0);
+ThrottleState parse_state(const std::string& s);
+std::string fmt17(double v);  // "%.17g": a double the script reads back exactly
+
+}  // namespace mpt::detail
+
+namespace mpt {
+
+class RemoteThrottle::Impl {
  public:
   // Connects and creates the throttle from `create`, or adopts the stored one (create null: it
   // must exist). Throws RemoteError / InvalidArgument.
-  RemoteBackend(RedisUrl url, const ThrottleOptions& options, const RemoteConfig* create);
-  ~RemoteBackend();
-  RemoteBackend(const RemoteBackend&) = delete;
-  RemoteBackend& operator=(const RemoteBackend&) = delete;
+  Impl(detail::RedisUrl url, const RemoteOptions& options, const detail::RemoteConfig* create);
+  ~Impl();
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
 
   // The local throttle at rate / k: the kill flag and spin lead of this process, and the
-  // kLocalFallback schedule.
-  void set_fallback(const Throttle& fallback);
-  // The Throttle handle: `fallback` with the backend attached (started if the server's is).
-  static Throttle attach(std::shared_ptr<RemoteBackend> backend, Throttle fallback);
-  const RemoteConfig& config() const noexcept { return cfg_; }
+  // kLocalFallback schedule. Set once, by connect(), before the handle is shared.
+  void set_fallback(Throttle fallback);
+  const Throttle& fallback() const noexcept { return *fallback_; }
+  const detail::RemoteConfig& config() const noexcept { return cfg_; }
   std::string url() const { return url_.display(); }
   const std::string& name() const noexcept { return url_.name; }
 
@@ -140,7 +148,7 @@ class RemoteBackend {
   struct Stats {
     double now_us = 0;  // server time, relative to base
     std::int64_t prev_second = 0;
-    RemoteConfig cfg;
+    detail::RemoteConfig cfg;
     double interval_us = 0, tau_us = 0, tat_us = 0, started_us = 0, runtime_us = 0;
     double last_us = -1, min_us = -1, max_us = -1;
     std::uint64_t total = 0;
@@ -150,7 +158,13 @@ class RemoteBackend {
   // kInterrupted: a signal ended the request; the hot path returns false whatever on_unavailable
   // says, and nothing backs off.
   enum class Fail { kNone, kUnavailable, kError, kInterrupted };
-  struct Outcome;
+  struct Outcome {
+    detail::ReplyPtr reply;
+    Fail fail = Fail::kNone;
+    ErrorCode code = ErrorCode::kUnavailable;
+    std::string error;
+    explicit operator bool() const noexcept { return fail == Fail::kNone; }
+  };
   struct Acq {
     int status = 0;  // 1 granted, 0 denied (deadline), -1 created, -2 stopped, -3 gone
     std::int64_t due_in_ns = 0;
@@ -159,6 +173,7 @@ class RemoteBackend {
     std::string member;  // the reservation in mpt:{NAME}:pending; empty when counted (or not) now
   };
 
+  // Hot path (remote_acquire.cpp).
   std::int64_t now_local() const noexcept;
   bool kill_set() const noexcept;
   void stop_fallback() noexcept;
@@ -168,7 +183,7 @@ class RemoteBackend {
   std::int64_t unavailable_grant(std::int64_t deadline_ns, std::int64_t n, bool counts) noexcept;
   bool confirm(const std::string& member) noexcept;
 
-  // Connection layer (mu_ held).
+  // Connection layer, mu_ held (remote_conn.cpp).
   // admin: connect now even while backing off (start, stop, set_rate, snapshot are explicit).
   Outcome script_locked(const std::vector<std::string>& args, bool admin = false);
   Outcome command_locked(const std::vector<std::string>& argv);
@@ -180,22 +195,24 @@ class RemoteBackend {
   void fail_locked(const Outcome& o);
   std::string server_text(std::string_view s) const;
   void ok_locked();
-  std::vector<std::string> init_args(const RemoteConfig& c, bool attach_only) const;
+  std::vector<std::string> init_args(const detail::RemoteConfig& c, bool attach_only) const;
+  detail::RemoteConfig read_config(const redisReply* fields);
   bool recreate_locked();
+
+  // The snapshot operation (remote_admin.cpp).
   Stats stats_or_throw(bool admin);
   std::optional<Stats> stats_noexcept() noexcept;
-  void apply_stats(const Stats& s) noexcept;
 
-  RedisUrl url_;
-  ThrottleOptions options_;
-  RemoteConfig cfg_;
+  detail::RedisUrl url_;
+  RemoteOptions options_;
+  detail::RemoteConfig cfg_;
   std::string key_, bucket_prefix_, pending_key_;
   std::int64_t clock_offset_ns_ = 0;  // set_redis_clock_offset_for_testing(); 0 otherwise
 
   mutable std::mutex mu_;
-  std::unique_ptr<RedisConn> conn_;
-  std::shared_ptr<Lookup> lookup_;  // a name lookup an attempt left unfinished
-  std::uint64_t conn_uses_ = 0;     // script calls answered on conn_
+  std::unique_ptr<detail::RedisConn> conn_;
+  std::shared_ptr<detail::Lookup> lookup_;  // a name lookup an attempt left unfinished
+  std::uint64_t conn_uses_ = 0;             // script calls answered on conn_
   std::string sha_;
   std::int64_t backoff_ns_ = 0;
   std::int64_t next_attempt_ns_ = 0;
@@ -208,7 +225,8 @@ class RemoteBackend {
   std::atomic<std::int64_t> interval_ns_{0};
   std::atomic<std::int64_t> pending_emits_{0};  // counted while the server was away
   std::optional<Stats> last_stats_;
-  std::optional<Throttle> fallback_;
+  std::optional<Throttle> fallback_;  // set by set_fallback() before any other call
+  std::optional<Event> kill_;         // fallback_->kill_flag()
 };
 
-}  // namespace mpt::detail
+}  // namespace mpt
