@@ -82,7 +82,7 @@ class WorkerGroup {
   WorkerGroup& operator=(const WorkerGroup&) = delete;
 
   WorkerControl& control() noexcept { return *ctl_; }
-  int size() const noexcept { return static_cast<int>(workers_.size()); }
+  int size() const noexcept { return workers_->size(); }
 
   // Reaps exited workers without blocking. A worker that exited with status 0 while holding no
   // item after the jobs queue was closed (`jobs_closed`) has finished normally; any other exit
@@ -100,7 +100,7 @@ class WorkerGroup {
 
  private:
   std::string what_;
-  std::vector<Process> workers_;
+  std::optional<ProcessGroup> workers_;  // engaged once constructed
   std::vector<bool> done_;  // exited normally and reaped
   WorkerControl* ctl_ = nullptr;
   std::size_t ctl_bytes_ = 0;
