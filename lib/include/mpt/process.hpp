@@ -124,7 +124,8 @@ class ProcessGroup {
   // and returning void or an int (the exit status). Nothing runs until start(). Throws
   // InvalidArgument if n < 1.
   template <class F>
-  requires std::is_invocable_v<F&, int> ProcessGroup(int n, F&& target, ProcessOptions options = {})
+  requires std::is_invocable_v<F&, int>
+  explicit ProcessGroup(int n, F&& target, ProcessOptions options = {})
       : ProcessGroup(n, wrap(std::forward<F>(target)), std::move(options), 0) {}
 
   // ProcessGroup::start(): forks the members in index order. If a fork fails it throws
