@@ -1,15 +1,12 @@
 // Queue throughput between two processes: a child producer puts 64-byte messages, this process
 // gets them. BM_Queue_TwoProcesses reports messages per second (items_per_second).
 #include <benchmark/benchmark.h>
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <array>
 #include <chrono>
 #include <cstddef>
 
-#include "child_process.hpp"
+#include "mpt/process.hpp"
 #include "mpt/queue.hpp"
 
 namespace {
@@ -20,13 +17,14 @@ void BM_Queue_TwoProcesses(benchmark::State& state) {
   const auto capacity = static_cast<std::size_t>(state.range(0));
   auto q = mpt::Queue::anonymous({.capacity = capacity, .max_message_bytes = 64});
   auto stop = mpt::Queue::anonymous({.capacity = 1, .max_message_bytes = 0});
-  const pid_t producer = mpt::detail::fork_dying_with_parent();
-  if (producer == 0) {
-    std::array<std::byte, 64> msg{};
-    while (!stop.closed())
-      (void)q.put(msg, 100ms);
-    _exit(0);
-  }
+  mpt::Process producer(
+      [&] {
+        std::array<std::byte, 64> msg{};
+        while (!stop.closed())
+          (void)q.put(msg, 100ms);
+      },
+      {.daemon = true});
+  producer.start();
   std::vector<std::byte> buf;
   for (auto _ : state) {
     if (!q.get_into(buf, 10s)) {
@@ -38,8 +36,7 @@ void BM_Queue_TwoProcesses(benchmark::State& state) {
   stop.close();
   while (q.get_into(buf, 0ns)) {
   }
-  int status = 0;
-  waitpid(producer, &status, 0);
+  producer.join();
   state.SetItemsProcessed(state.iterations());
   state.counters["msgs_per_sec"] =
       benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);

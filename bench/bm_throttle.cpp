@@ -16,7 +16,6 @@
 #include <benchmark/benchmark.h>
 #include <sched.h>
 #include <sys/mman.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,7 +30,8 @@
 #include <optional>
 #include <string>
 
-#include "child_process.hpp"
+#include "mpt/error.hpp"
+#include "mpt/process.hpp"
 #include "mpt/throttle.hpp"
 
 namespace {
@@ -210,33 +210,29 @@ std::string contention_round(ContentionShared* c, Op op, std::uint64_t* ops, std
   for (auto& l : c->refused)
     l.v.store(0);
 
-  pid_t pids[kContentionProcesses];
-  int forked = 0;
+  mpt::ProcessGroup children(kContentionProcesses,
+                             [c, op](int i) mutable {
+                               c->ready.v.fetch_add(1);
+                               while (c->go.v.load(std::memory_order_acquire) == 0)
+                                 sched_yield();
+                               std::uint64_t n = 0;
+                               std::uint64_t no = 0;
+                               while (c->stop.v.load(std::memory_order_relaxed) == 0) {
+                                 if (op()) {
+                                   ++n;
+                                 } else {
+                                   ++no;
+                                 }
+                               }
+                               c->ops[i].v.store(n);
+                               c->refused[i].v.store(no);
+                             },
+                             {.daemon = true});
   std::string error;
-  for (; forked < kContentionProcesses; ++forked) {
-    const pid_t pid = mpt::detail::fork_dying_with_parent();
-    if (pid < 0) {
-      error = std::string("fork: ") + std::strerror(errno);
-      break;
-    }
-    if (pid == 0) {
-      c->ready.v.fetch_add(1);
-      while (c->go.v.load(std::memory_order_acquire) == 0)
-        sched_yield();
-      std::uint64_t n = 0;
-      std::uint64_t no = 0;
-      while (c->stop.v.load(std::memory_order_relaxed) == 0) {
-        if (op()) {
-          ++n;
-        } else {
-          ++no;
-        }
-      }
-      c->ops[forked].v.store(n);
-      c->refused[forked].v.store(no);
-      _exit(0);
-    }
-    pids[forked] = pid;
+  try {
+    children.start();
+  } catch (const mpt::SystemError& e) {
+    error = std::string("fork: ") + std::strerror(e.sys_errno());
   }
 
   if (error.empty()) {
@@ -253,13 +249,9 @@ std::string contention_round(ContentionShared* c, Op op, std::uint64_t* ops, std
     c->stop.v.store(1);
   }
 
-  for (int i = 0; i < forked; ++i) {
-    int status = 0;
-    while (waitpid(pids[i], &status, 0) < 0 && errno == EINTR) {
-    }
-    if (error.empty() && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
-      error = "a child process failed (status " + std::to_string(status) + ")";
-    }
+  children.join();
+  if (const auto f = children.first_failure(); error.empty() && f) {
+    error = "a child process failed (" + mpt::describe_exitcode(f->exitcode) + ")";
   }
   if (!error.empty()) return error;
   for (const auto& l : c->ops)

@@ -11,7 +11,6 @@
 //                                from --workers processes at once (the server's throughput)
 //   achieved_over_target         --workers processes in await_fuel() loops at --rate for --seconds
 #include <sys/mman.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -26,7 +25,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "child_process.hpp"
+#include "mpt/process.hpp"
 #include "mpt/redis.hpp"
 #include "redis/redis_fixture.hpp"
 
@@ -67,28 +66,24 @@ std::int64_t in_processes(mpt::RemoteThrottle& t, int workers, double seconds, F
   void* mem =
       ::mmap(nullptr, sizeof(Counters), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   auto* c = new (mem) Counters();
-  std::vector<pid_t> pids;
-  for (int i = 0; i < workers; ++i) {
-    const pid_t pid = mpt::detail::fork_dying_with_parent();
-    if (pid == 0) {
-      auto kill = t.kill_flag();
-      std::int64_t n = 0;
-      while (!kill.is_set())
-        n += body(t) ? 1 : 0;
-      c->n[i].store(n);
-      ::_exit(0);
-    }
-    pids.push_back(pid);
-  }
+  mpt::ProcessGroup group(workers,
+                          [&t, c, &body](int i) {
+                            auto kill = t.kill_flag();
+                            std::int64_t n = 0;
+                            while (!kill.is_set())
+                              n += body(t) ? 1 : 0;
+                            c->n[i].store(n);
+                          },
+                          {.daemon = true});
+  group.start();
   t.start();
   std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
   const mpt::Summary s = t.stop();
   if (summary) *summary = s;
   std::int64_t total = 0;
-  for (int i = 0; i < workers; ++i) {
-    ::waitpid(pids[static_cast<std::size_t>(i)], nullptr, 0);
+  group.join();
+  for (int i = 0; i < workers; ++i)
     total += c->n[i].load();
-  }
   ::munmap(mem, sizeof(Counters));
   return total;
 }

@@ -1,6 +1,9 @@
 // Helpers shared by the tests.
 #pragma once
 
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -171,5 +174,111 @@ inline WorkerRun run_workers(Throttle& t, int workers, std::chrono::milliseconds
   close(fds[0]);
   return r;
 }
+
+// --- Running a program: the `mpt` binary, and the few others tests drive -----------------------
+//
+// One way for every test: fork, then execvp with the arguments as they are (no shell, no quoting).
+// stdin is /dev/null; stdout and stderr go to temporary files of the test's own (mkstemp), so
+// tests that run side by side (ctest -j) never share one.
+
+// What a finished program left: its exit status as wait_child() gives it (the status, 128 + the
+// signal, or -1 when it was killed at the time limit), its stdout and its stderr.
+struct ProgramResult {
+  int code = -1;
+  std::string out;
+  std::string err;
+};
+
+inline std::string slurp_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// A running program: argv[0] is its path (or a name looked up in $PATH). Its stdout goes to
+// `stdout_fd` instead of a file when one is given (a pipe, to read it as it comes). The destructor
+// kills (SIGKILL) and reaps it if it still runs, and removes the files.
+class Program {
+ public:
+  explicit Program(const std::vector<std::string>& argv, int stdout_fd = -1) {
+    // Close-on-exec: a program another thread starts meanwhile does not inherit them.
+    char out[] = "/tmp/mpt-test-out.XXXXXX";
+    char err[] = "/tmp/mpt-test-err.XXXXXX";
+    const int fo = mkostemp(out, O_CLOEXEC);
+    const int fe = mkostemp(err, O_CLOEXEC);
+    out_ = out;
+    err_ = err;
+    std::vector<char*> args;  // built before the fork: the child only calls what is safe there
+    for (const auto& a : argv)
+      args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    pid_ = fork();
+    if (pid_ == 0) {
+      dup2(open("/dev/null", O_RDONLY | O_CLOEXEC), STDIN_FILENO);
+      dup2(stdout_fd >= 0 ? stdout_fd : fo, STDOUT_FILENO);
+      dup2(fe, STDERR_FILENO);
+      execvp(args[0], args.data());
+      _exit(127);
+    }
+    close(fo);
+    close(fe);
+  }
+  ~Program() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+    unlink(out_.c_str());
+    unlink(err_.c_str());
+  }
+  Program(const Program&) = delete;
+  Program& operator=(const Program&) = delete;
+
+  void signal(int sig) const { kill(pid_, sig); }
+  pid_t pid() const { return pid_; }
+  std::string out_so_far() const { return slurp_file(out_); }
+  // Waits for the exit (killing it after `limit`), then reads what it wrote.
+  ProgramResult wait(std::chrono::milliseconds limit = std::chrono::seconds(60)) {
+    ProgramResult r;
+    r.code = wait_child(pid_, limit);
+    pid_ = -1;
+    r.out = slurp_file(out_);
+    r.err = slurp_file(err_);
+    return r;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  std::string out_, err_;
+};
+
+// Runs a program to its end (at most `limit`).
+inline ProgramResult run_program(const std::vector<std::string>& argv,
+                                 std::chrono::milliseconds limit = std::chrono::seconds(60)) {
+  return Program(argv).wait(limit);
+}
+
+#ifdef MPT_BINARY
+// `mpt ARGS...`: the binary CMake built (MPT_BINARY, given to the test targets that run it).
+inline std::vector<std::string> mpt_argv(const std::vector<std::string>& args) {
+  std::vector<std::string> argv{MPT_BINARY};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return argv;
+}
+
+// A running `mpt ARGS...` (see Program).
+class MptProcess : public Program {
+ public:
+  explicit MptProcess(const std::vector<std::string>& args, int stdout_fd = -1)
+      : Program(mpt_argv(args), stdout_fd) {}
+};
+
+// Runs `mpt ARGS...` to its end: {exit status, stdout, stderr}.
+inline ProgramResult run_mpt(const std::vector<std::string>& args,
+                             std::chrono::milliseconds limit = std::chrono::seconds(60)) {
+  return run_program(mpt_argv(args), limit);
+}
+#endif
 
 }  // namespace mpt::test

@@ -1,11 +1,12 @@
 // `mpt probe` and `mpt run --probe` end to end: the real command, the real kernel.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -15,24 +16,9 @@
 
 namespace {
 
-struct Out {
-  int code;
-  std::string out;
-};
-
-// Runs a shell command line; stdout is captured, stderr joins it when asked.
-Out sh(const std::string& cmd) {
-  Out r{-1, {}};
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0)
-    r.out.append(buf, n);
-  const int st = pclose(p);
-  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
+using mpt::test::MptProcess;
+using mpt::test::ProgramResult;
+using mpt::test::run_mpt;
 
 class MptProbeTest : public ::testing::Test {
  protected:
@@ -43,9 +29,9 @@ class MptProbeTest : public ::testing::Test {
 };
 
 TEST_F(MptProbeTest, RunWithProbeReportsZeroDifference) {
-  const Out r =
-      sh(std::string(MPT_BINARY) + " run --rate 1000 --workers 4 --seconds 2 --probe --json");
-  ASSERT_EQ(r.code, 0) << r.out;
+  const ProgramResult r =
+      run_mpt({"run", "--rate", "1000", "--workers", "4", "--seconds", "2", "--probe", "--json"});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
   const auto j = nlohmann::json::parse(r.out);
   ASSERT_TRUE(j.contains("probe")) << r.out;
   EXPECT_EQ(j["probe"]["difference"].get<long long>(), 0);
@@ -55,32 +41,19 @@ TEST_F(MptProbeTest, RunWithProbeReportsZeroDifference) {
   EXPECT_NEAR(j["probe"]["kernel_rate_per_sec"].get<double>() / 1000.0, 1.0, 0.005);
 }
 
-// `mpt probe ARGS...` in the background, its stdout read line by line.
+// `mpt probe ARGS...` in the background, its stdout read line by line (through a pipe).
 class Probe {
  public:
   explicit Probe(std::vector<std::string> args) {
     int fds[2];
-    if (pipe(fds) != 0) return;
-    pid_ = fork();
-    if (pid_ == 0) {
-      dup2(fds[1], 1);
-      close(fds[0]);
-      close(fds[1]);
-      std::vector<char*> argv = {const_cast<char*>(MPT_BINARY), const_cast<char*>("probe")};
-      for (auto& a : args)
-        argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(MPT_BINARY, argv.data());
-      _exit(127);
-    }
+    if (pipe2(fds, O_CLOEXEC) != 0) return;
+    args.insert(args.begin(), "probe");
+    mpt_.emplace(args, fds[1]);
     close(fds[1]);
     out_ = fdopen(fds[0], "r");
   }
   ~Probe() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
+    mpt_.reset();  // kills and reaps it if it still runs
     if (out_) fclose(out_);
   }
   // The next line of its output ("" at the end).
@@ -90,17 +63,14 @@ class Probe {
   }
   // SIGINT, then every remaining line and the exit code.
   int interrupt(std::vector<std::string>& rest) {
-    kill(pid_, SIGINT);
+    mpt_->signal(SIGINT);
     for (std::string l; !(l = line()).empty();)
       rest.push_back(l);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return mpt_->wait().code;
   }
 
  private:
-  pid_t pid_ = -1;
+  std::optional<MptProcess> mpt_;
   FILE* out_ = nullptr;
 };
 
@@ -124,16 +94,17 @@ ProbeOutput parse_lines(const std::vector<std::string>& lines) {
 // at the same time is left out by --name. The probe is attached (its first line is out) before
 // either run starts.
 TEST_F(MptProbeTest, ProbeSeesAnotherRunAndPrintsJsonLinesAndTotals) {
-  const std::string bin = MPT_BINARY;
   const std::string name = "probe-test-" + std::to_string(getpid());
   Probe probe({"--name", name, "--interval", "0.2", "--json"});
   std::vector<std::string> lines = {probe.line()};
   ASSERT_FALSE(lines[0].empty()) << "the probe printed nothing";
-  std::thread other([&] { sh(bin + " run --rate 500 --workers 2 --seconds 1.5 >/dev/null 2>&1"); });
-  const Out run =
-      sh(bin + " run --rate 200 --workers 2 --seconds 1.5 --name " + name + " 2>&1 >/dev/null");
+  std::thread other([&] {
+    run_mpt({"run", "--rate", "500", "--workers", "2", "--seconds", "1.5"});
+  });
+  const ProgramResult run =
+      run_mpt({"run", "--rate", "200", "--workers", "2", "--seconds", "1.5", "--name", name});
   other.join();
-  EXPECT_EQ(run.code, 0) << run.out;
+  EXPECT_EQ(run.code, 0) << run.err;
   ASSERT_EQ(probe.interrupt(lines), 0);
   const ProbeOutput p = parse_lines(lines);
   EXPECT_GE(p.intervals, 3);
@@ -176,21 +147,23 @@ TEST_F(MptProbeTest, ProbeByIdCountsOnlyThatThrottle) {
 
 TEST_F(MptProbeTest, WithoutPrivilegesItExitsOneNamingTheCapabilities) {
   if (system("command -v setpriv >/dev/null 2>&1") != 0) GTEST_SKIP() << "skipped: no setpriv";
-  const Out r = sh("setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all " +
-                   std::string(MPT_BINARY) + " probe --seconds 1 2>&1");
-  EXPECT_EQ(r.code, 1) << r.out;
-  EXPECT_NE(r.out.find("CAP_BPF"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("CAP_PERFMON"), std::string::npos) << r.out;
+  const ProgramResult p =
+      mpt::test::run_program({"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                              "--inh-caps=-all", MPT_BINARY, "probe", "--seconds", "1"});
+  const std::string out = p.out + p.err;  // stdout and stderr together
+  EXPECT_EQ(p.code, 1) << out;
+  EXPECT_NE(out.find("CAP_BPF"), std::string::npos) << out;
+  EXPECT_NE(out.find("CAP_PERFMON"), std::string::npos) << out;
 }
 
 TEST_F(MptProbeTest, UsageErrorsExitTwo) {
-  EXPECT_EQ(sh(std::string(MPT_BINARY) + " probe --pid abc 2>/dev/null").code, 2);
-  EXPECT_EQ(sh(std::string(MPT_BINARY) + " probe --interval nan 2>/dev/null").code, 2);
-  EXPECT_EQ(sh(std::string(MPT_BINARY) + " probe --lib /x --binary /y 2>/dev/null").code, 2);
+  EXPECT_EQ(run_mpt({"probe", "--pid", "abc"}).code, 2);
+  EXPECT_EQ(run_mpt({"probe", "--interval", "nan"}).code, 2);
+  EXPECT_EQ(run_mpt({"probe", "--lib", "/x", "--binary", "/y"}).code, 2);
   for (const char* id : {"0x0", "12", "0x", "0x12345678901234567", "0xg1"})
-    EXPECT_EQ(sh(std::string(MPT_BINARY) + " probe --id " + id + " 2>/dev/null").code, 2) << id;
-  EXPECT_EQ(sh(std::string(MPT_BINARY) + " probe --name a/b 2>/dev/null").code, 2);
-  EXPECT_EQ(sh(std::string(MPT_BINARY) + " probe --id 0x1 --name a 2>/dev/null").code, 2);
+    EXPECT_EQ(run_mpt({"probe", "--id", id}).code, 2) << id;
+  EXPECT_EQ(run_mpt({"probe", "--name", "a/b"}).code, 2);
+  EXPECT_EQ(run_mpt({"probe", "--id", "0x1", "--name", "a"}).code, 2);
 }
 
 }  // namespace

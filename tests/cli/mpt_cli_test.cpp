@@ -1,6 +1,6 @@
-// Drives the built `mpt` binary (fork/exec) and checks its output, JSON and exit codes. Each test
-// gets a private segment directory ($MPT_SHM_DIR) under /dev/shm, so `ls` and `rm --stale` see
-// only what the test made.
+// Drives the built `mpt` binary (test_util.hpp's run_mpt and MptProcess: fork/exec) and checks its
+// output, JSON and exit codes. Each test gets a private segment directory ($MPT_SHM_DIR) under
+// /dev/shm, so `ls` and `rm --stale` see only what the test made.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -34,72 +34,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Result {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// A running `mpt` whose stdout and stderr go to files (stdout to `stdout_fd` when given).
-class Mpt {
- public:
-  explicit Mpt(const std::vector<std::string>& args, int stdout_fd = -1) {
-    char out[] = "/tmp/mpt-cli-out.XXXXXX";
-    char err[] = "/tmp/mpt-cli-err.XXXXXX";
-    const int fo = mkstemp(out);
-    const int fe = mkstemp(err);
-    out_ = out;
-    err_ = err;
-    pid_ = fork();
-    if (pid_ == 0) {
-      dup2(stdout_fd >= 0 ? stdout_fd : fo, STDOUT_FILENO);
-      dup2(fe, STDERR_FILENO);
-      std::vector<char*> argv;
-      argv.push_back(const_cast<char*>(MPT_BINARY));
-      for (auto& a : args)
-        argv.push_back(const_cast<char*>(a.c_str()));
-      argv.push_back(nullptr);
-      execv(MPT_BINARY, argv.data());
-      _exit(127);
-    }
-    close(fo);
-    close(fe);
-  }
-  ~Mpt() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-    unlink(out_.c_str());
-    unlink(err_.c_str());
-  }
-  void signal(int sig) { kill(pid_, sig); }
-  pid_t pid() const { return pid_; }
-  std::string out_so_far() const { return slurp(out_); }
-  Result wait(std::chrono::milliseconds limit = 60s) {
-    Result r;
-    r.code = mpt::test::wait_child(pid_, limit);
-    pid_ = -1;
-    r.out = slurp(out_);
-    r.err = slurp(err_);
-    return r;
-  }
-
- private:
-  pid_t pid_ = -1;
-  std::string out_, err_;
-};
-
-Result mpt_run(const std::vector<std::string>& args) {
-  return Mpt(args).wait();
-}
+using mpt::test::MptProcess;
+using mpt::test::ProgramResult;
+using mpt::test::run_mpt;
+using mpt::test::slurp_file;
 
 // Polls `done` every 5 ms until it holds; false after `limit`.
 template <class Pred>
@@ -187,8 +125,8 @@ void kill_and_reap(pid_t pid) {
 // MPT_CALIBRATION at a file that does not exist): said once on stderr and in the JSON, with the
 // fix; at 1,000/s nothing is said.
 TEST_F(MptCliTest, RunSaysWhenItRunsUncalibratedWhereThatFallsShort) {
-  Result r = mpt_run({"run", "--rate", "100000", "--hardcap", "one", "--workers", "2", "--seconds",
-                      "0.2", "--json"});
+  ProgramResult r = run_mpt({"run", "--rate", "100000", "--hardcap", "one", "--workers", "2",
+                             "--seconds", "0.2", "--json"});
   ASSERT_EQ(r.code, 0) << r.err;
   json j = parse(r.out);
   ASSERT_EQ(j["warnings"].size(), 1u) << r.out;
@@ -196,7 +134,7 @@ TEST_F(MptCliTest, RunSaysWhenItRunsUncalibratedWhereThatFallsShort) {
   EXPECT_NE(w.find("runs uncalibrated"), std::string::npos) << w;
   EXPECT_NE(w.find("mpt calibrate"), std::string::npos) << w;
   EXPECT_EQ(r.err, "mpt: warning: " + w + "\n");
-  r = mpt_run({"run", "--rate", "1000", "--hardcap", "one", "--workers", "2", "--seconds", "0.2",
+  r = run_mpt({"run", "--rate", "1000", "--hardcap", "one", "--workers", "2", "--seconds", "0.2",
                "--json"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.err, "");
@@ -206,7 +144,8 @@ TEST_F(MptCliTest, RunSaysWhenItRunsUncalibratedWhereThatFallsShort) {
 }  // namespace
 
 TEST_F(MptCliTest, RunJsonTotalsTheRate) {
-  const Result r = mpt_run({"run", "--rate", "50", "--workers", "2", "--seconds", "2", "--json"});
+  const ProgramResult r =
+      run_mpt({"run", "--rate", "50", "--workers", "2", "--seconds", "2", "--json"});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.err, "");
   const json j = parse(r.out);
@@ -241,8 +180,8 @@ TEST_F(MptCliTest, RunJsonTotalsTheRate) {
 // 10/s for 1.05 s takes 11 grants (at 0, 0.1, ..., 1.0 s): 11 / runtime reads +4.8 %, the unit
 // given at start() counted against the runtime. The achieved rate is (count - 1) / (last - first).
 TEST_F(MptCliTest, RunReportsTheRateFreeOfTheUnitAtStart) {
-  const Result r =
-      mpt_run({"run", "--rate", "10", "--workers", "2", "--seconds", "1.05", "--json"});
+  const ProgramResult r =
+      run_mpt({"run", "--rate", "10", "--workers", "2", "--seconds", "1.05", "--json"});
   ASSERT_EQ(r.code, 0) << r.err;
   const json j = parse(r.out);
   const json& a = j["achieved"];
@@ -263,14 +202,14 @@ TEST_F(MptCliTest, RunReportsTheRateFreeOfTheUnitAtStart) {
   }
 
   // One grant has no interval: no rate, null in JSON and "n/a" in words.
-  const Result one =
-      mpt_run({"run", "--rate", "1", "--workers", "1", "--seconds", "0.5", "--json"});
+  const ProgramResult one =
+      run_mpt({"run", "--rate", "1", "--workers", "1", "--seconds", "0.5", "--json"});
   ASSERT_EQ(one.code, 0) << one.err;
   const json o = parse(one.out);
   EXPECT_EQ(o["achieved"]["count"], 1u);
   EXPECT_TRUE(o["achieved"]["rate_per_sec"].is_null()) << one.out;
   EXPECT_TRUE(o["achieved"]["rel_error"].is_null()) << one.out;
-  const Result words = mpt_run({"run", "--rate", "1", "--workers", "1", "--seconds", "0.5"});
+  const ProgramResult words = run_mpt({"run", "--rate", "1", "--workers", "1", "--seconds", "0.5"});
   ASSERT_EQ(words.code, 0) << words.err;
   EXPECT_NE(words.out.find("Achieved rate: n/a (1 grant to the workers; a rate needs two)"),
             std::string::npos)
@@ -282,16 +221,14 @@ TEST_F(MptCliTest, ScenarioReportsTheRateFreeOfTheUnitAtStart) {
 #ifndef MPT_SCENARIO
   GTEST_SKIP() << "built without the benchmarks (MPT_BENCH=OFF): no mpt_scenario";
 #else
-  auto scenario = [](const std::string& args) {
-    std::string out;
-    FILE* p = ::popen((std::string(MPT_SCENARIO) + " " + args + " --json").c_str(), "r");
-    char buf[4096];
-    for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;)
-      out.append(buf, n);
-    EXPECT_EQ(::pclose(p), 0) << out;
-    return parse(out);
+  auto scenario = [](std::vector<std::string> args) {
+    args.insert(args.begin(), MPT_SCENARIO);
+    args.push_back("--json");
+    const ProgramResult r = mpt::test::run_program(args);
+    EXPECT_EQ(r.code, 0) << r.out << r.err;
+    return parse(r.out);
   };
-  const json j = scenario("--rate 10 --workers 2 --seconds 1.05");
+  const json j = scenario({"--rate", "10", "--workers", "2", "--seconds", "1.05"});
   EXPECT_EQ(j["schema"], 2);
   ASSERT_EQ(j["achieved_total"], 11u) << j.dump();
   const double span_s = static_cast<double>(j["last_grant_ns"].get<std::int64_t>() -
@@ -301,7 +238,7 @@ TEST_F(MptCliTest, ScenarioReportsTheRateFreeOfTheUnitAtStart) {
   EXPECT_DOUBLE_EQ(j["achieved_rate_per_sec"].get<double>(), 10 / span_s);
   EXPECT_DOUBLE_EQ(j["rel_error"].get<double>(), 10 / span_s / 10 - 1);
   EXPECT_NEAR(j["mean_rate_per_sec"].get<double>(), 11 / 1.05, 0.1);  // stop()'s summary
-  const json one = scenario("--rate 1 --workers 1 --seconds 0.5");
+  const json one = scenario({"--rate", "1", "--workers", "1", "--seconds", "0.5"});
   EXPECT_EQ(one["achieved_total"], 1u);
   EXPECT_TRUE(one["achieved_rate_per_sec"].is_null()) << one.dump();
   EXPECT_TRUE(one["rel_error"].is_null()) << one.dump();
@@ -309,8 +246,9 @@ TEST_F(MptCliTest, ScenarioReportsTheRateFreeOfTheUnitAtStart) {
 }
 
 TEST_F(MptCliTest, RunHumanOutputHasSamplesAndSummary) {
-  const Result r = mpt_run({"run", "--rate", "20", "--workers", "3", "--seconds", "1.5", "--every",
-                            "0.5", "--hardcap", "one", "--name", mpt::test::unique_name("run")});
+  const ProgramResult r =
+      run_mpt({"run", "--rate", "20", "--workers", "3", "--seconds", "1.5", "--every", "0.5",
+               "--hardcap", "one", "--name", mpt::test::unique_name("run")});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("TIME(s)"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("hardcap one, 3 workers"), std::string::npos) << r.out;
@@ -333,10 +271,11 @@ TEST_F(MptCliTest, RunHumanOutputHasSamplesAndSummary) {
 
 TEST_F(MptCliTest, RunStopsOnSigintAndStillReports) {
   const std::string name = mpt::test::unique_name("sigint");
-  Mpt p({"run", "--rate", "100", "--workers", "2", "--seconds", "60", "--name", name, "--json"});
+  MptProcess p(
+      {"run", "--rate", "100", "--workers", "2", "--seconds", "60", "--name", name, "--json"});
   ASSERT_TRUE(wait_for([&] { return total_of(name) > 60; })) << "the run never got going";
   p.signal(SIGINT);
-  const Result r = p.wait(10s);
+  const ProgramResult r = p.wait(10s);
   ASSERT_EQ(r.code, 0) << r.err;
   const json j = parse(r.out);
   EXPECT_EQ(j["interrupted"], "SIGINT");
@@ -347,10 +286,10 @@ TEST_F(MptCliTest, RunStopsOnSigintAndStillReports) {
 
 TEST_F(MptCliTest, RunStopsOnSigterm) {
   const std::string name = mpt::test::unique_name("sigterm");
-  Mpt p({"run", "--rate", "10", "--workers", "1", "--seconds", "60", "--name", name});
+  MptProcess p({"run", "--rate", "10", "--workers", "1", "--seconds", "60", "--name", name});
   ASSERT_TRUE(wait_for([&] { return total_of(name) > 2; })) << "the run never got going";
   p.signal(SIGTERM);
-  const Result r = p.wait(10s);
+  const ProgramResult r = p.wait(10s);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("interrupted by SIGTERM"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("Total: "), std::string::npos) << r.out;
@@ -389,12 +328,12 @@ TEST_F(MptCliTest, UsageErrorsExit2AndNameTheFlag) {
   for (const auto& c : cases) {
     std::vector<std::string> args = base;
     args.insert(args.end(), c.extra.begin(), c.extra.end());
-    const Result r = mpt_run(args);
+    const ProgramResult r = run_mpt(args);
     EXPECT_EQ(r.code, 2) << c.flag << " " << r.out << r.err;
     EXPECT_NE(r.err.find(c.flag), std::string::npos) << r.err;
     EXPECT_EQ(r.out, "");
     args.push_back("--json");
-    const Result rj = mpt_run(args);
+    const ProgramResult rj = run_mpt(args);
     EXPECT_EQ(rj.code, 2) << c.flag;
     const json j = parse(rj.out);
     ASSERT_TRUE(j.contains("error")) << rj.out;
@@ -415,23 +354,23 @@ TEST_F(MptCliTest, UsageErrorsExit2AndNameTheFlag) {
       {{}, "subcommand"},
   };
   for (const auto& [args, flag] : others) {
-    const Result r = mpt_run(args);
+    const ProgramResult r = run_mpt(args);
     EXPECT_EQ(r.code, 2) << flag << " " << r.err;
     EXPECT_NE(r.err.find(flag), std::string::npos) << r.err;
   }
 }
 
 TEST_F(MptCliTest, HelpExitsZero) {
-  const Result r = mpt_run({"run", "--help"});
+  const ProgramResult r = run_mpt({"run", "--help"});
   EXPECT_EQ(r.code, 0);
   EXPECT_NE(r.out.find("--rate"), std::string::npos);
 }
 
 TEST_F(MptCliTest, StatMissingNameExits1AndNamesIt) {
-  const Result r = mpt_run({"stat", "no-such-throttle"});
+  const ProgramResult r = run_mpt({"stat", "no-such-throttle"});
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("no-such-throttle"), std::string::npos) << r.err;
-  const Result rj = mpt_run({"stat", "no-such-throttle", "--json"});
+  const ProgramResult rj = run_mpt({"stat", "no-such-throttle", "--json"});
   EXPECT_EQ(rj.code, 1);
   const json j = parse(rj.out);
   EXPECT_NE(j["error"].get<std::string>().find("no-such-throttle"), std::string::npos);
@@ -440,7 +379,7 @@ TEST_F(MptCliTest, StatMissingNameExits1AndNamesIt) {
 TEST_F(MptCliTest, StatOnAnotherKindExits1) {
   const std::string name = mpt::test::unique_name("event");
   auto e = mpt::Event::create(name);
-  const Result r = mpt_run({"stat", name});
+  const ProgramResult r = run_mpt({"stat", name});
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find(name), std::string::npos) << r.err;
 }
@@ -454,7 +393,7 @@ TEST_F(MptCliTest, StatShowsALiveThrottle) {
   for (int i = 0; i < 5; ++i)
     ASSERT_TRUE(t.await_fuel());
 
-  const Result rj = mpt_run({"stat", name, "--json"});
+  const ProgramResult rj = run_mpt({"stat", name, "--json"});
   ASSERT_EQ(rj.code, 0) << rj.err;
   const json j = parse(rj.out);
   EXPECT_EQ(j["schema"], 1);
@@ -476,7 +415,7 @@ TEST_F(MptCliTest, StatShowsALiveThrottle) {
   }
   EXPECT_GT(j["mean"]["rate_per_sec"].get<double>(), 0);
 
-  const Result r = mpt_run({"stat", name});
+  const ProgramResult r = run_mpt({"stat", name});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find(name), std::string::npos);
   EXPECT_NE(r.out.find("running"), std::string::npos);
@@ -484,7 +423,7 @@ TEST_F(MptCliTest, StatShowsALiveThrottle) {
   EXPECT_NE(r.out.find("hardcap one"), std::string::npos) << r.out;
 
   t.stop();
-  const json stopped = parse(mpt_run({"stat", name, "--json"}).out);
+  const json stopped = parse(run_mpt({"stat", name, "--json"}).out);
   EXPECT_EQ(stopped["state"], "stopped");
   EXPECT_EQ(stopped["running"], false);
 }
@@ -493,7 +432,7 @@ TEST_F(MptCliTest, StatWatchPrintsJsonLinesUntilInterrupted) {
   const std::string name = mpt::test::unique_name("watch");
   auto t = mpt::Throttle::create(name, 10, 1s);
   const auto t0 = std::chrono::steady_clock::now();
-  Mpt p({"stat", name, "--watch", "0.1", "--json"});
+  MptProcess p({"stat", name, "--watch", "0.1", "--json"});
   ASSERT_TRUE(wait_for([&] {
     const std::string out = p.out_so_far();
     return std::count(out.begin(), out.end(), '\n') >= 3;
@@ -501,7 +440,7 @@ TEST_F(MptCliTest, StatWatchPrintsJsonLinesUntilInterrupted) {
   p.signal(SIGINT);
   const double elapsed =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const Result r = p.wait(10s);
+  const ProgramResult r = p.wait(10s);
   ASSERT_EQ(r.code, 0) << r.err;
   std::istringstream lines(r.out);
   std::string line;
@@ -525,7 +464,7 @@ TEST_F(MptCliTest, LsListsEverySegment) {
     std::ofstream junk(dir_ + "/mpt.junk");
     junk << "not a segment";
   }
-  const Result rj = mpt_run({"ls", "--json"});
+  const ProgramResult rj = run_mpt({"ls", "--json"});
   ASSERT_EQ(rj.code, 0) << rj.err;
   const json j = parse(rj.out);
   EXPECT_EQ(j["schema"], 1);
@@ -550,7 +489,7 @@ TEST_F(MptCliTest, LsListsEverySegment) {
   EXPECT_EQ(by_name["junk"]["valid"], false);
   EXPECT_FALSE(by_name["junk"]["problem"].get<std::string>().empty());
 
-  const Result r = mpt_run({"ls"});
+  const ProgramResult r = run_mpt({"ls"});
   ASSERT_EQ(r.code, 0);
   EXPECT_NE(r.out.find("NAME"), std::string::npos);
   EXPECT_NE(r.out.find("AGE(s)"), std::string::npos);
@@ -564,13 +503,13 @@ TEST_F(MptCliTest, RmRemovesNamesAndReportsMissingOnes) {
   const std::string b = mpt::test::unique_name("rm-b");
   auto ta = mpt::Throttle::create(a, 10, 1s);
   auto tb = mpt::Throttle::create(b, 10, 1s);
-  const Result r = mpt_run({"rm", a, b});
+  const ProgramResult r = run_mpt({"rm", a, b});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_FALSE(exists(a));
   EXPECT_FALSE(exists(b));
   EXPECT_NE(r.out.find("removed " + a), std::string::npos);
 
-  const Result missing = mpt_run({"rm", a, "--json"});
+  const ProgramResult missing = run_mpt({"rm", a, "--json"});
   EXPECT_EQ(missing.code, 1);
   const json j = parse(missing.out);
   EXPECT_NE(j["error"].get<std::string>().find(a), std::string::npos);
@@ -594,12 +533,12 @@ TEST_F(MptCliTest, RmStaleRemovesDeadCreatorsAndKeepsSegmentsInUse) {
   ASSERT_TRUE(exists(dead));
   ASSERT_TRUE(exists(used));
 
-  const Result dry = mpt_run({"rm", "--stale", "--dry-run", "--json"});
+  const ProgramResult dry = run_mpt({"rm", "--stale", "--dry-run", "--json"});
   ASSERT_EQ(dry.code, 0) << dry.err;
   EXPECT_EQ(parse(dry.out)["removed"], json::array({dead}));
   EXPECT_TRUE(exists(dead));
 
-  const Result r = mpt_run({"rm", "--stale", "--json"});
+  const ProgramResult r = run_mpt({"rm", "--stale", "--json"});
   ASSERT_EQ(r.code, 0) << r.err;
   const json j = parse(r.out);
   EXPECT_EQ(j["removed"], json::array({dead}));
@@ -613,7 +552,7 @@ TEST_F(MptCliTest, RmStaleRemovesDeadCreatorsAndKeepsSegmentsInUse) {
   EXPECT_TRUE(exists(alive));
 
   kill_and_reap(user);
-  const Result r2 = mpt_run({"rm", "--stale"});
+  const ProgramResult r2 = run_mpt({"rm", "--stale"});
   ASSERT_EQ(r2.code, 0) << r2.err;
   EXPECT_NE(r2.out.find("removed " + used), std::string::npos) << r2.out;
   EXPECT_FALSE(exists(used));
@@ -674,14 +613,14 @@ void expect_band_follows_from_its_trials(const json& b) {
 }
 
 TEST_F(MptCalibrateTest, WritesAFileThatANewThrottleUses) {
-  const Result r = mpt_run({"calibrate", "--rates", "100,1000", "--seconds", "1", "--workers", "2",
-                            "--output", file_, "--json"});
+  const ProgramResult r = run_mpt({"calibrate", "--rates", "100,1000", "--seconds", "1",
+                                   "--workers", "2", "--output", file_, "--json"});
   ASSERT_EQ(r.code, 0) << r.out << r.err;
   const json j = parse(r.out);
   EXPECT_EQ(j["path"], file_);
   EXPECT_EQ(j["written"], true);
   ASSERT_TRUE(fs::exists(file_));
-  const json c = parse(slurp(file_));
+  const json c = parse(slurp_file(file_));
   EXPECT_EQ(c, j["calibration"]);
   EXPECT_EQ(c["schema"], 1);
   EXPECT_EQ(c["host"]["cores"], static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)));
@@ -708,14 +647,14 @@ TEST_F(MptCalibrateTest, WritesAFileThatANewThrottleUses) {
   mpt::reload_calibration();
 
   // --show, in words and in JSON.
-  const Result shown = mpt_run({"calibrate", "--show", "--output", file_});
+  const ProgramResult shown = run_mpt({"calibrate", "--show", "--output", file_});
   EXPECT_EQ(shown.code, 0) << shown.err;
   EXPECT_NE(shown.out.find("spin lead"), std::string::npos) << shown.out;
   // A row per band: the hardcap as a whole word, then the rate.
   for (const char* row : {"limit +100 ", "limit +1000 ", "one +100 ", "one +1000 "}) {
     EXPECT_TRUE(has_line(shown.out, std::string("^ +") + row)) << row << "\n" << shown.out;
   }
-  const Result shown_json = mpt_run({"calibrate", "--show", "--output", file_, "--json"});
+  const ProgramResult shown_json = run_mpt({"calibrate", "--show", "--output", file_, "--json"});
   EXPECT_EQ(shown_json.code, 0);
   const json sj = parse(shown_json.out);
   EXPECT_EQ(sj["in_force"], true);
@@ -723,8 +662,9 @@ TEST_F(MptCalibrateTest, WritesAFileThatANewThrottleUses) {
 }
 
 TEST_F(MptCalibrateTest, DryRunWritesNothing) {
-  const Result r = mpt_run({"calibrate", "--rates", "200", "--hardcaps", "limit", "--seconds",
-                            "0.3", "--workers", "1", "--output", file_, "--dry-run"});
+  const ProgramResult r =
+      run_mpt({"calibrate", "--rates", "200", "--hardcaps", "limit", "--seconds", "0.3",
+               "--workers", "1", "--output", file_, "--dry-run"});
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("nothing written"), std::string::npos) << r.out;
   EXPECT_FALSE(fs::exists(file_));
@@ -733,14 +673,15 @@ TEST_F(MptCalibrateTest, DryRunWritesNothing) {
 // A rate is (count - 1) / (last - first): trials that would count fewer than two emissions are
 // refused before anything is measured, naming the flags.
 TEST_F(MptCalibrateTest, TrialsTooShortForARateExit2) {
-  const Result r = mpt_run({"calibrate", "--rates", "1,100", "--seconds", "1", "--output", file_});
+  const ProgramResult r =
+      run_mpt({"calibrate", "--rates", "1,100", "--seconds", "1", "--output", file_});
   EXPECT_EQ(r.code, 2) << r.out << r.err;
   EXPECT_NE(r.err.find("--rates 1 with --seconds 1 counts fewer than two emissions"),
             std::string::npos)
       << r.err;
   EXPECT_FALSE(fs::exists(file_));
-  const Result json_mode =
-      mpt_run({"calibrate", "--rates", "4", "--seconds", "0.2", "--output", file_, "--json"});
+  const ProgramResult json_mode =
+      run_mpt({"calibrate", "--rates", "4", "--seconds", "0.2", "--output", file_, "--json"});
   EXPECT_EQ(json_mode.code, 2);
   EXPECT_NE(parse(json_mode.out)["error"].get<std::string>().find("no rate to measure"),
             std::string::npos)
@@ -749,17 +690,17 @@ TEST_F(MptCalibrateTest, TrialsTooShortForARateExit2) {
 
 TEST_F(MptCalibrateTest, InterruptedLeavesThePreviousFile) {
   { std::ofstream(file_) << "previous\n"; }
-  Mpt m({"calibrate", "--rates", "1000", "--hardcaps", "limit", "--seconds", "20", "--output",
-         file_});
+  MptProcess m({"calibrate", "--rates", "1000", "--hardcaps", "limit", "--seconds", "20",
+                "--output", file_});
   // Inside a trial: its worker processes are running (/proc/PID/task/PID/children).
   const std::string children =
       "/proc/" + std::to_string(m.pid()) + "/task/" + std::to_string(m.pid()) + "/children";
-  ASSERT_TRUE(wait_for([&] { return !slurp(children).empty(); })) << "no trial started";
+  ASSERT_TRUE(wait_for([&] { return !slurp_file(children).empty(); })) << "no trial started";
   m.signal(SIGINT);
-  const Result r = m.wait(30s);
+  const ProgramResult r = m.wait(30s);
   EXPECT_EQ(r.code, 1) << r.out << r.err;
   EXPECT_NE(r.err.find("interrupted"), std::string::npos) << r.err;
-  EXPECT_EQ(slurp(file_), "previous\n");
+  EXPECT_EQ(slurp_file(file_), "previous\n");
   EXPECT_EQ(std::distance(fs::directory_iterator(dir_), fs::directory_iterator()), 1);
 }
 
@@ -773,16 +714,16 @@ TEST_F(MptCalibrateTest, BadArgumentsExit2AndShowOfNothingExits1) {
   for (const auto& [extra, flag] : cases) {
     std::vector<std::string> args = {"calibrate", "--output", file_};
     args.insert(args.end(), extra.begin(), extra.end());
-    const Result r = mpt_run(args);
+    const ProgramResult r = run_mpt(args);
     EXPECT_EQ(r.code, 2) << flag << " " << r.err;
     EXPECT_NE(r.err.find(flag), std::string::npos) << r.err;
   }
   EXPECT_FALSE(fs::exists(file_));
-  const Result none = mpt_run({"calibrate", "--show", "--output", file_});
+  const ProgramResult none = run_mpt({"calibrate", "--show", "--output", file_});
   EXPECT_EQ(none.code, 1);
   EXPECT_NE(none.err.find(file_), std::string::npos) << none.err;
   { std::ofstream(file_) << "{ not json"; }
-  const Result corrupt = mpt_run({"calibrate", "--show", "--output", file_, "--json"});
+  const ProgramResult corrupt = run_mpt({"calibrate", "--show", "--output", file_, "--json"});
   EXPECT_EQ(corrupt.code, 1);
   EXPECT_TRUE(parse(corrupt.out).contains("error")) << corrupt.out;
 }
@@ -873,12 +814,12 @@ TEST_F(MptCliTest, BytesThatAreNotUtf8NeverAbortAndAreEscapedInText) {
   };
   for (const auto& [args, codes] : cases) {
     const std::string shown = json(args).dump(-1, ' ', true, json::error_handler_t::replace);
-    const Result r = mpt_run(args);
+    const ProgramResult r = run_mpt(args);
     EXPECT_TRUE(codes.count(r.code)) << shown << " exit " << r.code << ": " << r.err;
     EXPECT_FALSE(has_invalid_utf8(r.err)) << shown << ": " << r.err;
     EXPECT_EQ(r.err.find('\x1b'), std::string::npos) << shown << ": " << r.err;
     EXPECT_NE(r.err.find("\\xff\\xfe\\x1b"), std::string::npos) << shown << ": " << r.err;
-    const Result rj = mpt_run(with(args, {"--json"}));
+    const ProgramResult rj = run_mpt(with(args, {"--json"}));
     EXPECT_TRUE(codes.count(rj.code)) << shown << " --json exit " << rj.code << ": " << rj.err;
     const json j = parse(rj.out);
     ASSERT_TRUE(j.is_object() && j.contains("error")) << shown << ": " << rj.out << rj.err;
@@ -905,7 +846,7 @@ TEST_F(MptCliTest, PlantedFilesAreListedAsInvalidAndNeverBreakLsOrRm) {
   for (const auto& p : planted)
     fs::copy_file(dir_ + "/mpt." + dead, dir_ + "/mpt." + p);
 
-  const Result lj = mpt_run({"ls", "--json"});
+  const ProgramResult lj = run_mpt({"ls", "--json"});
   ASSERT_EQ(lj.code, 0) << lj.out << lj.err;
   const json l = parse(lj.out);
   ASSERT_EQ(l["segments"].size(), planted.size() + 1) << lj.out;
@@ -918,7 +859,7 @@ TEST_F(MptCliTest, PlantedFilesAreListedAsInvalidAndNeverBreakLsOrRm) {
     EXPECT_NE(s["problem"].get<std::string>().find("segment name"), std::string::npos) << s.dump();
   }
 
-  const Result lt = mpt_run({"ls"});
+  const ProgramResult lt = run_mpt({"ls"});
   ASSERT_EQ(lt.code, 0) << lt.err;
   EXPECT_EQ(lt.out.find('\x1b'), std::string::npos) << lt.out;
   EXPECT_EQ(lt.out.find("\xc2\x9b"), std::string::npos) << lt.out;
@@ -928,7 +869,7 @@ TEST_F(MptCliTest, PlantedFilesAreListedAsInvalidAndNeverBreakLsOrRm) {
   EXPECT_EQ(std::count(lt.out.begin(), lt.out.end(), '\n'),
             static_cast<std::ptrdiff_t>(planted.size() + 2));
 
-  const Result dry = mpt_run({"rm", "--stale", "--dry-run", "--json"});
+  const ProgramResult dry = run_mpt({"rm", "--stale", "--dry-run", "--json"});
   ASSERT_EQ(dry.code, 0) << dry.out << dry.err;
   const json d = parse(dry.out);
   EXPECT_EQ(d["removed"], json::array({dead}));
@@ -936,7 +877,7 @@ TEST_F(MptCliTest, PlantedFilesAreListedAsInvalidAndNeverBreakLsOrRm) {
   for (const auto& k : d["kept"])
     EXPECT_NE(k["reason"].get<std::string>().find("not a segment name"), std::string::npos);
 
-  const Result rm = mpt_run({"rm", "--stale"});
+  const ProgramResult rm = run_mpt({"rm", "--stale"});
   ASSERT_EQ(rm.code, 0) << rm.out << rm.err;
   EXPECT_NE(rm.out.find("removed " + dead), std::string::npos) << rm.out;
   EXPECT_EQ(rm.out.find('\x1b'), std::string::npos) << rm.out;
@@ -954,9 +895,9 @@ TEST_F(MptCliTest, RunEndsCleanlyWhenTheReaderOfItsOutputGoes) {
   int fds[2];
   ASSERT_EQ(pipe2(fds, O_CLOEXEC), 0);
   const auto t0 = std::chrono::steady_clock::now();
-  Mpt p({"run", "--rate", "100", "--workers", "2", "--seconds", "30", "--every", "0.1", "--name",
-         name},
-        fds[1]);
+  MptProcess p({"run", "--rate", "100", "--workers", "2", "--seconds", "30", "--every", "0.1",
+                "--name", name},
+               fds[1]);
   close(fds[1]);
   std::string first;
   char c = 0;
@@ -967,7 +908,7 @@ TEST_F(MptCliTest, RunEndsCleanlyWhenTheReaderOfItsOutputGoes) {
   EXPECT_EQ(workers.size(), 2u);
   EXPECT_TRUE(exists(name));
   close(fds[0]);  // head -1 exits
-  const Result r = p.wait(15s);
+  const ProgramResult r = p.wait(15s);
   EXPECT_EQ(r.code, 1) << r.err;
   EXPECT_NE(r.err.find("cannot write to standard output"), std::string::npos) << r.err;
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s) << "the run ended early";
@@ -979,13 +920,14 @@ TEST_F(MptCliTest, RunEndsCleanlyWhenTheReaderOfItsOutputGoes) {
 TEST_F(MptCliTest, RunStopsOnSighupAndSigquitLikeSigterm) {
   for (const auto& [sig, sig_name] : {std::pair{SIGHUP, "SIGHUP"}, std::pair{SIGQUIT, "SIGQUIT"}}) {
     const std::string name = mpt::test::unique_name("hup");
-    Mpt p({"run", "--rate", "100", "--workers", "2", "--seconds", "60", "--name", name, "--json"});
+    MptProcess p(
+        {"run", "--rate", "100", "--workers", "2", "--seconds", "60", "--name", name, "--json"});
     const std::vector<pid_t> workers = wait_for_children(p.pid(), 2, 5s);
     ASSERT_EQ(workers.size(), 2u);
     std::this_thread::sleep_for(500ms);
     ASSERT_TRUE(exists(name));
     p.signal(sig);
-    const Result r = p.wait(10s);
+    const ProgramResult r = p.wait(10s);
     ASSERT_EQ(r.code, 0) << sig_name << ": " << r.err;
     const json j = parse(r.out);
     EXPECT_EQ(j["interrupted"], sig_name);
@@ -1014,7 +956,7 @@ TEST_F(MptCliTest, AFailedWriteOnStdoutIsExitOne) {
       {"stat", "no-such-throttle", "--json"},  // the error document cannot be written either
   };
   for (const auto& args : cases) {
-    const Result r = Mpt(args, full).wait(20s);
+    const ProgramResult r = MptProcess(args, full).wait(20s);
     EXPECT_EQ(r.code, 1) << json(args).dump() << ": " << r.err;
     EXPECT_NE(r.err.find("cannot write to standard output"), std::string::npos)
         << json(args).dump() << ": " << r.err;
@@ -1027,12 +969,12 @@ TEST_F(MptCliTest, AFailedWriteOnStdoutIsExitOne) {
 // Killed with SIGKILL mid-trial, `mpt calibrate` used to leave its workers running (ppid 1) to the
 // end of the trial. Each worker has PR_SET_PDEATHSIG SIGKILL.
 TEST_F(MptCalibrateTest, SigkillLeavesNoTrialWorkerBehind) {
-  Mpt m({"calibrate", "--rates", "1000", "--hardcaps", "limit", "--seconds", "20", "--workers", "3",
-         "--output", file_});
+  MptProcess m({"calibrate", "--rates", "1000", "--hardcaps", "limit", "--seconds", "20",
+                "--workers", "3", "--output", file_});
   const std::vector<pid_t> workers = wait_for_children(m.pid(), 3, 20s);
   ASSERT_EQ(workers.size(), 3u);
   m.signal(SIGKILL);
-  const Result r = m.wait(10s);
+  const ProgramResult r = m.wait(10s);
   EXPECT_EQ(r.code, 128 + SIGKILL);
   for (pid_t w : workers)
     EXPECT_TRUE(dies_within(w, 2s)) << "worker " << w << " outlived mpt calibrate";
@@ -1058,7 +1000,7 @@ TEST_F(MptCalibrateTest, EmptyListElementsAreUsageErrors) {
     std::vector<std::string> args = {"calibrate", "--seconds", "0.1", "--output", file_};
     args.insert(args.end(), extra.begin(), extra.end());
     const auto t0 = std::chrono::steady_clock::now();
-    const Result r = mpt_run(args);
+    const ProgramResult r = run_mpt(args);
     EXPECT_EQ(r.code, 2) << extra[1] << ": " << r.out << r.err;
     EXPECT_NE(r.err.find(flag), std::string::npos) << r.err;
     EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s) << "nothing was measured";
@@ -1072,17 +1014,17 @@ TEST_F(MptCalibrateTest, ReadsAreCappedAndDevicesAreRefused) {
     for (const bool as_json : {false, true}) {
       std::vector<std::string> args = {"calibrate", "--show", "--output", dev};
       if (as_json) args.push_back("--json");
-      const Result r = Mpt(args).wait(10s);
+      const ProgramResult r = MptProcess(args).wait(10s);
       EXPECT_EQ(r.code, 1) << dev << ": " << r.out << r.err;
       EXPECT_NE((as_json ? r.out : r.err).find("not a regular file"), std::string::npos)
           << r.out << r.err;
     }
   }
   { std::ofstream(file_) << std::string((1 << 20) + 1, ' '); }
-  const Result big = mpt_run({"calibrate", "--show", "--output", file_});
+  const ProgramResult big = run_mpt({"calibrate", "--show", "--output", file_});
   EXPECT_EQ(big.code, 1);
   EXPECT_NE(big.err.find("larger than 1048576 bytes"), std::string::npos) << big.err;
-  const Result report = Mpt({"report", "/dev/zero"}).wait(10s);
+  const ProgramResult report = MptProcess({"report", "/dev/zero"}).wait(10s);
   EXPECT_EQ(report.code, 1);
   EXPECT_NE(report.err.find("not a regular file"), std::string::npos) << report.err;
 }
@@ -1101,15 +1043,15 @@ TEST_F(MptCalibrateTest, AnOutputThatIsNotARegularFileIsRefusedBeforeMeasuring) 
   if (mknod(dev.c_str(), S_IFCHR | 0600, makedev(1, 3)) == 0) targets.push_back(dev);
   for (const auto& target : targets) {
     const auto t0 = std::chrono::steady_clock::now();
-    const Result r = mpt_run({"calibrate", "--rates", "100", "--hardcaps", "limit", "--seconds",
-                              "0.3", "--workers", "1", "--output", target});
+    const ProgramResult r = run_mpt({"calibrate", "--rates", "100", "--hardcaps", "limit",
+                                     "--seconds", "0.3", "--workers", "1", "--output", target});
     EXPECT_EQ(r.code, 1) << target << ": " << r.out << r.err;
     EXPECT_NE(r.err.find("refusing"), std::string::npos) << r.err;
     EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s) << "refused before measuring";
   }
   EXPECT_TRUE(fs::is_fifo(fifo));
   EXPECT_TRUE(fs::is_symlink(link));
-  EXPECT_EQ(slurp(victim), "precious\n");
+  EXPECT_EQ(slurp_file(victim), "precious\n");
   if (targets.size() == 4) {
     EXPECT_TRUE(fs::is_character_file(dev));
   }

@@ -7,10 +7,14 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <set>
 #include <stdexcept>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "../test_util.hpp"
+#include "mpt/error.hpp"
 #include "mpt/event.hpp"
 #include "mpt/queue.hpp"
 
@@ -140,6 +144,85 @@ TEST(ProcessTest, DestroyingARunningDaemonKillsAndReapsIt) {
   }
   EXPECT_EQ(waitpid(pid, nullptr, WNOHANG), -1);  // already reaped: not our child any more
   EXPECT_EQ(errno, ECHILD);
+}
+
+// A group of four: member i runs target(i) and is named "w-<i+1>"; exit statuses come back per
+// member, and the first that failed is named by its index.
+TEST(ProcessGroupTest, RunsTheTargetWithEachIndexAndReportsTheFirstFailure) {
+  auto q = Queue::anonymous({.capacity = 8, .max_message_bytes = 64});
+  ProcessGroup g(4,
+                 [q](int i) mutable {
+                   (void)q.put(std::to_string(i) + " " + current_process_name(), 5s);
+                   return i == 2 || i == 3 ? 10 + i : 0;
+                 },
+                 {.name = "w"});
+  EXPECT_EQ(g.size(), 4);
+  EXPECT_EQ(g.started(), 0);
+  EXPECT_EQ(g[0].name(), "w-1");
+  g.start();
+  EXPECT_EQ(g.started(), 4);
+  ASSERT_TRUE(g.join(10s));
+  EXPECT_TRUE(g.all_exited());
+  EXPECT_EQ(g.succeeded(), 2);
+  const auto f = g.first_failure();
+  ASSERT_TRUE(f.has_value());
+  EXPECT_EQ(f->index, 2);
+  EXPECT_EQ(f->exitcode, 12);
+  EXPECT_EQ(g[3].exitcode(), 13);
+  std::set<std::string> seen;
+  for (int i = 0; i < 4; ++i)
+    seen.insert(q.get_value<std::string>(1s).value_or("(none)"));
+  EXPECT_EQ(seen, (std::set<std::string>{"0 w-1", "1 w-2", "2 w-3", "3 w-4"}));
+  std::set<pid_t> pids;
+  for (pid_t p : g.pids())
+    pids.insert(p);
+  EXPECT_EQ(pids.size(), 4u);
+  EXPECT_EQ(pids.count(0), 0u);
+}
+
+TEST(ProcessGroupTest, NoFailureWhenEveryMemberExitsZero) {
+  ProcessGroup g(3, [](int) {});
+  g.start();
+  ASSERT_TRUE(g.join(10s));
+  EXPECT_EQ(g.first_failure(), std::nullopt);
+  EXPECT_EQ(g.succeeded(), 3);
+  EXPECT_THROW(ProcessGroup(0, [](int) {}), InvalidArgument);
+}
+
+// join() gives up at its deadline; join_or_kill() then kills and reaps what still runs.
+TEST(ProcessGroupTest, JoinOrKillKillsWhatIsStillRunningAfterTheGrace) {
+  auto release = Event::anonymous();
+  ProcessGroup g(3,
+                 [release](int i) {
+                   if (i == 0) return;  // exits at once
+                   (void)release.wait(30s);
+                 },
+                 {.daemon = true});
+  g.start();
+  ASSERT_TRUE(g[0].join(10s));
+  EXPECT_TRUE(g.any_exited());
+  EXPECT_FALSE(g.join(50ms));
+  EXPECT_FALSE(g.all_exited());
+  EXPECT_FALSE(g.join_or_kill(50ms));
+  EXPECT_TRUE(g.all_exited());
+  EXPECT_EQ(g[0].exitcode(), 0);
+  EXPECT_EQ(g[1].exitcode(), -SIGKILL);
+  EXPECT_EQ(g[2].exitcode(), -SIGKILL);
+  ASSERT_TRUE(g.first_failure().has_value());
+  EXPECT_EQ(g.first_failure()->index, 1);
+}
+
+TEST(ProcessGroupTest, DestroyingARunningDaemonGroupKillsAndReapsEveryMember) {
+  std::vector<pid_t> pids;
+  {
+    ProcessGroup g(2, [](int) { std::this_thread::sleep_for(30s); }, {.daemon = true});
+    g.start();
+    pids = g.pids();
+  }
+  for (pid_t pid : pids) {
+    EXPECT_EQ(waitpid(pid, nullptr, WNOHANG), -1);  // already reaped: not our child any more
+    EXPECT_EQ(errno, ECHILD);
+  }
 }
 
 }  // namespace

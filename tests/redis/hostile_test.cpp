@@ -192,32 +192,27 @@ TEST(RedisHostileTest, PasswordsNeverAppearInUrlErrors) {
   }
 }
 
-std::string run_mpt(const std::string& args, int* rc) {
-  std::string out;
-  FILE* p = ::popen((std::string(MPT_BINARY) + " " + args + " 2>&1").c_str(), "r");
-  char buf[4096];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0)
-    out.append(buf, n);
-  const int status = ::pclose(p);
-  *rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return out;
-}
-
 TEST(RedisHostileTest, PasswordsNeverAppearInMptOutput) {
-  const std::vector<std::string> cmds = {
-      "stat 'redis://:secretpw@host:99999/x'",
-      "stat --json 'redis://:secretpw@host:99999/x'",
-      "stat 'redis://:secretpw@h/a' 'redis://:secretpw@h/b'",  // CLI11 echoes an extra argument
-      "stat --json 'redis://:secretpw@h/a' 'redis://:secretpw@h/b'",
-      "run --backend 'redis://:secretpw@host:99999/x' --rate 10 --workers 1 --seconds 1 --json",
-      "run --backend='redis://user:secretpw@host/x y' --rate 10 --workers 1 --seconds 1",
-      "run --backend 'redis://:secretpw@127.0.0.1:1/x' --rate 10 --workers 1 --seconds 1 --json",
-      "stat 'redis://:secretpw@127.0.0.1:1/x'",
+  const std::vector<std::vector<std::string>> cmds = {
+      {"stat", "redis://:secretpw@host:99999/x"},
+      {"stat", "--json", "redis://:secretpw@host:99999/x"},
+      {"stat", "redis://:secretpw@h/a", "redis://:secretpw@h/b"},  // CLI11 echoes an extra one
+      {"stat", "--json", "redis://:secretpw@h/a", "redis://:secretpw@h/b"},
+      {"run", "--backend", "redis://:secretpw@host:99999/x", "--rate", "10", "--workers", "1",
+       "--seconds", "1", "--json"},
+      {"run", "--backend=redis://user:secretpw@host/x y", "--rate", "10", "--workers", "1",
+       "--seconds", "1"},
+      {"run", "--backend", "redis://:secretpw@127.0.0.1:1/x", "--rate", "10", "--workers", "1",
+       "--seconds", "1", "--json"},
+      {"stat", "redis://:secretpw@127.0.0.1:1/x"},
   };
-  for (const auto& c : cmds) {
-    int rc = 0;
-    const std::string out = run_mpt(c, &rc);
+  for (const auto& args : cmds) {
+    std::string c = "mpt";  // the command line, for the messages
+    for (const auto& a : args)
+      c += " " + a;
+    const test::ProgramResult r = test::run_mpt(args);
+    const int rc = r.code;
+    const std::string out = r.out + r.err;  // stdout and stderr together
     EXPECT_NE(rc, 0) << c;
     EXPECT_EQ(out.find("secret"), std::string::npos) << c << " ->\n" << out;
   }
@@ -393,43 +388,16 @@ TEST(RedisHostileTest, ASignalEndsABlockedRequest) {
   EXPECT_NE(get(r, "error").find("interrupted by a signal"), std::string::npos) << show(r);
 }
 
-// Starts `mpt ARGS...` with stdout and stderr going to `out`; returns its pid.
-pid_t spawn_mpt(const std::vector<std::string>& args, const std::string& out) {
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    const int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    ::dup2(fd, 1);
-    ::dup2(fd, 2);
-    std::vector<std::string> all{MPT_BINARY};
-    all.insert(all.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& a : all)
-      argv.push_back(a.data());
-    argv.push_back(nullptr);
-    ::execv(MPT_BINARY, argv.data());
-    ::_exit(127);
-  }
-  return pid;
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // `mpt stat` against a trickling server fails after the command timeout; `mpt stat --watch` and
 // `mpt run --backend` behind a proxy that starts trickling end promptly on SIGTERM.
 TEST(RedisHostileTest, MptRunAndStatEndPromptlyOnATricklingServer) {
-  const std::string out = "/tmp/mpt-hostile-" + std::to_string(::getpid()) + ".out";
   FakeServer trickler(trickle_forever);
   auto t0 = Clock::now();
-  pid_t pid = spawn_mpt({"stat", trickler.url("x")}, out);
-  int rc = test::wait_child(pid, 20s);
+  const test::ProgramResult stat = test::run_mpt({"stat", trickler.url("x")}, 20s);
+  int rc = stat.code;
   const double stat_s = seconds_since(t0);
   std::printf("mpt stat on a trickling server: exit %d after %.2f s: %s", rc, stat_s,
-              slurp(out).c_str());
+              (stat.out + stat.err).c_str());
   EXPECT_EQ(rc, 1);
   EXPECT_LT(stat_s, 2.0);
 
@@ -441,36 +409,36 @@ TEST(RedisHostileTest, MptRunAndStatEndPromptlyOnATricklingServer) {
     t.start();
   }
   TrickleProxy proxy(server.port(), 300);
-  pid = spawn_mpt({"stat", "--watch", "0.1", proxy.url("watched")}, out);
+  test::MptProcess watch({"stat", "--watch", "0.1", proxy.url("watched")});
   std::this_thread::sleep_for(500ms);
   proxy.trickle(true);
   std::this_thread::sleep_for(300ms);
   t0 = Clock::now();
-  ::kill(pid, SIGTERM);
-  rc = test::wait_child(pid, 20s);
+  watch.signal(SIGTERM);
+  const test::ProgramResult watched = watch.wait(20s);
+  rc = watched.code;
   const double watch_s = seconds_since(t0);
-  const std::string watch_out = slurp(out);
+  const std::string watch_out = watched.out + watched.err;
   std::printf("mpt stat --watch, trickling, SIGTERM: exit %d after %.2f s: ...%s", rc, watch_s,
               watch_out.substr(watch_out.size() > 300 ? watch_out.size() - 300 : 0).c_str());
   EXPECT_GE(rc, 0);
   EXPECT_LT(watch_s, 1.5);
 
   proxy.trickle(false);
-  pid = spawn_mpt(
-      {"run", "--backend", proxy.url("run"), "--rate", "100", "--workers", "2", "--seconds", "30"},
-      out);
+  test::MptProcess run(
+      {"run", "--backend", proxy.url("run"), "--rate", "100", "--workers", "2", "--seconds", "30"});
   std::this_thread::sleep_for(700ms);
   proxy.trickle(true);
   std::this_thread::sleep_for(400ms);
   t0 = Clock::now();
-  ::kill(pid, SIGTERM);
-  rc = test::wait_child(pid, 20s);
+  run.signal(SIGTERM);
+  const test::ProgramResult ran = run.wait(20s);
+  rc = ran.code;
   const double run_s = seconds_since(t0);
   std::printf("mpt run --backend, trickling, SIGTERM: exit %d after %.2f s: %s", rc, run_s,
-              slurp(out).c_str());
+              (ran.out + ran.err).c_str());
   EXPECT_GE(rc, 0);
   EXPECT_LT(run_s, 2.0);
-  ::unlink(out.c_str());
 }
 
 // ---- 3. name resolution is bounded by connect_timeout ------------------------------------------

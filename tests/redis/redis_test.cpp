@@ -488,28 +488,16 @@ TEST(RedisTest, WorkersRecoverWithoutRestart) {
 namespace mpt {
 namespace {
 
-std::string run_capture(const std::string& cmd, int* rc) {
-  std::string out;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  char buf[4096];
-  std::size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0)
-    out.append(buf, n);
-  const int status = ::pclose(p);
-  *rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return out;
-}
-
 // `mpt run --backend redis://...` and `mpt stat redis://...`: the fleet's throttle from the CLI.
 TEST(RedisCliTest, RunAndStatThroughRedis) {
   MPT_REQUIRE_REDIS_SERVER();
   RedisServer server;
   ASSERT_TRUE(server.ready());
   const std::string url = server.url("crawl");
-  int rc = 0;
-  const std::string run = run_capture(std::string(MPT_BINARY) + " run --backend " + url +
-                                          " --rate 200 --workers 2 --seconds 1 --json",
-                                      &rc);
+  const test::ProgramResult ran = test::run_mpt(
+      {"run", "--backend", url, "--rate", "200", "--workers", "2", "--seconds", "1", "--json"});
+  int rc = ran.code;
+  const std::string& run = ran.out;
   ASSERT_EQ(rc, 0) << run;
   const auto doc = nlohmann::json::parse(run);
   EXPECT_EQ(doc["config"]["backend"], url);
@@ -517,7 +505,9 @@ TEST(RedisCliTest, RunAndStatThroughRedis) {
   EXPECT_NEAR(doc["summary"]["mean_rate_per_sec"].get<double>(), 200.0, 6.0);
   EXPECT_EQ(doc["workers_exited_cleanly"], 2);
 
-  const std::string stat = run_capture(std::string(MPT_BINARY) + " stat --json " + url, &rc);
+  const test::ProgramResult stated = test::run_mpt({"stat", "--json", url});
+  rc = stated.code;
+  const std::string& stat = stated.out;
   ASSERT_EQ(rc, 0) << stat;
   const auto s = nlohmann::json::parse(stat);
   EXPECT_EQ(s["backend"], url);
@@ -525,9 +515,9 @@ TEST(RedisCliTest, RunAndStatThroughRedis) {
   EXPECT_EQ(s["max_n"], 200);
   EXPECT_EQ(s["total"], doc["summary"]["total"]);
 
-  (void)run_capture(std::string(MPT_BINARY) + " stat redis://127.0.0.1:1/x 2>/dev/null", &rc);
+  rc = test::run_mpt({"stat", "redis://127.0.0.1:1/x"}).code;
   EXPECT_EQ(rc, 1);
-  (void)run_capture(std::string(MPT_BINARY) + " stat redis://nohost 2>/dev/null", &rc);
+  rc = test::run_mpt({"stat", "redis://nohost"}).code;
   EXPECT_EQ(rc, 2);
 }
 
@@ -541,12 +531,12 @@ TEST(RedisCliTest, RunReportsTheStoredConfigurationItAdopted) {
   RemoteOptions o;
   o.hardcap = Hardcap::kOne;
   RemoteThrottle stored = RemoteThrottle::connect(url, 300, 1s, o);
-  int rc = 0;
+  const test::ProgramResult ran =
+      test::run_mpt({"run", "--backend", url, "--rate", "100", "--hardcap", "limit", "--workers",
+                     "2", "--seconds", "1", "--json"});
+  const int rc = ran.code;
   // stderr (the notice, written before the run) then stdout (the JSON document, at the end).
-  const std::string out =
-      run_capture(std::string(MPT_BINARY) + " run --backend " + url +
-                      " --rate 100 --hardcap limit --workers 2 --seconds 1 " + "--json 2>&1",
-                  &rc);
+  const std::string out = ran.err + ran.out;
   ASSERT_EQ(rc, 0) << out;
   const std::size_t brace = out.find('{');
   ASSERT_NE(brace, std::string::npos) << out;
@@ -581,10 +571,10 @@ TEST(RedisCliTest, ManyWorkersAtALowRateReportWhatWasGranted) {
   RedisServer server;
   ASSERT_TRUE(server.ready());
   const std::string url = server.url("low");
-  int rc = 0;
-  const std::string run = run_capture(std::string(MPT_BINARY) + " run --backend " + url +
-                                          " --rate 10 --workers 64 --seconds 1 --json",
-                                      &rc);
+  const test::ProgramResult ran = test::run_mpt(
+      {"run", "--backend", url, "--rate", "10", "--workers", "64", "--seconds", "1", "--json"});
+  int rc = ran.code;
+  const std::string& run = ran.out;
   ASSERT_EQ(rc, 0) << run;
   const auto doc = nlohmann::json::parse(run);
   const auto total = doc["summary"]["total"].get<std::uint64_t>();
@@ -595,7 +585,9 @@ TEST(RedisCliTest, ManyWorkersAtALowRateReportWhatWasGranted) {
   EXPECT_GE(total, 9u);
   EXPECT_EQ(doc["workers_exited_cleanly"], 64);
   std::this_thread::sleep_for(300ms);
-  const std::string stat = run_capture(std::string(MPT_BINARY) + " stat --json " + url, &rc);
+  const test::ProgramResult stated = test::run_mpt({"stat", "--json", url});
+  rc = stated.code;
+  const std::string& stat = stated.out;
   ASSERT_EQ(rc, 0) << stat;
   EXPECT_EQ(nlohmann::json::parse(stat)["total"].get<std::uint64_t>(), total);
 }

@@ -6,12 +6,10 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -22,33 +20,19 @@
 #include <string>
 #include <vector>
 
+#include "../test_util.hpp"
+
 using nlohmann::json;
 namespace fs = std::filesystem;
 
 namespace {
 
-struct Result {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string slurp(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using mpt::test::ProgramResult;
+using mpt::test::run_mpt;
+using mpt::test::slurp_file;
 
 void spit(const fs::path& path, const std::string& text) {
   std::ofstream(path) << text;
-}
-
-std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s)
-    q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
 }
 
 class ReportTest : public ::testing::Test {
@@ -57,27 +41,10 @@ class ReportTest : public ::testing::Test {
     char tmpl[] = "/tmp/mpt-report-test.XXXXXX";
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     dir_ = tmpl;
-    fixture_ = json::parse(slurp(fs::path(MPT_REPORT_FIXTURES) / "small.json"));
+    fixture_ = json::parse(slurp_file(fs::path(MPT_REPORT_FIXTURES) / "small.json"));
   }
   void TearDown() override { fs::remove_all(dir_); }
 
-  // Runs a command line through the shell; stdout and stderr are kept.
-  Result sh(const std::string& cmd) {
-    const fs::path out = dir_ / "stdout", err = dir_ / "stderr";
-    const int status =
-        std::system((cmd + " >" + quote(out) + " 2>" + quote(err) + " </dev/null").c_str());
-    Result r;
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    r.out = slurp(out);
-    r.err = slurp(err);
-    return r;
-  }
-  Result mpt(const std::vector<std::string>& args) {
-    std::string cmd = quote(MPT_BINARY);
-    for (const auto& a : args)
-      cmd += " " + quote(a);
-    return sh(cmd);
-  }
   std::string write_report(const std::string& name, const json& j) {
     const fs::path p = dir_ / name;
     spit(p, j.dump(1));
@@ -85,8 +52,8 @@ class ReportTest : public ::testing::Test {
   }
   // check_html.py's findings, or nullopt (and a skip) without python3.
   std::optional<json> check_page(const std::string& page) {
-    if (sh("command -v python3").code != 0) return std::nullopt;
-    const Result r = sh("python3 " + quote(MPT_HTML_CHECKER) + " " + quote(page));
+    if (mpt::test::run_program({"sh", "-c", "command -v python3"}).code != 0) return std::nullopt;
+    const ProgramResult r = mpt::test::run_program({"python3", MPT_HTML_CHECKER, page});
     EXPECT_EQ(r.code, 0) << r.err;
     return json::parse(r.out);
   }
@@ -140,7 +107,7 @@ void expect_shows(const std::string& text, double value, const std::string& fiel
 TEST_F(ReportTest, RendersEveryChartAndTheNumbersOfTheJson) {
   const std::string report = write_report("report.json", fixture_);
   const std::string page = dir_ / "report.html";
-  const Result r = mpt({"report", report, "--html", page});
+  const ProgramResult r = run_mpt({"report", report, "--html", page});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("ACCURACY (3 scenarios"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("highest rate reached"), std::string::npos) << r.out;
@@ -207,7 +174,7 @@ TEST_F(ReportTest, NoRateIsNullInTheReportAndNotAvailableOnThePage) {
   j["scenarios"][0]["kernel_rel_error"] = nullptr;
   const std::string report = write_report("one-grant.json", j);
   const std::string page = dir_ / "one-grant.html";
-  const Result r = mpt({"report", report, "--html", page});
+  const ProgramResult r = run_mpt({"report", report, "--html", page});
   ASSERT_EQ(r.code, 0) << r.err;
   // The text row of limit 100/s: n/a for the rate, the kernel's rate, the error and the peer's.
   const std::size_t row = r.out.find("\nlimit         100 ");
@@ -257,12 +224,12 @@ TEST_F(ReportTest, CompareShowsBothReportsWithRatios) {
   const std::string a = write_report("a.json", fixture_);
   const std::string b = write_report("b.json", other);
   const std::string page = dir_ / "compare.html";
-  const Result r = mpt({"report", a, "--compare", b, "--html", page});
+  const ProgramResult r = run_mpt({"report", a, "--compare", b, "--html", page});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("COMPARED WITH other-host"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("2.00×"), std::string::npos) << r.out;  // achieved: this / other
   EXPECT_NE(r.out.find("0.25×"), std::string::npos) << r.out;  // benchmark time: this / other
-  const std::string html = slurp(page);
+  const std::string html = slurp_file(page);
   EXPECT_NE(html.find("<section id=\"compare\">"), std::string::npos);
   EXPECT_NE(html.find("<td class=\"num\">2.00×</td>"), std::string::npos);
   EXPECT_NE(html.find("<td class=\"num\">0.25×</td>"), std::string::npos);
@@ -273,7 +240,7 @@ TEST_F(ReportTest, CompareShowsBothReportsWithRatios) {
 }
 
 TEST_F(ReportTest, PeerRatiosAsJson) {
-  const Result r = mpt({"report", write_report("r.json", fixture_), "--json"});
+  const ProgramResult r = run_mpt({"report", write_report("r.json", fixture_), "--json"});
   ASSERT_EQ(r.code, 0) << r.err;
   const json j = json::parse(r.out);
   EXPECT_EQ(j["schema"], 1);
@@ -296,9 +263,9 @@ TEST_F(ReportTest, EscapesEveryStringFromTheReport) {
   j["calibration"]["note"] = "a \"quoted\" & <b>bold</b> note";
   j["suites"][0]["name"] = "bm_<i>x</i>";
   const std::string page = dir_ / "e.html";
-  const Result r = mpt({"report", write_report("e.json", j), "--html", page});
+  const ProgramResult r = run_mpt({"report", write_report("e.json", j), "--html", page});
   ASSERT_EQ(r.code, 0) << r.err;
-  const std::string html = slurp(page);
+  const std::string html = slurp_file(page);
   EXPECT_EQ(html.find("<script"), std::string::npos);
   EXPECT_EQ(html.find("<b>bold"), std::string::npos);
   EXPECT_EQ(html.find("<i>x"), std::string::npos);
@@ -350,7 +317,7 @@ TEST_F(ReportTest, BadReportsExitOneNamingTheField) {
     json j = fixture_;
     c.mutate(j);
     const std::string path = write_report("bad.json", j);
-    const Result r = mpt({"report", path});
+    const ProgramResult r = run_mpt({"report", path});
     EXPECT_EQ(r.code, 1) << c.what << ": " << r.out << r.err;
     EXPECT_NE(r.err.find(c.message), std::string::npos) << c.what << ": " << r.err;
     EXPECT_NE(r.err.find(path), std::string::npos) << c.what << ": the file is named";
@@ -360,32 +327,32 @@ TEST_F(ReportTest, BadReportsExitOneNamingTheField) {
   const std::string text = fixture_.dump();
   const fs::path cut = dir_ / "cut.json";
   spit(cut, text.substr(0, text.size() / 2));
-  Result r = mpt({"report", cut});
+  ProgramResult r = run_mpt({"report", cut});
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("not JSON"), std::string::npos) << r.err;
 
   // A number too large for a double (found by fuzz_report): not JSON, exit 1, the file named.
   const fs::path huge = dir_ / "huge.json";
   spit(huge, "{\"schema\": 5E4288}");
-  r = mpt({"report", huge});
+  r = run_mpt({"report", huge});
   EXPECT_EQ(r.code, 1) << r.err;
   EXPECT_NE(r.err.find("not JSON"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("huge.json"), std::string::npos) << r.err;
 
   // JSON mode: the error as a document on stdout.
-  r = mpt({"report", cut, "--json"});
+  r = run_mpt({"report", cut, "--json"});
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(json::parse(r.out)["error"].get<std::string>().find("not JSON"), std::string::npos);
 
   // A missing file, and a good report compared with a bad one.
-  r = mpt({"report", (dir_ / "none.json").string()});
+  r = run_mpt({"report", (dir_ / "none.json").string()});
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("cannot read"), std::string::npos) << r.err;
-  r = mpt({"report", write_report("good.json", fixture_), "--compare", cut});
+  r = run_mpt({"report", write_report("good.json", fixture_), "--compare", cut});
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("cut.json"), std::string::npos) << r.err;
   // Nothing half-written where the page would go.
-  r = mpt({"report", cut, "--html", (dir_ / "never.html").string()});
+  r = run_mpt({"report", cut, "--html", (dir_ / "never.html").string()});
   EXPECT_EQ(r.code, 1);
   EXPECT_FALSE(fs::exists(dir_ / "never.html"));
 }
@@ -401,10 +368,10 @@ TEST_F(ReportTest, TheHtmlPageIsNeverWrittenThroughALinkOrOverADevice) {
   spit(victim, "precious\n");
   fs::create_symlink(victim, dir_ / "page.html.tmp");
   fs::create_symlink(victim, dir_ / ".page.html.tmp");
-  Result r = mpt({"report", report, "--html", (dir_ / "page.html").string()});
+  ProgramResult r = run_mpt({"report", report, "--html", (dir_ / "page.html").string()});
   ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_EQ(slurp(victim), "precious\n");
-  EXPECT_NE(slurp(dir_ / "page.html").find("<svg"), std::string::npos);
+  EXPECT_EQ(slurp_file(victim), "precious\n");
+  EXPECT_NE(slurp_file(dir_ / "page.html").find("<svg"), std::string::npos);
   EXPECT_TRUE(fs::is_symlink(dir_ / "page.html.tmp"));
 
   const fs::path fifo = dir_ / "fifo.html";
@@ -420,7 +387,7 @@ TEST_F(ReportTest, TheHtmlPageIsNeverWrittenThroughALinkOrOverADevice) {
     for (const bool as_json : {false, true}) {
       std::vector<std::string> args = {"report", report, "--html", target.string()};
       if (as_json) args.push_back("--json");
-      r = mpt(args);
+      r = run_mpt(args);
       EXPECT_EQ(r.code, 1) << target << ": " << r.out << r.err;
       EXPECT_NE((as_json ? r.out : r.err).find("refusing"), std::string::npos) << r.out << r.err;
     }
@@ -431,16 +398,16 @@ TEST_F(ReportTest, TheHtmlPageIsNeverWrittenThroughALinkOrOverADevice) {
   if (targets.size() == 4) {
     EXPECT_TRUE(fs::is_character_file(dev));
   }
-  EXPECT_EQ(slurp(victim), "precious\n");
+  EXPECT_EQ(slurp_file(victim), "precious\n");
   // Nothing left behind (the shell's stdout and stderr files were there before too).
   EXPECT_EQ(std::distance(fs::directory_iterator(dir_), fs::directory_iterator()), before);
 }
 
 TEST_F(ReportTest, UsageErrorsExitTwo) {
-  EXPECT_EQ(mpt({"report"}).code, 2);
-  EXPECT_EQ(mpt({"report", write_report("r.json", fixture_), "--bogus"}).code, 2);
-  EXPECT_EQ(mpt({"report", write_report("r.json", fixture_), "--html"}).code, 2);
-  const Result r = mpt({"reprot"});
+  EXPECT_EQ(run_mpt({"report"}).code, 2);
+  EXPECT_EQ(run_mpt({"report", write_report("r.json", fixture_), "--bogus"}).code, 2);
+  EXPECT_EQ(run_mpt({"report", write_report("r.json", fixture_), "--html"}).code, 2);
+  const ProgramResult r = run_mpt({"reprot"});
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("calibrate, report or probe"), std::string::npos) << r.err;
 }

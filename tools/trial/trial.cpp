@@ -2,7 +2,6 @@
 
 #include <sys/mman.h>
 #include <sys/resource.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -15,9 +14,9 @@
 #include <new>
 #include <stdexcept>
 
-#include "child_process.hpp"
 #include "mpt/calibration.hpp"
 #include "mpt/error.hpp"
+#include "mpt/process.hpp"
 
 namespace mpt::trial {
 
@@ -99,8 +98,8 @@ class Record {
   void* base_ = nullptr;
 };
 
-// The body of one worker process; never returns.
-[[noreturn]] void run_worker(Throttle& throttle, Record& record, int w) {
+// The body of worker process w: records grants until the kill flag is set.
+void run_worker(Throttle& throttle, Record& record, int w) {
   WorkerSlot& slot = record.slot(w);
   std::int64_t* stamps = record.stamps(w);
   const std::uint64_t capacity = record.capacity();
@@ -119,7 +118,6 @@ class Record {
   }
   slot.recorded.store(n, std::memory_order_release);
   slot.dropped.store(dropped, std::memory_order_release);
-  _exit(0);
 }
 
 // The figures of the sorted grant times r.times (r.achieved_total of them): first and last, the
@@ -159,7 +157,9 @@ std::uint64_t max_in_window(const std::vector<std::int64_t>& sorted, std::int64_
   return best;
 }
 
-TrialResult run_trial(const TrialOptions& o) {
+namespace {
+
+void check_options(const TrialOptions& o) {
   if (o.rate_per_sec < 1) throw InvalidArgument("the rate must be at least 1 per second");
   if (o.workers < 1 || o.workers > kMaxWorkers) {
     throw InvalidArgument("workers must be between 1 and " + std::to_string(kMaxWorkers));
@@ -167,6 +167,90 @@ TrialResult run_trial(const TrialOptions& o) {
   if (!(o.seconds > 0) || o.seconds > 3600) {
     throw InvalidArgument("seconds must be greater than 0 and at most 3600");
   }
+}
+
+// Starts the workers (daemons: they never outlive the trial's process) and waits until each is
+// about to wait for the start. If one cannot be forked, the throttle is stopped (the workers
+// forked so far see the kill flag and leave), they are reaped, and runtime_error says why.
+ProcessGroup start_workers(Throttle& throttle, Record& record, int workers) {
+  ProcessGroup group(workers, [t = &throttle, rec = &record](int w) { run_worker(*t, *rec, w); },
+                     {.name = "trial-worker", .daemon = true});
+  try {
+    group.start();
+  } catch (const SystemError& e) {
+    (void)throttle.stop();
+    group.join();
+    throw std::runtime_error("cannot fork worker " + std::to_string(group.started()) + ": " +
+                             std::strerror(e.sys_errno()));
+  }
+  for (int w = 0; w < workers; ++w) {
+    while (record.slot(w).ready.load(std::memory_order_acquire) == 0) {
+      sleep_until_ns(mono_ns() + 100'000);
+    }
+  }
+  return group;
+}
+
+// The run itself: from start() to stop().
+struct RunWindow {
+  std::int64_t start_ns = 0;
+  std::int64_t stop_ns = 0;
+  Summary summary;
+};
+
+// Starts the throttle, sleeps o.seconds (calling o.tick about every 100 ms) and stops it. If the
+// tick gives up (an interrupt, say), stops the throttle and reaps the workers before rethrowing:
+// no worker is left behind.
+RunWindow run_window(const TrialOptions& o, Throttle& throttle, ProcessGroup& workers) {
+  RunWindow w;
+  const auto start_tp = std::chrono::steady_clock::now();
+  w.start_ns = to_ns(start_tp);
+  const std::int64_t end_ns = w.start_ns + std::llround(o.seconds * 1e9);
+  throttle.start(start_tp);
+  try {
+    for (std::int64_t now = mono_ns(); now < end_ns; now = mono_ns()) {
+      sleep_until_ns(std::min(end_ns, now + 100'000'000));
+      if (o.tick) o.tick(static_cast<double>(mono_ns() - w.start_ns) / 1e9);
+    }
+  } catch (...) {
+    (void)throttle.stop();
+    workers.join();
+    throw;
+  }
+  w.summary = throttle.stop();
+  w.stop_ns = mono_ns();
+  return w;
+}
+
+// Reaps the workers; throws runtime_error naming the first that failed.
+void reap_workers(ProcessGroup& workers) {
+  workers.join();
+  if (const auto f = workers.first_failure()) {
+    throw std::runtime_error("worker " + std::to_string(f->index) + " " +
+                             describe_exitcode(f->exitcode));
+  }
+}
+
+// Merges the workers' timestamps between start and stop into r.times, sorted, and counts what
+// they recorded and dropped.
+void merge_record(TrialResult& r, const Record& record, int workers, const RunWindow& w) {
+  std::vector<std::int64_t>& times = r.times;
+  for (int i = 0; i < workers; ++i) {
+    const std::uint64_t n = record.slot(i).recorded.load(std::memory_order_acquire);
+    r.dropped += record.slot(i).dropped.load(std::memory_order_acquire);
+    r.recorded_total += n;
+    const std::int64_t* s = record.stamps(i);
+    for (std::uint64_t k = 0; k < n; ++k) {
+      if (s[k] >= w.start_ns && s[k] <= w.stop_ns) times.push_back(s[k]);
+    }
+  }
+  std::sort(times.begin(), times.end());
+}
+
+}  // namespace
+
+TrialResult run_trial(const TrialOptions& o) {
+  check_options(o);
   Throttle throttle(o.rate_per_sec, std::chrono::seconds(1), o.throttle);
 
   const double expected = static_cast<double>(o.rate_per_sec) * o.seconds;
@@ -175,61 +259,12 @@ TrialResult run_trial(const TrialOptions& o) {
 
   rusage before{};
   getrusage(RUSAGE_CHILDREN, &before);
-  std::fflush(nullptr);
-  std::vector<pid_t> pids;
-  for (int w = 0; w < o.workers; ++w) {
-    const pid_t pid = detail::fork_dying_with_parent();  // never outlive the trial's process
-    if (pid < 0) {
-      const int e = errno;
-      (void)throttle.stop();  // the workers forked so far see the kill flag and leave
-      for (pid_t p : pids)
-        waitpid(p, nullptr, 0);
-      throw std::runtime_error(std::string("cannot fork worker ") + std::to_string(w) + ": " +
-                               std::strerror(e));
-    }
-    if (pid == 0) run_worker(throttle, record, w);
-    pids.push_back(pid);
-  }
-  for (int w = 0; w < o.workers; ++w) {
-    while (record.slot(w).ready.load(std::memory_order_acquire) == 0) {
-      sleep_until_ns(mono_ns() + 100'000);
-    }
-  }
+  ProcessGroup workers = start_workers(throttle, record, o.workers);
   if (o.before_start) o.before_start(throttle);
-
-  const auto start_tp = std::chrono::steady_clock::now();
-  const std::int64_t start_ns = to_ns(start_tp);
-  const std::int64_t end_ns = start_ns + std::llround(o.seconds * 1e9);
-  throttle.start(start_tp);
-  try {
-    for (std::int64_t now = mono_ns(); now < end_ns; now = mono_ns()) {
-      sleep_until_ns(std::min(end_ns, now + 100'000'000));
-      if (o.tick) o.tick(static_cast<double>(mono_ns() - start_ns) / 1e9);
-    }
-  } catch (...) {  // the tick gave up (an interrupt, say): no worker is left behind
-    (void)throttle.stop();
-    for (pid_t p : pids)
-      while (waitpid(p, nullptr, 0) < 0 && errno == EINTR) {
-      }
-    throw;
-  }
-  const Summary summary = throttle.stop();
-  const std::int64_t stop_ns = mono_ns();
-
-  std::string failure;
-  for (std::size_t w = 0; w < pids.size(); ++w) {
-    int status = 0;
-    while (waitpid(pids[w], &status, 0) < 0 && errno == EINTR) {
-    }
-    if (failure.empty() && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
-      failure = "worker " + std::to_string(w) +
-                (WIFSIGNALED(status) ? " was killed by signal " + std::to_string(WTERMSIG(status))
-                                     : " exited with status " + std::to_string(status));
-    }
-  }
+  const RunWindow window = run_window(o, throttle, workers);
+  reap_workers(workers);
   rusage after{};
   getrusage(RUSAGE_CHILDREN, &after);
-  if (!failure.empty()) throw std::runtime_error(failure);
 
   TrialResult r;
   const Snapshot snap = throttle.snapshot();
@@ -238,26 +273,15 @@ TrialResult run_trial(const TrialOptions& o) {
   r.correction = snap.correction;
   r.correction_source = snap.correction_source;
   r.spin_lead_ns = snap.spin_lead_ns;
+  merge_record(r, record, o.workers, window);
 
-  std::vector<std::int64_t>& times = r.times;
-  for (int w = 0; w < o.workers; ++w) {
-    const std::uint64_t n = record.slot(w).recorded.load(std::memory_order_acquire);
-    r.dropped += record.slot(w).dropped.load(std::memory_order_acquire);
-    r.recorded_total += n;
-    const std::int64_t* s = record.stamps(w);
-    for (std::uint64_t i = 0; i < n; ++i) {
-      if (s[i] >= start_ns && s[i] <= stop_ns) times.push_back(s[i]);
-    }
-  }
-  std::sort(times.begin(), times.end());
-
-  r.start_ns = start_ns;
+  r.start_ns = window.start_ns;
   r.target_total = expected;
-  r.achieved_total = times.size();
-  r.monitor_total = summary.total;
+  r.achieved_total = r.times.size();
+  r.monitor_total = window.summary.total;
   r.monitor_total_after_reap = throttle.total();
-  r.runtime_s = summary.runtime.count();
-  r.mean_rate_per_sec = summary.mean_rate_per_sec;
+  r.runtime_s = window.summary.runtime.count();
+  r.mean_rate_per_sec = window.summary.mean_rate_per_sec;
   measure_grants(r, static_cast<double>(o.rate_per_sec));
 
   r.cpu_s = cpu_seconds(after) - cpu_seconds(before);

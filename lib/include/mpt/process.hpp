@@ -30,6 +30,7 @@
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace mpt {
 
@@ -99,6 +100,85 @@ class Process {
   pid_t pid_ = 0;
   int pidfd_ = -1;
   std::optional<int> exitcode_;
+};
+
+// A group of worker processes running one target: started together, joined together.
+//
+//   mpt::ProcessGroup workers(4, [&](int i) { work(i); }, {.name = "worker", .daemon = true});
+//   workers.start();
+//   ...                                  // tell them to finish (a kill flag, a closed queue)
+//   workers.join();
+//   if (auto f = workers.first_failure())
+//     throw std::runtime_error("worker " + std::to_string(f->index) + " " +
+//                              mpt::describe_exitcode(f->exitcode));
+//
+// Member i (0..n-1) runs target(i) in its own Process, named "<name>-<i+1>" when options.name is
+// given (as Python numbers its pool workers), else "Process-N"; options.daemon applies to all.
+// Destroying the group destroys its members as Process does: running daemons are killed, the
+// others waited for, and every child is reaped.
+//
+// Not safe for concurrent use: one thread drives a ProcessGroup.
+class ProcessGroup {
+ public:
+  // ProcessGroup(n, target, options): target is any callable taking the member's index (an int)
+  // and returning void or an int (the exit status). Nothing runs until start(). Throws
+  // InvalidArgument if n < 1.
+  template <class F>
+  requires std::is_invocable_v<F&, int>
+  explicit ProcessGroup(int n, F&& target, ProcessOptions options = {})
+      : ProcessGroup(n, wrap(std::forward<F>(target)), std::move(options), 0) {}
+
+  // ProcessGroup::start(): forks the members in index order. If a fork fails it throws
+  // SystemError (sys_errno() says why) at once: the members started before it (started() of
+  // them) keep running; join or kill them (the destructor does if nothing else has).
+  void start();
+
+  // ProcessGroup::join(): waits for every started member with one deadline for all (none:
+  // forever). True once all have exited.
+  bool join(std::optional<std::chrono::nanoseconds> timeout = std::nullopt);
+
+  // ProcessGroup::join_or_kill(): join(grace), then SIGKILL the members still running and reap
+  // them. True when every member had exited by itself within `grace`.
+  bool join_or_kill(std::chrono::nanoseconds grace) noexcept;
+
+  // SIGTERM / SIGKILL to every running member.
+  void terminate() noexcept;
+  void kill() noexcept;
+
+  // Counts, without blocking (finished children are reaped).
+  int size() const noexcept { return static_cast<int>(members_.size()); }
+  int started() const noexcept { return started_; }
+  bool any_exited();
+  bool all_exited();
+  int succeeded();  // members that exited with status 0
+
+  // The first member, by index, that exited other than with status 0: its index and exitcode
+  // (as Process::exitcode()). nullopt while none has.
+  struct Failure {
+    int index = 0;
+    int exitcode = 0;
+  };
+  std::optional<Failure> first_failure();
+
+  Process& operator[](int i) { return members_.at(static_cast<std::size_t>(i)); }
+  std::vector<pid_t> pids() const;
+
+ private:
+  template <class F>
+  static std::function<int(int)> wrap(F&& f) {
+    if constexpr (std::is_void_v<std::invoke_result_t<F&, int>>) {
+      return [g = std::forward<F>(f)](int i) mutable {
+        g(i);
+        return 0;
+      };
+    } else {
+      return [g = std::forward<F>(f)](int i) mutable { return static_cast<int>(g(i)); };
+    }
+  }
+  ProcessGroup(int n, std::function<int(int)> target, ProcessOptions options, int);
+
+  std::vector<Process> members_;
+  int started_ = 0;
 };
 
 // The calling process's name: "MainProcess", or the name of the Process it runs in (for logs).

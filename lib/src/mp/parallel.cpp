@@ -88,28 +88,26 @@ WorkerGroup::WorkerGroup(std::string what, int workers, std::int64_t max_results
     auto* slot = new (&ctl_->slots[i]) WorkerSlot{};
     slot->item.store(-1);
   }
-  workers_.reserve(workers);
   done_.assign(workers, false);
+  WorkerControl* ctl = ctl_;
   try {
-    for (int i = 0; i < workers; ++i) {
-      WorkerControl* ctl = ctl_;
-      workers_.emplace_back(
-          [ctl, i, &body]() -> int {
-            WorkerSlot& slot = ctl->slots[i];
-            try {
-              body(i, *ctl, slot);
-            } catch (const std::exception& e) {
-              record_worker_error(slot, e.what());
-              return 1;
-            } catch (...) {
-              record_worker_error(slot, "unknown exception");
-              return 1;
-            }
-            return 0;
-          },
-          ProcessOptions{what_ + "-worker-" + std::to_string(i + 1), true});
-      workers_.back().start();
-    }
+    workers_.emplace(
+        workers,
+        [ctl, &body](int i) -> int {
+          WorkerSlot& slot = ctl->slots[i];
+          try {
+            body(i, *ctl, slot);
+          } catch (const std::exception& e) {
+            record_worker_error(slot, e.what());
+            return 1;
+          } catch (...) {
+            record_worker_error(slot, "unknown exception");
+            return 1;
+          }
+          return 0;
+        },
+        ProcessOptions{what_ + "-worker", true});
+    workers_->start();
   } catch (...) {
     kill_all();
     munmap(ctl_, ctl_bytes_);
@@ -119,52 +117,40 @@ WorkerGroup::WorkerGroup(std::string what, int workers, std::int64_t max_results
 
 WorkerGroup::~WorkerGroup() {
   kill_all();
-  workers_.clear();
+  workers_.reset();
   if (ctl_) munmap(ctl_, ctl_bytes_);
 }
 
 void WorkerGroup::kill_all() noexcept {
-  for (auto& w : workers_)
-    w.kill();
-  for (auto& w : workers_) {
-    try {
-      w.join();
-    } catch (...) {
-    }
-  }
+  if (!workers_) return;
+  workers_->kill();
+  workers_->join();
 }
 
 bool WorkerGroup::any_exited() noexcept {
-  for (auto& w : workers_)
-    if (w.exitcode()) return true;
-  return false;
+  return workers_->any_exited();
 }
 
 bool WorkerGroup::all_exited() noexcept {
-  for (auto& w : workers_)
-    if (!w.exitcode()) return false;
-  return true;
+  return workers_->all_exited();
 }
 
 std::vector<pid_t> WorkerGroup::pids() const {
-  std::vector<pid_t> out;
-  for (const auto& w : workers_)
-    out.push_back(w.pid());
-  return out;
+  return workers_->pids();
 }
 
 void WorkerGroup::check(bool jobs_closed) {
-  for (std::size_t i = 0; i < workers_.size(); ++i) {
-    if (done_[i]) continue;
-    const std::optional<int> code = workers_[i].exitcode();
+  for (int i = 0; i < workers_->size(); ++i) {
+    if (done_[static_cast<std::size_t>(i)]) continue;
+    const std::optional<int> code = (*workers_)[i].exitcode();
     if (!code) continue;
     WorkerSlot& slot = ctl_->slots[i];
     const std::int64_t item = slot.item.load();
     if (*code == 0 && item < 0 && jobs_closed) {
-      done_[i] = true;
+      done_[static_cast<std::size_t>(i)] = true;
       continue;
     }
-    const pid_t pid = workers_[i].pid();
+    const pid_t pid = (*workers_)[i].pid();
     kill_all();
     std::string msg = what_ + ": worker " + std::to_string(i + 1) + " (pid " + std::to_string(pid) +
                       ") " + describe_exitcode(*code);
@@ -175,17 +161,7 @@ void WorkerGroup::check(bool jobs_closed) {
 }
 
 void WorkerGroup::finish(std::chrono::nanoseconds grace) noexcept {
-  const auto deadline = std::chrono::steady_clock::now() + grace;
-  for (auto& w : workers_) {
-    const auto left = deadline - std::chrono::steady_clock::now();
-    try {
-      if (!w.join(std::max(std::chrono::nanoseconds::zero(),
-                           std::chrono::duration_cast<std::chrono::nanoseconds>(left))))
-        w.kill();
-    } catch (...) {
-    }
-  }
-  kill_all();
+  workers_->join_or_kill(grace);
 }
 
 }  // namespace mpt::detail

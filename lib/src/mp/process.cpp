@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <exception>
 #include <iostream>
+#include <memory>
 #include <thread>
 
 #include "child_process.hpp"
@@ -197,6 +198,90 @@ void Process::terminate() noexcept {
 
 void Process::kill() noexcept {
   if (pid_ > 0 && !poll()) ::kill(pid_, SIGKILL);
+}
+
+ProcessGroup::ProcessGroup(int n, std::function<int(int)> target, ProcessOptions options, int) {
+  if (n < 1)
+    throw InvalidArgument("a process group needs at least 1 member, not " + std::to_string(n));
+  // One copy of the target, shared by the members (each child runs it on its own copy of memory).
+  auto shared = std::make_shared<std::function<int(int)>>(std::move(target));
+  members_.reserve(static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) {
+    ProcessOptions o{options.name.empty() ? "" : options.name + "-" + std::to_string(i + 1),
+                     options.daemon};
+    members_.emplace_back([shared, i] { return (*shared)(i); }, std::move(o));
+  }
+}
+
+void ProcessGroup::start() {
+  for (; started_ < size(); ++started_)
+    members_[static_cast<std::size_t>(started_)].start();
+}
+
+bool ProcessGroup::join(std::optional<std::chrono::nanoseconds> timeout) {
+  const std::int64_t deadline =
+      timeout ? detail::mono_ns() + std::max<std::int64_t>(timeout->count(), 0) : -1;
+  bool all = true;
+  for (int i = 0; i < started_; ++i) {
+    std::optional<std::chrono::nanoseconds> left;
+    if (timeout)
+      left = std::chrono::nanoseconds(std::max<std::int64_t>(deadline - detail::mono_ns(), 0));
+    all = members_[static_cast<std::size_t>(i)].join(left) && all;
+  }
+  return all;
+}
+
+bool ProcessGroup::join_or_kill(std::chrono::nanoseconds grace) noexcept {
+  const bool clean = join(grace);
+  if (!clean) {
+    kill();
+    join();
+  }
+  return clean;
+}
+
+void ProcessGroup::terminate() noexcept {
+  for (auto& m : members_)
+    m.terminate();
+}
+
+void ProcessGroup::kill() noexcept {
+  for (auto& m : members_)
+    m.kill();
+}
+
+bool ProcessGroup::any_exited() {
+  for (auto& m : members_)
+    if (m.exitcode()) return true;
+  return false;
+}
+
+bool ProcessGroup::all_exited() {
+  for (auto& m : members_)
+    if (!m.exitcode()) return false;
+  return true;
+}
+
+int ProcessGroup::succeeded() {
+  int n = 0;
+  for (auto& m : members_)
+    n += m.exitcode() == 0 ? 1 : 0;
+  return n;
+}
+
+std::optional<ProcessGroup::Failure> ProcessGroup::first_failure() {
+  for (int i = 0; i < size(); ++i) {
+    const std::optional<int> code = members_[static_cast<std::size_t>(i)].exitcode();
+    if (code && *code != 0) return Failure{i, *code};
+  }
+  return std::nullopt;
+}
+
+std::vector<pid_t> ProcessGroup::pids() const {
+  std::vector<pid_t> out;
+  for (const auto& m : members_)
+    out.push_back(m.pid());
+  return out;
 }
 
 }  // namespace mpt

@@ -82,7 +82,7 @@ class WorkerGroup {
   WorkerGroup& operator=(const WorkerGroup&) = delete;
 
   WorkerControl& control() noexcept { return *ctl_; }
-  int size() const noexcept { return static_cast<int>(workers_.size()); }
+  int size() const noexcept { return workers_->size(); }
 
   // Reaps exited workers without blocking. A worker that exited with status 0 while holding no
   // item after the jobs queue was closed (`jobs_closed`) has finished normally; any other exit
@@ -100,8 +100,8 @@ class WorkerGroup {
 
  private:
   std::string what_;
-  std::vector<Process> workers_;
-  std::vector<bool> done_;  // exited normally and reaped
+  std::optional<ProcessGroup> workers_;  // engaged once constructed
+  std::vector<bool> done_;               // exited normally and reaped
   WorkerControl* ctl_ = nullptr;
   std::size_t ctl_bytes_ = 0;
 };
@@ -215,6 +215,144 @@ void process_batch(std::span<const std::byte> job, Fn& fn, Queue& results, Worke
   slot.item.store(-1, std::memory_order_relaxed);
 }
 
+// Parent side of run_parent() (below): its state, and the steps of its loop.
+template <class In, class Next, class Consume>
+class ParentLoop {
+ public:
+  ParentLoop(Queue& jobs, Queue& results, WorkerGroup& group, Next& next, Consume& consume,
+             std::int64_t max_jobs, std::uint32_t chunk, const char* what,
+             std::span<const std::byte> prefix, bool close_jobs)
+      : jobs_(jobs),
+        results_(results),
+        group_(group),
+        ctl_(group.control()),
+        next_(next),
+        consume_(consume),
+        max_jobs_(max_jobs),
+        what_(what),
+        close_jobs_(close_jobs),
+        batch_(jobs.max_message_bytes(), chunk, prefix) {}
+
+  void run() {
+    using namespace std::chrono_literals;
+    auto next_check = std::chrono::steady_clock::now() + 100ms;
+    for (;;) {
+      bool progress = send_batches();
+      const bool all_sent = gen_done_ && !held_ && !sealed_ && batch_.count() == 0;
+      if (all_sent && close_jobs_ && !jobs_closed_) {
+        jobs_.close();
+        jobs_closed_ = true;
+      }
+      if (consume_ready()) progress = true;
+      if (all_sent && consumed_ == generated_) return;
+      // Nothing to do: wait for a result, a bounded while, and watch the workers.
+      if (!progress && results_.get_into(rbuf_, 20ms)) {
+        take_result();
+        if (all_sent && consumed_ == generated_) return;
+      }
+      const auto now = std::chrono::steady_clock::now();
+      if (!progress || now >= next_check) {
+        group_.check(jobs_closed_);
+        next_check = now + 100ms;
+      }
+    }
+  }
+
+ private:
+  enum class Fill { kMore, kSeal, kStop };
+
+  // Fills and sends batches while the bound allows. True if a batch was sent.
+  bool send_batches() {
+    using namespace std::chrono_literals;
+    bool progress = false;
+    for (;;) {
+      if (sealed_) {
+        if (!jobs_.put(batch_.seal(), 0ns)) return progress;  // jobs queue full: drain results
+        batch_.reset(generated_ - (held_ ? 1 : 0));
+        sealed_ = false;
+        progress = true;
+      }
+      const Fill f = fill_step();
+      if (f == Fill::kStop) return progress;
+      if (f == Fill::kSeal) sealed_ = true;
+    }
+  }
+
+  // One step of filling the batch: adds the held item, or pulls the next one from the generator.
+  // kSeal: the batch must be sent first; kStop: nothing more to send for now.
+  Fill fill_step() {
+    if (held_) {
+      if (!add_held()) return Fill::kSeal;
+      held_.reset();
+    }
+    if (gen_done_) return batch_.count() > 0 ? Fill::kSeal : Fill::kStop;
+    if (batch_.full()) return Fill::kSeal;
+    const std::uint64_t finished = ctl_.finished.load(std::memory_order_relaxed);
+    if (static_cast<std::int64_t>(generated_ - finished) >= max_jobs_) {
+      // Full batches keep the workers efficient: send a partial one only when nothing else is
+      // in flight (else wait for results to free room).
+      const bool alone = batch_.count() > 0 && generated_ - batch_.count() == finished;
+      return alone ? Fill::kSeal : Fill::kStop;
+    }
+    held_ = next_();
+    if (!held_) {
+      gen_done_ = true;
+      return Fill::kMore;
+    }
+    if (batch_.count() == 0) batch_.reset(generated_);
+    ++generated_;
+    return Fill::kMore;
+  }
+
+  // Adds the held item to the batch; false if it does not fit (seal the batch first). Throws
+  // InvalidArgument if it could fit no batch.
+  bool add_held() {
+    const std::size_t size = Codec<In>::size(*held_);
+    if (size > batch_.max_item_bytes())
+      throw InvalidArgument(std::string(what_) + ": item " + std::to_string(generated_ - 1) +
+                            " encodes to " + std::to_string(size) + " bytes, more than the " +
+                            std::to_string(batch_.max_item_bytes()) +
+                            " a message can carry (raise max_message_bytes)");
+    return batch_.try_add(*held_, size);
+  }
+
+  // Consumes whatever results are there. True if there were any.
+  bool consume_ready() {
+    using namespace std::chrono_literals;
+    bool any = false;
+    while (results_.get_into(rbuf_, 0ns)) {
+      take_result();
+      any = true;
+    }
+    return any;
+  }
+
+  // Hands the result message in rbuf_ to `consume` and gives back its items' credit.
+  void take_result() {
+    const std::uint32_t n = consume_(std::span<const std::byte>(rbuf_));
+    consumed_ += n;
+    release_results(ctl_, n);
+  }
+
+  Queue& jobs_;
+  Queue& results_;
+  WorkerGroup& group_;
+  WorkerControl& ctl_;
+  Next& next_;
+  Consume& consume_;
+  const std::int64_t max_jobs_;
+  const char* what_;
+  const bool close_jobs_;
+  BatchWriter batch_;
+  std::vector<std::byte> rbuf_;
+  std::optional<In> held_;  // generated, not yet in a batch (it did not fit)
+  std::uint64_t generated_ = 0;
+  std::uint64_t consumed_ = 0;
+  bool gen_done_ = false;
+  bool sealed_ = false;
+  bool jobs_closed_ = false;
+};
+
 // Parent side: pulls items from `next` (returning std::optional<In>), ships them in batches of
 // up to `chunk` items on `jobs`, hands every result message to `consume(msg)` (which returns the
 // number of items it consumed), and watches the workers. Never more than `max_jobs` items are
@@ -226,94 +364,9 @@ template <class In, class Next, class Consume>
 void run_parent(Queue& jobs, Queue& results, WorkerGroup& group, Next& next, Consume& consume,
                 std::int64_t max_jobs, std::uint32_t chunk, const char* what,
                 std::span<const std::byte> prefix = {}, bool close_jobs = true) {
-  using namespace std::chrono_literals;
-  WorkerControl& ctl = group.control();
-  BatchWriter batch(jobs.max_message_bytes(), chunk, prefix);
-  std::vector<std::byte> rbuf;
-  std::optional<In> held;  // generated, not yet in a batch (it did not fit)
-  std::uint64_t generated = 0, consumed = 0;
-  bool gen_done = false, sealed = false, jobs_closed = false;
-  auto next_check = std::chrono::steady_clock::now() + 100ms;
-  for (;;) {
-    bool progress = false;
-    // 1. Fill and send batches while the bound allows.
-    for (;;) {
-      if (sealed) {
-        if (!jobs.put(batch.seal(), 0ns)) break;  // jobs queue full: drain results first
-        batch.reset(generated - (held ? 1 : 0));
-        sealed = false;
-        progress = true;
-      }
-      if (held) {
-        const std::size_t size = Codec<In>::size(*held);
-        if (size > batch.max_item_bytes())
-          throw InvalidArgument(std::string(what) + ": item " + std::to_string(generated - 1) +
-                                " encodes to " + std::to_string(size) + " bytes, more than the " +
-                                std::to_string(batch.max_item_bytes()) +
-                                " a message can carry (raise max_message_bytes)");
-        if (!batch.try_add(*held, size)) {
-          sealed = true;
-          continue;
-        }
-        held.reset();
-      }
-      if (gen_done) {
-        if (batch.count() > 0) {
-          sealed = true;
-          continue;
-        }
-        break;
-      }
-      if (batch.full()) {
-        sealed = true;
-        continue;
-      }
-      const std::uint64_t finished = ctl.finished.load(std::memory_order_relaxed);
-      if (static_cast<std::int64_t>(generated - finished) >= max_jobs) {
-        // Full batches keep the workers efficient: send a partial one only when nothing else is
-        // in flight (else wait for results to free room).
-        if (batch.count() > 0 && generated - batch.count() == finished) {
-          sealed = true;
-          continue;
-        }
-        break;
-      }
-      held = next();
-      if (!held) {
-        gen_done = true;
-        continue;
-      }
-      if (batch.count() == 0) batch.reset(generated);
-      ++generated;
-    }
-    const bool all_sent = gen_done && !held && !sealed && batch.count() == 0;
-    if (all_sent && close_jobs && !jobs_closed) {
-      jobs.close();
-      jobs_closed = true;
-    }
-    // 2. Consume whatever results are there.
-    while (results.get_into(rbuf, 0ns)) {
-      const std::uint32_t n = consume(std::span<const std::byte>(rbuf));
-      consumed += n;
-      release_results(ctl, n);
-      progress = true;
-    }
-    if (all_sent && consumed == generated) return;
-    // 3. Nothing to do: wait for a result, a bounded while, and watch the workers.
-    if (!progress) {
-      if (results.get_into(rbuf, 20ms)) {
-        const std::uint32_t n = consume(std::span<const std::byte>(rbuf));
-        consumed += n;
-        release_results(ctl, n);
-        if (all_sent && consumed == generated) return;
-      }
-    }
-    const auto now = std::chrono::steady_clock::now();
-    if (!progress || now >= next_check) {
-      group.check(jobs_closed);
-      next_check = now + 100ms;
-    }
-  }
+  ParentLoop<In, Next, Consume>(jobs, results, group, next, consume, max_jobs, chunk, what, prefix,
+                                close_jobs)
+      .run();
 }
 
 }  // namespace mpt::detail
