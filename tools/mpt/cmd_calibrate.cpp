@@ -202,13 +202,17 @@ std::string lateness_words(const LatenessStats& l) {
   return buf;
 }
 
+// A host's identity on one line, after "  host        ".
+void print_host_words(const HostIdentity& h) {
+  std::printf("  host        %s, kernel %s, %s, %d cores, clocksource %s\n",
+              printable(h.hostname).c_str(), printable(h.kernel).c_str(),
+              printable(h.cpu_model).c_str(), h.cores, printable(h.clocksource).c_str());
+}
+
 // Every string of the file goes through printable(): --show prints what any file says.
 void print_words(const Calibration& c, const std::string& path) {
   std::printf("calibration %s\n", printable(path).c_str());
-  std::printf("  host        %s, kernel %s, %s, %d cores, clocksource %s\n",
-              printable(c.host.hostname).c_str(), printable(c.host.kernel).c_str(),
-              printable(c.host.cpu_model).c_str(), c.host.cores,
-              printable(c.host.clocksource).c_str());
+  print_host_words(c.host);
   std::printf("  made        %s by mpthrottle %s; ground truth: %s; %d workers, %g s per trial\n",
               printable(c.created_utc).c_str(), printable(c.tool_version).c_str(),
               c.ground_truth == "ebpf" ? "the kernel's count (eBPF)" : "the monitor's timestamps",
@@ -254,6 +258,19 @@ int show(const CalibrateOptions& o, const std::string& path) {
   } else {
     print_words(*c, path);
     if (!note.empty()) std::printf("  NOT IN FORCE: %s\n", printable(note).c_str());
+  }
+  return kExitOk;
+}
+
+// --host: this host's identity, the one a calibration file must match (scripts/bench takes the
+// report's host from it).
+int show_host(const CalibrateOptions& o) {
+  const HostIdentity h = HostIdentity::current();
+  if (o.json) {
+    print_json({{"host", h}});
+  } else {
+    std::printf("this host, as a calibration file must match it:\n");
+    print_host_words(h);
   }
   return kExitOk;
 }
@@ -407,7 +424,11 @@ CLI::App* setup_calibrate(CLI::App& app, CalibrateOptions& o) {
   c->add_option("--output", o.output,
                 "file to write (default: $MPT_CALIBRATION, else /var/lib/mpthrottle/"
                 "calibration.json as root, else $XDG_STATE_HOME/mpthrottle/calibration.json)");
-  c->add_flag("--show", o.show, "print the stored file in words (or JSON) and exit");
+  CLI::Option* show =
+      c->add_flag("--show", o.show, "print the stored file in words (or JSON) and exit");
+  c->add_flag("--host", o.host,
+              "print this host's identity (what a calibration file must match) and exit")
+      ->excludes(show);
   c->add_flag("--dry-run", o.dry_run, "measure, print, write nothing");
   c->add_option("--probe", o.probe,
                 "ground truth: auto (the eBPF counter when privileged, else the monitor), on, "
@@ -419,6 +440,7 @@ CLI::App* setup_calibrate(CLI::App& app, CalibrateOptions& o) {
 
 int run_calibrate(const CalibrateOptions& o) {
   const std::string path = o.output.empty() ? default_calibration_path().string() : o.output;
+  if (o.host) return show_host(o);
   if (o.show) return show(o, path);
 
   const std::vector<std::int64_t> rates = band_rates(o);
