@@ -6,6 +6,7 @@ Reads what scripts/bench left in RAW:
     scenario-<hardcap>-<rate>.json  mpt_scenario --json (schema 2)
     peer-<hardcap>-<rate>.json      bench/peers/mp_throttle_peer.py --json (the same schema)
     pipeline.json                   bench/pipeline_compare.py --json (optional)
+    host.json                       mpt calibrate --host --json: this host's identity
     calibration.json                mpt calibrate --show --json (optional; an error document when
                                     there is no file)
 and writes one report: host, tool version, calibration in force, the suites (medians, each
@@ -21,7 +22,6 @@ import glob
 import json
 import os
 import re
-import socket
 import statistics
 import sys
 
@@ -154,32 +154,26 @@ def read_scenarios(raw, prefix):
     return out
 
 
-def first_line(path):
-    try:
-        with open(path, encoding="utf-8") as f:
-            return f.readline().strip()
-    except OSError:
-        return ""
+HOST_FIELDS = {"hostname": str, "kernel": str, "cpu_model": str, "cores": int,
+               "clocksource": str}
 
 
-def host_info():
-    u = os.uname()
-    cpu = ""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return {"hostname": socket.gethostname(),
-            "kernel": f"{u.sysname} {u.release} {u.version} {u.machine}",
-            "cpu_model": cpu,
-            "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-            else (os.cpu_count() or 0),
-            "clocksource": first_line(
-                "/sys/devices/system/clocksource/clocksource0/current_clocksource")}
+def host_info(path):
+    """The host as the library identifies it (mpt calibrate --host --json): never computed here,
+    so that the report names its host exactly as a calibration file does."""
+    with open(path, encoding="utf-8") as f:
+        d = json.load(f)
+    if isinstance(d, dict) and "error" in d:
+        raise ValueError(f"{os.path.basename(path)}: {d['error']}")
+    host = d.get("host") if isinstance(d, dict) else None
+    if not isinstance(host, dict):
+        raise ValueError(f"{os.path.basename(path)}: no host object")
+    out = {}
+    for key, kind in HOST_FIELDS.items():
+        if not isinstance(host.get(key), kind) or isinstance(host.get(key), bool):
+            raise ValueError(f"{os.path.basename(path)}: host.{key}: expected {kind.__name__}")
+        out[key] = host[key]
+    return out
 
 
 def calibration_info(path):
@@ -228,7 +222,7 @@ def main():
                 "%Y-%m-%dT%H:%M:%SZ"),
             "tool_version": a.tool_version,
             "quick": a.quick,
-            "host": host_info(),
+            "host": host_info(os.path.join(a.raw, "host.json")),
             "calibration": calibration_info(os.path.join(a.raw, "calibration.json")),
             "suites": read_suites(a.raw),
             "scenarios": read_scenarios(a.raw, "scenario"),

@@ -670,6 +670,30 @@ TEST_F(MptCalibrateTest, DryRunWritesNothing) {
   EXPECT_FALSE(fs::exists(file_));
 }
 
+// One host identity (issue 15): `calibrate --host` and `run --json` name the host exactly as the
+// library does when it decides whether a calibration file is this host's.
+TEST_F(MptCalibrateTest, HostIsTheLibrarysHostIdentity) {
+  const mpt::HostIdentity here = mpt::HostIdentity::current();
+  const json expected = {{"hostname", here.hostname},
+                         {"kernel", here.kernel},
+                         {"cpu_model", here.cpu_model},
+                         {"cores", here.cores},
+                         {"clocksource", here.clocksource}};
+  const Result host = mpt_run({"calibrate", "--host", "--json"});
+  ASSERT_EQ(host.code, 0) << host.err;
+  EXPECT_EQ(parse(host.out)["host"], expected) << host.out;
+  const Result run =
+      mpt_run({"run", "--rate", "50", "--workers", "1", "--seconds", "0.2", "--json"});
+  ASSERT_EQ(run.code, 0) << run.err;
+  EXPECT_EQ(parse(run.out)["host"], expected) << run.out;
+  const Result words = mpt_run({"calibrate", "--host"});
+  EXPECT_EQ(words.code, 0) << words.err;
+  EXPECT_NE(words.out.find("  host        " + here.hostname + ", kernel " + here.kernel + ", "),
+            std::string::npos)
+      << words.out;
+  EXPECT_EQ(mpt_run({"calibrate", "--host", "--show"}).code, 2);
+}
+
 // A rate is (count - 1) / (last - first): trials that would count fewer than two emissions are
 // refused before anything is measured, naming the flags.
 TEST_F(MptCalibrateTest, TrialsTooShortForARateExit2) {

@@ -202,13 +202,17 @@ std::string lateness_words(const LatenessStats& l) {
   return buf;
 }
 
+// A host's identity on one line, after "  host        ".
+void print_host_words(const HostIdentity& h) {
+  std::printf("  host        %s, kernel %s, %s, %d cores, clocksource %s\n",
+              printable(h.hostname).c_str(), printable(h.kernel).c_str(),
+              printable(h.cpu_model).c_str(), h.cores, printable(h.clocksource).c_str());
+}
+
 // Every string of the file goes through printable(): --show prints what any file says.
 void print_words(const Calibration& c, const std::string& path) {
   std::printf("calibration %s\n", printable(path).c_str());
-  std::printf("  host        %s, kernel %s, %s, %d cores, clocksource %s\n",
-              printable(c.host.hostname).c_str(), printable(c.host.kernel).c_str(),
-              printable(c.host.cpu_model).c_str(), c.host.cores,
-              printable(c.host.clocksource).c_str());
+  print_host_words(c.host);
   std::printf("  made        %s by mpthrottle %s; ground truth: %s; %d workers, %g s per trial\n",
               printable(c.created_utc).c_str(), printable(c.tool_version).c_str(),
               c.ground_truth == "ebpf" ? "the kernel's count (eBPF)" : "the monitor's timestamps",
@@ -258,6 +262,19 @@ int show(const CalibrateOptions& o, const std::string& path) {
   return kExitOk;
 }
 
+// --host: this host's identity, the one a calibration file must match (scripts/bench takes the
+// report's host from it).
+int show_host(const CalibrateOptions& o) {
+  const HostIdentity h = HostIdentity::current();
+  if (o.json) {
+    print_json({{"host", h}});
+  } else {
+    std::printf("this host, as a calibration file must match it:\n");
+    print_host_words(h);
+  }
+  return kExitOk;
+}
+
 // The rates to calibrate, ascending, each once. A rate is (count - 1) / (last - first), so every
 // trial must count two emissions at least: UsageError when the lowest rate would not.
 std::vector<std::int64_t> band_rates(const CalibrateOptions& o) {
@@ -278,6 +295,117 @@ std::vector<std::int64_t> band_rates(const CalibrateOptions& o) {
   return rates;
 }
 
+// The hardcaps to calibrate, in the order given, each once (default limit, one).
+std::vector<Hardcap> band_hardcaps(const CalibrateOptions& o) {
+  std::vector<Hardcap> hardcaps;
+  const std::vector<std::string> given = split_list(o.hardcaps);
+  for (const auto& h : given.empty() ? std::vector<std::string>{"limit", "one"} : given) {
+    const Hardcap hc = parse_hardcap(h);
+    if (std::find(hardcaps.begin(), hardcaps.end(), hc) == hardcaps.end()) hardcaps.push_back(hc);
+  }
+  return hardcaps;
+}
+
+// What the progress bar expects the lateness measurements (step 1) and the ladder (step 2) to take.
+constexpr double kLatenessS = 2 * kLatenessSamples * 1e-3 * 1.1;
+constexpr double kLadderS = 6 * kLatenessSamples * 1e-3 * 1.1;
+
+// Steps 1 and 2: the file's header, the lateness of timed waits, and the spin lead from a ladder
+// starting at half the futex p99; the first lead that meets the target wins.
+Calibration measure_host(const CalibrateOptions& o, const GroundTruth& truth, Progress& progress) {
+  Calibration c;
+  c.host = HostIdentity::current();
+  c.created_utc = utc_now();
+  c.tool_version = mpt_version();
+  c.ground_truth = truth.counting() ? "ebpf" : "monitor";
+  c.workers = o.workers;
+  c.seconds = o.seconds;
+
+  progress.step("futex lateness", kLatenessS / 2);
+  c.futex_lateness = calibration::measure_futex_lateness(kLatenessSamples, kLatenessSleep);
+  progress.step("nanosleep lateness", kLatenessS / 2);
+  c.nanosleep_lateness = calibration::measure_nanosleep_lateness(kLatenessSamples, kLatenessSleep);
+  throw_if_interrupted();
+
+  progress.step("spin lead", kLadderS);
+  const double p99_ns = c.futex_lateness.p99_us * 1e3;
+  std::optional<std::int64_t> chosen;
+  for (double f : {0.5, 0.75, 1.0, 1.5, 2.0, 3.0}) {
+    const auto lead =
+        std::clamp<std::int64_t>(std::llround(p99_ns * f / 1000.0) * 1000, 0, 10'000'000);
+    if (!c.spin_lead_trials.empty() && lead <= c.spin_lead_trials.back().spin_lead_ns) continue;
+    c.spin_lead_trials.push_back(try_lead(lead));
+    if (c.spin_lead_trials.back().lateness.p99_us < kTargetP99Us) {
+      chosen = lead;
+      break;
+    }
+  }
+  // None met it (a very noisy host): the largest tried is the best there is.
+  c.spin_lead_ns = chosen.value_or(c.spin_lead_trials.back().spin_lead_ns);
+  return c;
+}
+
+// A band's correction from its best uncorrected run `u` (target / achieved - 1, none within the
+// count's resolution), and the note that says why, in words.
+void set_correction(CalibrationBand& b, const BandRun& u, const std::string& tried) {
+  const double a = u.achieved_rate_per_sec;
+  // One emission's worth of the count is noise, not drift: no correction below it.
+  const double noise = u.count > 0 ? 2.0 / static_cast<double>(u.count) : 1.0;
+  std::ostringstream note;
+  note << "spin lead " << b.spin_lead_ns / 1000 << " us (tried " << tried << "); ";
+  if (a <= 0) {
+    b.correction = 0;
+    note << "nothing counted: no correction";
+  } else if (std::abs(u.rel_error) <= noise) {
+    b.correction = 0;
+    note << "error within the count's resolution (" << noise * 100 << " %): no correction";
+  } else {
+    b.correction = std::clamp(b.rate_per_sec / a - 1.0, -0.5, 0.5);
+    b.correction = std::round(b.correction * 1e6) / 1e6;
+    note << "correction = target / achieved - 1";
+    if (b.hardcap == Hardcap::kOne) {
+      note << "; it only moves the slots: the gate keeps at most max_n grants in any window";
+    }
+  }
+  b.note = note.str();
+}
+
+// Step 3 for one hardcap and rate: the uncorrected trials, the correction that follows, and a
+// verification trial with both.
+CalibrationBand calibrate_band(const CalibrateOptions& o, const GroundTruth& truth,
+                               Progress& progress, Hardcap h, std::int64_t rate,
+                               std::int64_t host_lead_ns) {
+  CalibrationBand b;
+  b.hardcap = h;
+  b.rate_per_sec = static_cast<double>(rate);
+  b.spin_lead_ns = host_lead_ns;
+  const std::string label = std::string(to_string(h)) + " " + std::to_string(rate) + "/s";
+  std::string tried;
+  const Run u = best_uncorrected(o, truth, progress, h, rate, host_lead_ns, &tried);
+  b.spin_lead_ns = u.band.spin_lead_ns;
+  b.uncorrected = u.band;
+  set_correction(b, u.band, tried);
+  progress.step(label + " verify", o.seconds + 0.1);
+  b.verified = measure(o, truth, progress, h, rate, b.correction, b.spin_lead_ns).band;
+  return b;
+}
+
+// What a calibration measured (and whether it was written), in words or as JSON.
+void print_result(const CalibrateOptions& o, const Calibration& c, const std::string& path,
+                  bool written) {
+  if (o.json) {
+    nlohmann::json j;
+    j["path"] = path;
+    j["written"] = written;
+    j["calibration"] = nlohmann::json::parse(c.to_json());
+    print_json(j);
+  } else {
+    print_words(c, path);
+    std::printf(written ? "  written to %s\n" : "  --dry-run: nothing written to %s\n",
+                printable(path).c_str());
+  }
+}
+
 }  // namespace
 
 CLI::App* setup_calibrate(CLI::App& app, CalibrateOptions& o) {
@@ -296,7 +424,11 @@ CLI::App* setup_calibrate(CLI::App& app, CalibrateOptions& o) {
   c->add_option("--output", o.output,
                 "file to write (default: $MPT_CALIBRATION, else /var/lib/mpthrottle/"
                 "calibration.json as root, else $XDG_STATE_HOME/mpthrottle/calibration.json)");
-  c->add_flag("--show", o.show, "print the stored file in words (or JSON) and exit");
+  CLI::Option* show =
+      c->add_flag("--show", o.show, "print the stored file in words (or JSON) and exit");
+  c->add_flag("--host", o.host,
+              "print this host's identity (what a calibration file must match) and exit")
+      ->excludes(show);
   c->add_flag("--dry-run", o.dry_run, "measure, print, write nothing");
   c->add_option("--probe", o.probe,
                 "ground truth: auto (the eBPF counter when privileged, else the monitor), on, "
@@ -308,15 +440,11 @@ CLI::App* setup_calibrate(CLI::App& app, CalibrateOptions& o) {
 
 int run_calibrate(const CalibrateOptions& o) {
   const std::string path = o.output.empty() ? default_calibration_path().string() : o.output;
+  if (o.host) return show_host(o);
   if (o.show) return show(o, path);
 
   const std::vector<std::int64_t> rates = band_rates(o);
-  std::vector<Hardcap> hardcaps;
-  const std::vector<std::string> given = split_list(o.hardcaps);
-  for (const auto& h : given.empty() ? std::vector<std::string>{"limit", "one"} : given) {
-    const Hardcap hc = parse_hardcap(h);
-    if (std::find(hardcaps.begin(), hardcaps.end(), hc) == hardcaps.end()) hardcaps.push_back(hc);
-  }
+  const std::vector<Hardcap> hardcaps = band_hardcaps(o);
 
   // A target that will be refused is refused now, not after minutes of measuring.
   if (!o.dry_run) detail::check_replaceable(path);
@@ -332,77 +460,13 @@ int run_calibrate(const CalibrateOptions& o) {
   install_stop_handlers();
 
   const int trials = static_cast<int>(rates.size() * hardcaps.size()) * 4;
-  const double lateness_s = 2 * kLatenessSamples * 1e-3 * 1.1;
-  const double ladder_s = 6 * kLatenessSamples * 1e-3 * 1.1;
   Progress progress(isatty(STDERR_FILENO) && !o.json, trials + 3,
-                    lateness_s + ladder_s + trials * (o.seconds + 0.1));
+                    kLatenessS + kLadderS + trials * (o.seconds + 0.1));
 
-  Calibration c;
-  c.host = HostIdentity::current();
-  c.created_utc = utc_now();
-  c.tool_version = mpt_version();
-  c.ground_truth = truth.counting() ? "ebpf" : "monitor";
-  c.workers = o.workers;
-  c.seconds = o.seconds;
-
-  progress.step("futex lateness", lateness_s / 2);
-  c.futex_lateness = calibration::measure_futex_lateness(kLatenessSamples, kLatenessSleep);
-  progress.step("nanosleep lateness", lateness_s / 2);
-  c.nanosleep_lateness = calibration::measure_nanosleep_lateness(kLatenessSamples, kLatenessSleep);
-  throw_if_interrupted();
-
-  // The ladder: from half the futex p99 up; the first lead that meets the target wins.
-  progress.step("spin lead", ladder_s);
-  const double p99_ns = c.futex_lateness.p99_us * 1e3;
-  std::optional<std::int64_t> chosen;
-  for (double f : {0.5, 0.75, 1.0, 1.5, 2.0, 3.0}) {
-    const auto lead =
-        std::clamp<std::int64_t>(std::llround(p99_ns * f / 1000.0) * 1000, 0, 10'000'000);
-    if (!c.spin_lead_trials.empty() && lead <= c.spin_lead_trials.back().spin_lead_ns) continue;
-    c.spin_lead_trials.push_back(try_lead(lead));
-    if (c.spin_lead_trials.back().lateness.p99_us < kTargetP99Us) {
-      chosen = lead;
-      break;
-    }
-  }
-  // None met it (a very noisy host): the largest tried is the best there is.
-  c.spin_lead_ns = chosen.value_or(c.spin_lead_trials.back().spin_lead_ns);
-
+  Calibration c = measure_host(o, truth, progress);
   for (Hardcap h : hardcaps) {
-    for (std::int64_t rate : rates) {
-      CalibrationBand b;
-      b.hardcap = h;
-      b.rate_per_sec = static_cast<double>(rate);
-      b.spin_lead_ns = c.spin_lead_ns;
-      const std::string label = std::string(to_string(h)) + " " + std::to_string(rate) + "/s";
-      std::string tried;
-      const Run u = best_uncorrected(o, truth, progress, h, rate, c.spin_lead_ns, &tried);
-      b.spin_lead_ns = u.band.spin_lead_ns;
-      b.uncorrected = u.band;
-      const double a = u.band.achieved_rate_per_sec;
-      // One emission's worth of the count is noise, not drift: no correction below it.
-      const double noise = u.band.count > 0 ? 2.0 / static_cast<double>(u.band.count) : 1.0;
-      std::ostringstream note;
-      note << "spin lead " << b.spin_lead_ns / 1000 << " us (tried " << tried << "); ";
-      if (a <= 0) {
-        b.correction = 0;
-        note << "nothing counted: no correction";
-      } else if (std::abs(u.band.rel_error) <= noise) {
-        b.correction = 0;
-        note << "error within the count's resolution (" << noise * 100 << " %): no correction";
-      } else {
-        b.correction = std::clamp(static_cast<double>(rate) / a - 1.0, -0.5, 0.5);
-        b.correction = std::round(b.correction * 1e6) / 1e6;
-        note << "correction = target / achieved - 1";
-        if (h == Hardcap::kOne) {
-          note << "; it only moves the slots: the gate keeps at most max_n grants in any window";
-        }
-      }
-      b.note = note.str();
-      progress.step(label + " verify", o.seconds + 0.1);
-      b.verified = measure(o, truth, progress, h, rate, b.correction, b.spin_lead_ns).band;
-      c.bands.push_back(std::move(b));
-    }
+    for (std::int64_t rate : rates)
+      c.bands.push_back(calibrate_band(o, truth, progress, h, rate, c.spin_lead_ns));
   }
   progress.done();
 
@@ -412,17 +476,7 @@ int run_calibrate(const CalibrateOptions& o) {
     written = true;
     reload_calibration();
   }
-  if (o.json) {
-    nlohmann::json j;
-    j["path"] = path;
-    j["written"] = written;
-    j["calibration"] = nlohmann::json::parse(c.to_json());
-    print_json(j);
-  } else {
-    print_words(c, path);
-    std::printf(written ? "  written to %s\n" : "  --dry-run: nothing written to %s\n",
-                printable(path).c_str());
-  }
+  print_result(o, c, path, written);
   return kExitOk;
 }
 

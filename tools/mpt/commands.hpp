@@ -59,6 +59,7 @@ struct CalibrateOptions {
   double seconds = 2;
   std::string output;  // empty: default_calibration_path()
   bool show = false;
+  bool host = false;  // print this host's identity and exit
   bool dry_run = false;
   std::string probe = "auto";
   bool json = false;

@@ -1,7 +1,6 @@
 // tools/mpt/common.cpp — see common.hpp.
 #include "common.hpp"
 
-#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -9,10 +8,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <iostream>
 #include <mutex>
-#include <thread>
 
 #include "mpt/calibration.hpp"
 #include "mpt/error.hpp"
@@ -32,13 +29,6 @@ std::string trim(std::string s) {
   if (b == std::string::npos) return {};
   const auto e = s.find_last_not_of(" \t\r\n");
   return s.substr(b, e - b + 1);
-}
-
-std::string read_first_line(const char* path) {
-  std::ifstream in(path);
-  std::string line;
-  if (in) std::getline(in, line);
-  return trim(line);
 }
 
 std::string format_number(double v) {
@@ -157,37 +147,6 @@ std::vector<std::string> split_list(const std::vector<std::string>& given) {
     }
   }
   return out;
-}
-
-HostInfo host_info() {
-  HostInfo h;
-  char name[256] = {};
-  if (::gethostname(name, sizeof name - 1) == 0) h.hostname = name;
-  struct utsname u;
-  if (::uname(&u) == 0) {
-    h.kernel = std::string(u.sysname) + " " + u.release + " " + u.version + " " + u.machine;
-  }
-  std::ifstream cpu("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(cpu, line)) {
-    if (line.rfind("model name", 0) == 0) {
-      const auto colon = line.find(':');
-      if (colon != std::string::npos) h.cpu_model = trim(line.substr(colon + 1));
-      break;
-    }
-  }
-  h.cores = std::thread::hardware_concurrency();
-  h.clocksource =
-      read_first_line("/sys/devices/system/clocksource/clocksource0/current_clocksource");
-  return h;
-}
-
-void to_json(nlohmann::json& j, const HostInfo& h) {
-  j = {{"hostname", h.hostname},
-       {"kernel", h.kernel},
-       {"cpu_model", h.cpu_model},
-       {"cores", h.cores},
-       {"clocksource", h.clocksource}};
 }
 
 std::string hex_id(std::uint64_t id) {
@@ -339,6 +298,14 @@ std::string printable(std::string_view s, bool keep_newlines) {
 }  // namespace mpt::cli
 
 namespace mpt {
+
+void to_json(nlohmann::json& j, const HostIdentity& h) {
+  j = {{"hostname", h.hostname},
+       {"kernel", h.kernel},
+       {"cpu_model", h.cpu_model},
+       {"cores", h.cores},
+       {"clocksource", h.clocksource}};
+}
 
 void to_json(nlohmann::json& j, const Rate& r) {
   j = {{"interval_s", r.interval_s}, {"rate_per_sec", r.rate_per_sec}};

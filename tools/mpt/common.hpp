@@ -1,4 +1,4 @@
-// tools/mpt/common.hpp — what the `mpt` subcommands share: option validators, host information,
+// tools/mpt/common.hpp — what the `mpt` subcommands share: option validators, this host's identity,
 // JSON conversions, signal handling and the error/exit-code policy.
 //
 // Exit codes: 0 success, 1 runtime error (segment not found, permission, incompatible segment,
@@ -17,6 +17,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "mpt/calibration.hpp"
 #include "mpt/monitor.hpp"
 #include "mpt/segment.hpp"
 
@@ -53,17 +54,11 @@ CLI::Option* add_list_option(CLI::App* app, const std::string& flag, std::vector
                              const CLI::Validator& each, const std::string& help);
 std::vector<std::string> split_list(const std::vector<std::string>& given);
 
-// The host a report was made on.
-struct HostInfo {
-  std::string hostname;
-  std::string kernel;  // uname: sysname release version machine
-  std::string cpu_model;
-  unsigned cores = 0;
-  std::string clocksource;
-};
-HostInfo host_info();
-
-void to_json(nlohmann::json& j, const HostInfo& h);
+// This host's identity: HostIdentity::current(), the library's one definition (the five fields a
+// calibration file must match). Kept under this name for `mpt run --json`'s "host".
+inline HostIdentity host_info() {
+  return HostIdentity::current();
+}
 
 // "0x" and 16 hex digits: 64-bit ids do not survive JSON numbers in most readers.
 std::string hex_id(std::uint64_t id);
@@ -115,6 +110,9 @@ std::string printable(std::string_view s, bool keep_newlines = false);
 
 // JSON for the library's types; in namespace mpt so that nlohmann_json finds them by ADL.
 namespace mpt {
+// The keys of the calibration file's "host" object: hostname, kernel, cpu_model, cores,
+// clocksource.
+void to_json(nlohmann::json& j, const HostIdentity& h);
 void to_json(nlohmann::json& j, const Rate& r);
 void to_json(nlohmann::json& j, const Summary& s);
 void to_json(nlohmann::json& j, const Snapshot& s);

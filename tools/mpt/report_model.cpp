@@ -1,5 +1,6 @@
 // tools/mpt/report_model.cpp — the strict reader of bench reports and the ratios; see
-// report_model.hpp. The renderers are in report_render.cpp.
+// report_model.hpp. The renderers are report_text.cpp and report_html.cpp (with report_format,
+// svg_chart and report_charts).
 #include "report_model.hpp"
 
 #include <algorithm>
