@@ -11,7 +11,7 @@ Reads what scripts/bench left in RAW:
                                     there is no file)
 and writes one report: host, tool version, calibration in force, the suites (medians, each
 benchmark with the floor it is measured against and its target), the scenarios and the peers.
-The README (Benchmarks, "Reports") documents the shape; `mpt report` reads it.
+docs/benchmarks.md ("Reports") documents the shape; `mpt report` reads it.
 
 usage: assemble_report.py --raw DIR --out report.json --tool-version V [--quick]
 Python 3 standard library only. Exit 0 ok, 1 when an input cannot be read.

@@ -82,7 +82,7 @@ def monitor(emissions, results):
 
 def achieved_rate_per_sec(count, first_ns, last_ns):
     """(count - 1) / (last - first) per second, None when count < 2 or last <= first: the
-    definition of mpt::calibration::achieved_rate_per_sec (lib/src/calibration.cpp), free of the
+    definition of mpt::calibration::achieved_rate_per_sec (lib/src/core/calibration.cpp), free of the
     unit a throttle gives at its start."""
     if count < 2 or last_ns <= first_ns:
         return None
@@ -90,7 +90,7 @@ def achieved_rate_per_sec(count, first_ns, last_ns):
 
 
 def percentile(sorted_values, q):
-    """The nearest-rank percentile, as lib/src/calibration.cpp computes it."""
+    """The nearest-rank percentile, as lib/src/core/calibration.cpp computes it."""
     if not sorted_values:
         return 0
     rank = min(max(math.ceil(q * len(sorted_values)), 1), len(sorted_values))

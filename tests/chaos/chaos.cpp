@@ -583,7 +583,7 @@ class Harness {
   }
 
   // A victim killed while it waits for its slot takes that slot with it: lost time, by design
-  // (see the README's Fuel), which puts the schedule of a slow throttle ahead of the clock by one
+  // (see docs/design.md, "Fuel: GCRA"), which puts the schedule of a slow throttle ahead of the clock by one
   // interval per such victim. The check starts once a unit is available again; a schedule that
   // stays ahead longer than the victims explain is a wedged throttle.
   bool catch_up(const RateTarget& target) {

@@ -584,9 +584,9 @@ bool has_line(const std::string& text, const std::string& pattern) {
 // the correction follows from the uncorrected trial by the documented rule, the verified trial
 // ran with that correction and the band's spin lead, each trial's error is its own rate against
 // the target, each counted a good part of its second, and hardcap one never let more than the rate
-// into a window. How close the verified rate comes to the target (1 % in the README's table) is
-// a measurement of the host, made by bench/calibration_compare.py, not asserted here: a loaded
-// machine moves it by several per cent.
+// into a window. How close the verified rate comes to the target (1 % in docs/benchmarks.md's
+// table) is a measurement of the host, made by bench/calibration_compare.py, not asserted here: a
+// loaded machine moves it by several per cent.
 void expect_band_follows_from_its_trials(const json& b) {
   const double rate = b["rate_per_sec"];
   const json& u = b["uncorrected"];
@@ -679,19 +679,19 @@ TEST_F(MptCalibrateTest, HostIsTheLibrarysHostIdentity) {
                          {"cpu_model", here.cpu_model},
                          {"cores", here.cores},
                          {"clocksource", here.clocksource}};
-  const Result host = mpt_run({"calibrate", "--host", "--json"});
+  const ProgramResult host = run_mpt({"calibrate", "--host", "--json"});
   ASSERT_EQ(host.code, 0) << host.err;
   EXPECT_EQ(parse(host.out)["host"], expected) << host.out;
-  const Result run =
-      mpt_run({"run", "--rate", "50", "--workers", "1", "--seconds", "0.2", "--json"});
+  const ProgramResult run =
+      run_mpt({"run", "--rate", "50", "--workers", "1", "--seconds", "0.2", "--json"});
   ASSERT_EQ(run.code, 0) << run.err;
   EXPECT_EQ(parse(run.out)["host"], expected) << run.out;
-  const Result words = mpt_run({"calibrate", "--host"});
+  const ProgramResult words = run_mpt({"calibrate", "--host"});
   EXPECT_EQ(words.code, 0) << words.err;
   EXPECT_NE(words.out.find("  host        " + here.hostname + ", kernel " + here.kernel + ", "),
             std::string::npos)
       << words.out;
-  EXPECT_EQ(mpt_run({"calibrate", "--host", "--show"}).code, 2);
+  EXPECT_EQ(run_mpt({"calibrate", "--host", "--show"}).code, 2);
 }
 
 // A rate is (count - 1) / (last - first): trials that would count fewer than two emissions are

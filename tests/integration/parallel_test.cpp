@@ -226,10 +226,10 @@ TEST(ProcessParallelTest, StringViewsInAndOut) {
   EXPECT_EQ(tokens, 1000u * (5 + 5 + 4));
 }
 
-// The parent checks its workers every 100 ms (the README's "within about 100 ms"); a death must be
+// The parent checks its workers at least every 100 ms (docs/multiprocessing.md); a death must be
 // reported by that check, not found when the work runs out: the input here never ends, so only
 // the check can end the call. Its latency is bounded at 1 s, ten check periods, for a loaded
-// machine; the README gives the latency measured.
+// machine; docs/multiprocessing.md gives the latency measured.
 TEST(ProcessParallelTest, AWorkerKilledMidRunFailsWithinASecondWithoutZombies) {
   Shared* s = shared_counters();
   std::int64_t n = 0;

@@ -7,7 +7,6 @@
 // `mpt calibrate` and mpt_scenario). SIGINT and SIGTERM end the run early; the summary is still
 // printed and every worker is reaped; so do SIGHUP, SIGQUIT and SIGPIPE (a reader that went away).
 #include <sys/mman.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,11 +22,11 @@
 #include <string>
 #include <vector>
 
-#include "child_process.hpp"
 #include "commands.hpp"
 #include "common.hpp"
 #include "mpt/calibration.hpp"
 #include "mpt/error.hpp"
+#include "mpt/process.hpp"
 #include "mpt/redis.hpp"
 #include "mpt/throttle.hpp"
 #include "witness.hpp"
@@ -126,8 +125,9 @@ class GrantLog {
   GrantRecord* records_ = nullptr;
 };
 
+// A worker: takes grants until the throttle is stopped, keeping their count and times.
 template <ThrottleLike T>
-[[noreturn]] void worker_main(T& throttle, GrantRecord& record) {
+void worker_main(T& throttle, GrantRecord& record) {
   ::signal(SIGINT, SIG_IGN);  // the parent stops the run; Ctrl-C reaches the whole group
   ::signal(SIGTERM, SIG_DFL);
   auto kill = throttle.kill_flag();
@@ -141,36 +141,6 @@ template <ThrottleLike T>
     record.last_ns.store(t, std::memory_order_relaxed);
     record.count.store(++n, std::memory_order_release);
   }
-  ::_exit(0);
-}
-
-// Waits for every worker; kills those still there after `grace`. Returns how many exited 0.
-int reap(std::vector<pid_t>& pids, std::chrono::milliseconds grace) {
-  int clean = 0;
-  const auto deadline = Clock::now() + grace;
-  while (!pids.empty()) {
-    for (auto it = pids.begin(); it != pids.end();) {
-      int status = 0;
-      const pid_t r = ::waitpid(*it, &status, WNOHANG);
-      if (r == *it || (r < 0 && errno == ECHILD)) {
-        if (r == *it && WIFEXITED(status) && WEXITSTATUS(status) == 0) ++clean;
-        it = pids.erase(it);
-      } else {
-        ++it;
-      }
-    }
-    if (pids.empty()) break;
-    if (Clock::now() >= deadline) {
-      for (pid_t p : pids)
-        ::kill(p, SIGKILL);
-      for (pid_t p : pids)
-        ::waitpid(p, nullptr, 0);
-      pids.clear();
-      break;
-    }
-    ::usleep(2000);
-  }
-  return clean;
 }
 
 // The throttle `mpt run` drives: anonymous or named (--name)...
@@ -223,26 +193,20 @@ InForce in_force(const T& throttle) {
   return {s.max_n, s.per_s, to_string(s.hardcap)};
 }
 
-// Forks the workers; on failure stops the throttle, reaps those forked and throws SystemError.
+// Starts the workers, daemons that never outlive `mpt run`; if one cannot be forked, stops the
+// throttle, reaps those started and throws SystemError.
 template <ThrottleLike T>
-std::vector<pid_t> fork_workers(T& throttle, int workers, const GrantLog& grants) {
-  std::cout << std::flush;  // nothing buffered may be written twice by the children
-  std::fflush(stdout);
-  std::vector<pid_t> pids;
-  for (int i = 0; i < workers; ++i) {
-    const pid_t pid = detail::fork_dying_with_parent();  // never outlive `mpt run`
-    if (pid == 0) worker_main(throttle, grants.at(i));
-    if (pid < 0) {
-      const int e = errno;
-      throttle.stop();
-      reap(pids, std::chrono::seconds(5));
-      throw SystemError("cannot fork worker " + std::to_string(i + 1) + " for throttle " +
-                            hex_id(throttle.id()) + ": " + std::strerror(e),
-                        e);
-    }
-    pids.push_back(pid);
+void start_workers(ProcessGroup& workers, T& throttle) {
+  try {
+    workers.start();
+  } catch (const SystemError& e) {
+    const int started = workers.started();
+    throttle.stop();
+    workers.join_or_kill(std::chrono::seconds(5));
+    throw SystemError("cannot fork worker " + std::to_string(started + 1) + " for throttle " +
+                          hex_id(throttle.id()) + ": " + e.what(),
+                      e.sys_errno());
   }
-  return pids;
 }
 
 template <ThrottleLike T>
@@ -401,7 +365,7 @@ void print_run_json(const RunOptions& opts, const T& throttle, const RunResult& 
       {"interrupted",
        r.interrupted ? nlohmann::json(signal_name(r.interrupted)) : nlohmann::json(nullptr)},
       {"workers_exited_cleanly", r.clean},
-      {"host", host_info()},
+      {"host", HostIdentity::current()},
       {"warnings", r.warnings},
   };
   if (r.kernel) doc["probe"] = probe_json(r);
@@ -508,13 +472,16 @@ int run_on(const RunOptions& opts, T& throttle, const WarningLog& warnings) {
   install_stop_handlers();
   const bool tty = !opts.json && ::isatty(STDOUT_FILENO);
   const GrantLog grants(opts.workers);
-  std::vector<pid_t> pids = fork_workers(throttle, opts.workers, grants);
+  ProcessGroup workers(opts.workers, [&](int i) { worker_main(throttle, grants.at(i)); },
+                       {.name = "mpt-run", .daemon = true});
+  start_workers(workers, throttle);
   if (!opts.json) print_header(opts, throttle, r.config);
 
   r.samples = run_and_sample(opts, throttle, tty);
   r.summary = throttle.stop();
   r.interrupted = stop_signal();
-  r.clean = reap(pids, std::chrono::seconds(5));
+  workers.join_or_kill(std::chrono::seconds(5));
+  r.clean = workers.succeeded();
   if (tty) std::printf("\r\033[K");
   r.grants = grants.combined();
   if (witness) r.kernel = witness->count(throttle.id());

@@ -54,12 +54,6 @@ CLI::Option* add_list_option(CLI::App* app, const std::string& flag, std::vector
                              const CLI::Validator& each, const std::string& help);
 std::vector<std::string> split_list(const std::vector<std::string>& given);
 
-// This host's identity: HostIdentity::current(), the library's one definition (the five fields a
-// calibration file must match). Kept under this name for `mpt run --json`'s "host".
-inline HostIdentity host_info() {
-  return HostIdentity::current();
-}
-
 // "0x" and 16 hex digits: 64-bit ids do not survive JSON numbers in most readers.
 std::string hex_id(std::uint64_t id);
 

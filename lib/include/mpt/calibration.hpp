@@ -3,7 +3,7 @@
 // A thread that sleeps until a slot wakes late (on a VM, tens of microseconds at the median and
 // more at p99). `mpt calibrate` measures that lateness, the spin lead that hides it, and per rate
 // band and hardcap the rate a throttle achieves, from which the correction follows. It stores one
-// JSON file (schema below, documented in the README) at default_calibration_path().
+// JSON file (schema below, documented in docs/calibration.md) at default_calibration_path().
 //
 // A Throttle made with auto_calibrate (default: on for rates of at least 49 per second, the seed's
 // rule) and no explicit correction loads that file once per process and takes the correction and

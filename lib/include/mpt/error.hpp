@@ -1,6 +1,6 @@
 // mpt/error.hpp — the exceptions mpthrottle throws.
 //
-// Policy (also in the README):
+// Policy (also in docs/reliability.md, "Errors"):
 //   * Expected outcomes are values: has_fuel() and await_fuel() return bool, never throw.
 //   * Bad configuration (max_n <= 0, NaN, bad names, ...) throws mpt::InvalidArgument, once, where
 //     the object is built. It derives from std::invalid_argument.

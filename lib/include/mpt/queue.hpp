@@ -238,7 +238,7 @@ class Queue {
   std::size_t max_message_bytes() const noexcept { return max_message_bytes_; }
   const std::shared_ptr<Segment>& segment() const noexcept { return segment_; }
 
-  struct Shared;  // the layout in shared memory (lib/src/queue_shared.hpp)
+  struct Shared;  // the layout in shared memory (lib/src/mp/queue_shared.hpp)
 
  private:
   Queue(std::shared_ptr<Segment> segment);

@@ -175,7 +175,7 @@ class Throttle {
   std::chrono::nanoseconds interval() const noexcept;  // current slot interval, correction applied
   std::chrono::nanoseconds spin_lead() const noexcept;
 
-  struct Shared;  // the layout in shared memory (lib/src/throttle_shared.hpp)
+  struct Shared;  // the layout in shared memory (lib/src/core/throttle_shared.hpp)
   // Internal: what never changes after creation, copied out of the segment (and checked) when a
   // handle is made, so that a process scribbling into a live segment cannot change the divisors,
   // ring sizes and origin this process computes with.

@@ -42,7 +42,7 @@ constexpr std::int64_t kAdminWaitNs = 1'000'000'000;
 // Whether the thread `tid` can still let go of a lock: it exists (kill() accepts a thread's id)
 // and is not a zombie (a holder killed mid-operation whose parent has not reaped it yet). 0 and
 // values beyond any pid (which kill() would read as a process group) name no thread. Thread ids
-// are those of this PID namespace: processes sharing a throttle must share one (README).
+// are those of this PID namespace: processes sharing a throttle must share one (docs/design.md).
 bool thread_can_release(std::uint32_t tid) {
   if (tid == 0 || tid > (1u << 22)) return false;  // PID_MAX_LIMIT
   if (::kill(static_cast<pid_t>(tid), 0) != 0 && errno != EPERM) return false;

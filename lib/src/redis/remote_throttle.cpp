@@ -6,6 +6,7 @@
 
 #include "clock.hpp"
 #include "futex.hpp"
+#include "mpt/calibration.hpp"
 #include "remote_impl.hpp"
 #include "remote_options.hpp"
 #include "throttle_config.hpp"
@@ -32,8 +33,7 @@ detail::RemoteConfig new_config(std::int64_t max_n, std::chrono::duration<double
   std::random_device rd;
   c.id = (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
   c.creator_pid = static_cast<std::int32_t>(::getpid());
-  char host[256] = {};
-  if (::gethostname(host, sizeof host - 1) == 0) c.creator_host = host;
+  c.creator_host = HostIdentity::current().hostname;
   c.created_realtime_ns = detail::realtime_ns();
   return c;
 }
