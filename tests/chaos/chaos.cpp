@@ -583,9 +583,9 @@ class Harness {
   }
 
   // A victim killed while it waits for its slot takes that slot with it: lost time, by design
-  // (see docs/design.md, "Fuel: GCRA"), which puts the schedule of a slow throttle ahead of the clock by one
-  // interval per such victim. The check starts once a unit is available again; a schedule that
-  // stays ahead longer than the victims explain is a wedged throttle.
+  // (see docs/design.md, "Fuel: GCRA"), which puts the schedule of a slow throttle ahead of the
+  // clock by one interval per such victim. The check starts once a unit is available again; a
+  // schedule that stays ahead longer than the victims explain is a wedged throttle.
   bool catch_up(const RateTarget& target) {
     const auto interval = std::chrono::duration<double>(1.0 / target.rate_per_sec);
     const auto bound = std::chrono::duration_cast<Clock::duration>(

@@ -1,6 +1,7 @@
 // tests/chaos/scribbler.cpp — mpt_chaos_scribbler: the chaos harness's scribbler victim. A process
 // that may write into a live throttle can make its counts nonsense, but it must not crash, hang
-// past stop(), or make any process touch memory outside the segment (docs/reliability.md, "Security").
+// past stop(), or make any process touch memory outside the segment (docs/reliability.md,
+// "Security").
 //
 // Each round makes a fresh named throttle (hardcap limit, one or none at random, 1,000 to
 // 100,000/s), starts 3 workers in the seed's loop (await_fuel with a timeout, latest(),

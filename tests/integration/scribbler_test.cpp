@@ -1,6 +1,7 @@
-// The trust model (docs/reliability.md, "Security"): a process that can write into a live throttle segment can
-// make its counts nonsense, but it must not crash, hang past stop(), or make any process touch
-// memory outside the segment. Real workers, a real scribbler writing into the real segment file.
+// The trust model (docs/reliability.md, "Security"): a process that can write into a live throttle
+// segment can make its counts nonsense, but it must not crash, hang past stop(), or make any
+// process touch memory outside the segment. Real workers, a real scribbler writing into the real
+// segment file.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>

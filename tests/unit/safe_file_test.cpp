@@ -1,5 +1,5 @@
-// How mpthrottle writes and reads the files a user names (lib/src/sys/safe_file.hpp): never through a
-// planted name, never over what is not a regular file, never past a cap.
+// How mpthrottle writes and reads the files a user names (lib/src/sys/safe_file.hpp): never through
+// a planted name, never over what is not a regular file, never past a cap.
 #include "safe_file.hpp"
 
 #include <fcntl.h>
