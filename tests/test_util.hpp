@@ -12,6 +12,7 @@
 #include <chrono>
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -105,6 +106,7 @@ class TidThread {
 
 // Waits for a child with a bound; kills it and returns -1 if it does not finish in time.
 inline int wait_child(pid_t pid, std::chrono::milliseconds limit = std::chrono::seconds(30)) {
+  if (pid <= 0) return -1;  // no child: waitpid and kill would take -1 as "any" / "every process"
   const auto deadline = std::chrono::steady_clock::now() + limit;
   int status = 0;
   while (std::chrono::steady_clock::now() < deadline) {
@@ -207,6 +209,7 @@ class Program {
     char err[] = "/tmp/mpt-test-err.XXXXXX";
     const int fo = mkostemp(out, O_CLOEXEC);
     const int fe = mkostemp(err, O_CLOEXEC);
+    if (fo < 0 || fe < 0) throw std::runtime_error("Program: cannot make its output files");
     out_ = out;
     err_ = err;
     std::vector<char*> args;  // built before the fork: the child only calls what is safe there
@@ -223,6 +226,7 @@ class Program {
     }
     close(fo);
     close(fe);
+    if (pid_ < 0) throw std::runtime_error("Program: fork failed for " + argv.at(0));
   }
   ~Program() {
     if (pid_ > 0) {
@@ -235,11 +239,14 @@ class Program {
   Program(const Program&) = delete;
   Program& operator=(const Program&) = delete;
 
-  void signal(int sig) const { kill(pid_, sig); }
+  void signal(int sig) const {
+    if (pid_ > 0) kill(pid_, sig);  // never kill(-1, ...): after wait() there is no child
+  }
   pid_t pid() const { return pid_; }
   std::string out_so_far() const { return slurp_file(out_); }
   // Waits for the exit (killing it after `limit`), then reads what it wrote.
   ProgramResult wait(std::chrono::milliseconds limit = std::chrono::seconds(60)) {
+    if (pid_ <= 0) throw std::logic_error("Program: waited for twice");
     ProgramResult r;
     r.code = wait_child(pid_, limit);
     pid_ = -1;

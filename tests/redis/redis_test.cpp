@@ -534,16 +534,12 @@ TEST(RedisCliTest, RunReportsTheStoredConfigurationItAdopted) {
   const test::ProgramResult ran =
       test::run_mpt({"run", "--backend", url, "--rate", "100", "--hardcap", "limit", "--workers",
                      "2", "--seconds", "1", "--json"});
-  const int rc = ran.code;
-  // stderr (the notice, written before the run) then stdout (the JSON document, at the end).
-  const std::string out = ran.err + ran.out;
-  ASSERT_EQ(rc, 0) << out;
-  const std::size_t brace = out.find('{');
-  ASSERT_NE(brace, std::string::npos) << out;
-  EXPECT_NE(out.substr(0, brace).find("using its stored rate, 300 per 1 s, hardcap one"),
-            std::string::npos)
-      << out;
-  const std::string json = out.substr(brace);
+  // The notice on stderr; stdout is the JSON document and nothing else.
+  ASSERT_EQ(ran.code, 0) << ran.err << ran.out;
+  EXPECT_NE(ran.err.find("using its stored rate, 300 per 1 s, hardcap one"), std::string::npos)
+      << ran.err;
+  const std::string& json = ran.out;
+  ASSERT_TRUE(nlohmann::json::accept(json)) << json;
   const auto doc = nlohmann::json::parse(json);
   EXPECT_EQ(doc["schema"], 2);
   EXPECT_EQ(doc["config"]["rate"], 300);

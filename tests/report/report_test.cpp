@@ -399,7 +399,7 @@ TEST_F(ReportTest, TheHtmlPageIsNeverWrittenThroughALinkOrOverADevice) {
     EXPECT_TRUE(fs::is_character_file(dev));
   }
   EXPECT_EQ(slurp_file(victim), "precious\n");
-  // Nothing left behind (the shell's stdout and stderr files were there before too).
+  // Nothing left behind.
   EXPECT_EQ(std::distance(fs::directory_iterator(dir_), fs::directory_iterator()), before);
 }
 

@@ -1,4 +1,4 @@
-// Workers that die with their parent (lib/src/sys/child_process.hpp).
+// Workers that die with their parent (lib/src/mp/child_process.hpp).
 #include "child_process.hpp"
 
 #include <gtest/gtest.h>

@@ -143,11 +143,18 @@ void worker_main(T& throttle, GrantRecord& record) {
   }
 }
 
+// The options --hardcap and --correction give, for either kind of throttle.
+template <class Options>
+Options shaped(const RunOptions& opts) {
+  Options o;
+  o.hardcap = parse_hardcap(opts.hardcap);
+  if (!std::isnan(opts.correction)) o.correction = opts.correction;
+  return o;
+}
+
 // The throttle `mpt run` drives: anonymous or named (--name)...
 Throttle make_local(const RunOptions& opts) {
-  ThrottleOptions to;
-  to.hardcap = parse_hardcap(opts.hardcap);
-  if (!std::isnan(opts.correction)) to.correction = opts.correction;
+  const auto to = shaped<ThrottleOptions>(opts);
   const std::chrono::duration<double> per(opts.per_s);
   if (opts.name.empty()) return Throttle(opts.rate, per, to);
   return Throttle::create(opts.name, opts.rate, per, to);
@@ -155,9 +162,7 @@ Throttle make_local(const RunOptions& opts) {
 
 // ... or in Redis (--backend; a stored throttle's configuration is adopted, and said so on stderr).
 RemoteThrottle connect_backend(const RunOptions& opts) {
-  RemoteOptions to;
-  to.hardcap = parse_hardcap(opts.hardcap);
-  if (!std::isnan(opts.correction)) to.correction = opts.correction;
+  auto to = shaped<RemoteOptions>(opts);
   to.on_unavailable = parse_on_unavailable(opts.on_unavailable);
   const std::chrono::duration<double> per(opts.per_s);
   RemoteThrottle throttle = RemoteThrottle::connect(opts.backend, opts.rate, per, to);
@@ -204,7 +209,7 @@ void start_workers(ProcessGroup& workers, T& throttle) {
     throttle.stop();
     workers.join_or_kill(std::chrono::seconds(5));
     throw SystemError("cannot fork worker " + std::to_string(started + 1) + " for throttle " +
-                          hex_id(throttle.id()) + ": " + e.what(),
+                          hex_id(throttle.id()) + ": " + std::strerror(e.sys_errno()),
                       e.sys_errno());
   }
 }

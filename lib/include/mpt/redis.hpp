@@ -16,9 +16,11 @@
 // share one schedule. Only this process's kill flag and spin lead are local.
 //
 // Bounds: every wait for the server is bounded, by connect_timeout per connection attempt (name
-// resolution included) and command_timeout per request. So a call that talks to the server blocks
-// at most command_timeout, plus connect_timeout when it has to reconnect (and its own timeout, for
-// the calls that wait for fuel). After a failure, reconnection attempts back off from 10 ms to
+// resolution included) and command_timeout per request. A call sends one request, sometimes a few
+// (the script loaded again after NOSCRIPT, the throttle re-made after a server restart, a stop
+// seen while asleep checked with the server), each bounded so. The requests of one process's
+// threads go one at a time over its one connection: a call waits for those of other threads in
+// flight. After a failure, reconnection attempts back off from 10 ms to
 // reconnect_backoff_max; a call made while backing off does not wait, it fails at once.
 //
 // Signals: a signal handler that runs while a call waits for the server (EINTR, with or without
@@ -135,10 +137,12 @@ class RemoteThrottle {
   // RemoteThrottle::url(): the URL without the password. Never blocks.
   std::string url() const;
   // RemoteThrottle::last_error(): why the last call to the server failed (empty after a success).
-  // Per process; stale as soon as it returns. Never blocks on the server.
+  // Per process; stale as soon as it returns. Sends nothing; waits for a request another thread
+  // has in flight (one lock guards the connection and these counters).
   std::string last_error() const;
   // RemoteThrottle::round_trips(): requests this process has sent to the server for this handle
-  // (and its copies). One per has_fuel()/await_fuel() call. Never blocks on the server.
+  // (and its copies). One per has_fuel()/await_fuel() call, as a rule (see Bounds). Sends
+  // nothing; waits like last_error().
   std::uint64_t round_trips() const noexcept;
 
   // RemoteThrottle::start()
@@ -195,7 +199,8 @@ class RemoteThrottle {
                                                  TimePoint deadline) noexcept;
 
   // RemoteThrottle::available(): units that could be taken now without waiting (0 when not
-  // running). One round trip; 0 when the server cannot be reached.
+  // running). One round trip; when the server cannot be reached, the last value seen (0 before
+  // any), like the other accessors.
   [[nodiscard]] std::int64_t available() const noexcept;
 
   // RemoteThrottle::set_rate()

@@ -1,7 +1,9 @@
 // Internal: the steps of the throttle's hot path and of its monitor, shared by the files that
 // make up mpt::Throttle (throttle.cpp: acquiring; throttle_admin.cpp: start, stop, set_rate;
-// monitor.cpp: the counters). Inline: has_fuel() and emit() compile to one function each, as
-// before the split (bench/bm_throttle.cpp measures them against a clock + CAS floor).
+// monitor.cpp: the counters). In an unnamed namespace, as they were inside throttle.cpp before the
+// split: internal linkage, so GCC inlines them into has_fuel(), acquire() and emit() and none is
+// exported from libmpthrottle.so (an exported one would be called through the PLT, and could be
+// interposed). bench/bm_throttle.cpp measures the hot path against a clock + CAS floor.
 #pragma once
 
 #include <algorithm>
@@ -20,6 +22,7 @@
 #include "tuning.hpp"
 
 namespace mpt::detail {
+namespace {
 
 inline constexpr int kGateTries = 1000;  // try_gate's retries before it gives the caller a way out
 
@@ -275,4 +278,5 @@ inline ThrottleState load_state(const Throttle::Shared* s) {
   return static_cast<ThrottleState>(s->state.load(std::memory_order_acquire));
 }
 
+}  // namespace
 }  // namespace mpt::detail

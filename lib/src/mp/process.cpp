@@ -164,8 +164,7 @@ bool Process::poll() noexcept {
 bool Process::join(std::optional<std::chrono::nanoseconds> timeout) {
   if (pid_ == 0) throw InvalidArgument("process '" + name_ + "' cannot be joined before start()");
   if (poll()) return true;
-  const std::int64_t deadline =
-      timeout ? detail::mono_ns() + std::max<std::int64_t>(timeout->count(), 0) : -1;
+  const std::int64_t deadline = timeout ? detail::deadline_after_ns(timeout->count()) : -1;
   for (;;) {
     int wait_ms = 10;
     if (timeout) {
@@ -219,10 +218,11 @@ void ProcessGroup::start() {
 }
 
 bool ProcessGroup::join(std::optional<std::chrono::nanoseconds> timeout) {
-  const std::int64_t deadline =
-      timeout ? detail::mono_ns() + std::max<std::int64_t>(timeout->count(), 0) : -1;
+  const std::int64_t deadline = timeout ? detail::deadline_after_ns(timeout->count()) : -1;
   bool all = true;
   for (int i = 0; i < started_; ++i) {
+    // A member moved out through operator[] has nothing left to join (and join() would throw).
+    if (members_[static_cast<std::size_t>(i)].pid() == 0) continue;
     std::optional<std::chrono::nanoseconds> left;
     if (timeout)
       left = std::chrono::nanoseconds(std::max<std::int64_t>(deadline - detail::mono_ns(), 0));

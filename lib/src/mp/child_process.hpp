@@ -1,6 +1,6 @@
-// lib/src/child_process.hpp — fork a worker that dies with its parent. Internal: the library's
-// Process (daemon children), `mpt run`, `mpt calibrate`'s trials and the benchmarks use it (they
-// link mpthrottle_internal); not part of the installed API.
+// lib/src/mp/child_process.hpp — fork a worker that dies with its parent. Internal: the library's
+// Process uses it for daemon children (and so ProcessGroup, `mpt run`, `mpt calibrate`'s trials
+// and the benchmarks); not part of the installed API.
 //
 // PR_SET_PDEATHSIG SIGKILL makes the kernel kill the child when the *thread* that forked it ends,
 // however it ends (SIGKILL included). Asked for in the child right after fork(), it races with a
