@@ -54,6 +54,7 @@
 #include <vector>
 
 #include "../test_util.hpp"
+#include "mpt/process.hpp"
 #include "mpt/queue.hpp"
 #include "mpt/segment.hpp"
 #include "mpt/sync.hpp"
@@ -167,17 +168,13 @@ struct Stats {
   }
 };
 
-// Waits for the child with a bound; SIGKILLs and reports it if it outlives the bound.
 // How a child must end: killed by our SIGKILL (a victim), or exit 0 (a worker, the rival).
 enum class End { kKilled, kExitZero };
 
+// "exited with status 3", "killed by signal 9 (SIGKILL)" for a wait status (the library's words).
 std::string describe(int status) {
-  if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) {
-    const char* name = sigabbrev_np(WTERMSIG(status));
-    return "was killed by signal " + std::to_string(WTERMSIG(status)) + " (SIG" +
-           (name ? name : "?") + ")";
-  }
+  if (WIFEXITED(status)) return mpt::describe_exitcode(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return mpt::describe_exitcode(-WTERMSIG(status));
   return "ended with status " + std::to_string(status);
 }
 
