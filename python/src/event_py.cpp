@@ -37,7 +37,10 @@ py::tuple event_state(const mpt::Event& e) {
 }
 
 mpt::Event event_from_state(const py::tuple& state) {
-  if (state.size() != 2) throw py::value_error("not a pickled mpthrottle.Event");
+  if (state.size() != 2 || !py::isinstance<py::int_>(state[0]) ||
+      !py::isinstance<py::str>(state[1])) {
+    throw py::value_error("not a pickled mpthrottle.Event");
+  }
   const auto kind = static_cast<mpt::SegmentKind>(state[0].cast<std::uint32_t>());
   const auto name = state[1].cast<std::string>();
   if (kind == mpt::SegmentKind::kThrottle) return mpt::Throttle::open(name).kill_flag();

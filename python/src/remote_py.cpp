@@ -126,6 +126,10 @@ PyRemote from_state(const py::tuple& state) {
 }
 
 bool await_fuel(PyRemote& r, std::optional<double> timeout, std::int64_t n) {
+  if (timeout && *timeout <= 0) {  // only looks, as Throttle.await_fuel (throttle_py.cpp)
+    py::gil_scoped_release nogil;
+    return r.t.has_fuel(n);
+  }
   const TimePoint deadline = deadline_after(timeout);
   return wait_without_gil([&](const mpt::Interrupt* intr) {
     return (intr ? r.t.await_grant(deadline, n, *intr) : r.t.await_grant(deadline, n)).has_value();

@@ -58,6 +58,9 @@ mpt::Throttle make_named(const std::string& name, const SeedArgs& a, mpt::Create
 }
 
 bool await_fuel(mpt::Throttle& t, std::optional<double> timeout, std::int64_t n) {
+  // A timeout of 0 or less only looks. (The library's await_fuel with a zero timeout computes a
+  // deadline that has passed by the time it reserves, so it would say False even with fuel.)
+  if (timeout && *timeout <= 0) return t.has_fuel(n);
   const TimePoint deadline = deadline_after(timeout);
   return wait_without_gil([&](const mpt::Interrupt* intr) {
     return (intr ? t.await_grant(deadline, n, *intr) : t.await_grant(deadline, n)).has_value();
@@ -260,7 +263,8 @@ void bind_throttle(py::module_& m) {
   bind_monitor(c);
   c.def(py::pickle([](const mpt::Throttle& t) { return py::make_tuple(t.name()); },
                    [](const py::tuple& state) {
-                     if (state.size() != 1) throw py::value_error("not a pickled Throttle");
+                     if (state.size() != 1 || !py::isinstance<py::str>(state[0]))
+                       throw py::value_error("not a pickled Throttle");
                      return mpt::Throttle::open(state[0].cast<std::string>());
                    }));
   c.def("__repr__", &repr);
