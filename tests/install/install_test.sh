@@ -52,4 +52,29 @@ if command -v python3 >/dev/null 2>&1; then
   total=$(sed -n 's/^Total: //p' "$work/py.out")
   test "$total" -ge 18 && test "$total" -le 22 || { echo "FAIL: Python example total $total"; exit 1; }
 fi
+# The Python module (MPT_PYTHON): in the directory the configured prefix's Python searches, and
+# working from the temporary prefix.
+cache=$build/CMakeCache.txt
+if grep -q '^MPT_PYTHON:BOOL=ON' "$cache"; then
+  echo "== Python module"
+  pydir=$(sed -n 's/^MPT_PYTHON_INSTALL_DIR:[A-Z]*=//p' "$cache")
+  py=$(sed -n 's/^Python3_EXECUTABLE:[A-Z]*=//p' "$cache")
+  configured=$(sed -n 's/^CMAKE_INSTALL_PREFIX:[A-Z]*=//p' "$cache")
+  case $pydir in /*) echo "MPT_PYTHON_INSTALL_DIR is absolute: not checked"; echo "PASS"; exit 0;; esac
+  for f in __init__.py _mpthrottle.pyi py.typed; do
+    test -e "$prefix/$pydir/mpthrottle/$f" || { echo "FAIL: $pydir/mpthrottle/$f not installed"; exit 1; }
+  done
+  ls "$prefix/$pydir/mpthrottle"/_mpthrottle*.so >/dev/null || { echo "FAIL: no extension"; exit 1; }
+  "$py" -c "import sys; sys.exit('$configured/$pydir' not in sys.path)" ||
+    { echo "FAIL: $py does not search $configured/$pydir"; exit 1; }
+  env -u LD_LIBRARY_PATH PYTHONPATH="$prefix/$pydir" "$py" -c "
+import mpthrottle
+assert mpthrottle.__file__.startswith('$prefix/'), mpthrottle.__file__
+t = mpthrottle.Throttle(1000, 1)
+t.start()
+n = sum(t.await_fuel(5) for _ in range(10))
+print('Total:', t.stop()[1])
+assert n == 10
+" || { echo "FAIL: the installed Python module"; exit 1; }
+fi
 echo "PASS"
