@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <exception>
 #include <optional>
 #include <string>
 
@@ -49,6 +50,11 @@ py::dict to_dict(const mpt::Snapshot& s);
 // A fresh name for an object made without one: "py.<pid>.<16 random hex digits>".
 std::string unique_name();
 
+// cleanup.cpp: `name` (the segment `id`), created by this process, is removed when Python exits
+// if it still names that segment, even where a handle is never freed (see cleanup.cpp).
+void remove_at_exit(const std::string& name, std::uint64_t id);
+void register_exit_cleanup(py::module_& m);
+
 // interrupt.cpp: waits without the GIL that Ctrl-C ends.
 //
 // SignalWatch, made with the GIL held just before a wait, gives the wait an mpt::Interrupt when
@@ -77,14 +83,42 @@ class SignalWatch {
   PyObject* traceback_ = nullptr;
 };
 
+// Runs f() without the GIL and returns its result (or throws what it threw). Not pybind11's
+// gil_scoped_release: a daemon thread that retakes the GIL while Python exits is ended there
+// (pthread_exit), and that unwinding may not pass through a destructor, which is noexcept
+// (std::terminate: "terminate called without an active exception" at exit). From a plain
+// function it passes.
+template <class F>
+auto without_gil(F&& f) {
+  using R = decltype(f());
+  PyThreadState* state = PyEval_SaveThread();
+  std::exception_ptr error;
+  if constexpr (std::is_void_v<R>) {
+    try {
+      f();
+    } catch (...) {
+      error = std::current_exception();
+    }
+    PyEval_RestoreThread(state);
+    if (error) std::rethrow_exception(error);
+  } else {
+    std::optional<R> result;
+    try {
+      result.emplace(f());
+    } catch (...) {
+      error = std::current_exception();
+    }
+    PyEval_RestoreThread(state);
+    if (error) std::rethrow_exception(error);
+    return std::move(*result);
+  }
+}
+
 // Runs wait(const mpt::Interrupt*) without the GIL (see SignalWatch) and returns its result.
 template <class F>
 auto wait_without_gil(F&& wait) {
   SignalWatch watch;
-  auto result = [&] {
-    py::gil_scoped_release nogil;
-    return wait(watch.interrupt());
-  }();
+  auto result = without_gil([&] { return wait(watch.interrupt()); });
   watch.rethrow();
   return result;
 }

@@ -25,6 +25,12 @@ bool wait_event(const mpt::Event& e, TimePoint deadline, const mpt::Interrupt* i
   }
 }
 
+mpt::Event create_event(const std::string& name, const mpt::CreateOptions& c) {
+  mpt::Event e = mpt::Event::create(name, c);
+  if (!c.persist) remove_at_exit(name, e.segment()->id());
+  return e;
+}
+
 // What a pickled Event carries: the segment kind and name it lives in. The event of a throttle is
 // its kill flag; an anonymous event (a RemoteThrottle's) cannot be reopened elsewhere.
 py::tuple event_state(const mpt::Event& e) {
@@ -58,11 +64,11 @@ flag); Event.create(name) and Event.open(name) make and attach one by name, for 
 not related. The creating process removes the name when its last handle goes away.
 Throttle.kill_flag is an Event too. Safe for concurrent use by threads and processes.
 )doc")
-      .def(py::init([] { return mpt::Event::create(unique_name()); }))
+      .def(py::init([] { return create_event(unique_name(), {}); }))
       .def_static(
           "create",
           [](const std::string& name, unsigned mode, bool persist) {
-            return mpt::Event::create(name, mpt::CreateOptions{static_cast<mode_t>(mode), persist});
+            return create_event(name, mpt::CreateOptions{static_cast<mode_t>(mode), persist});
           },
           py::arg("name"), py::kw_only(), py::arg("mode") = 0600, py::arg("persist") = false,
           "Creates the named event /dev/shm/mpt.<name> (clear). ExistsError if the name is taken.")

@@ -11,4 +11,5 @@ PYBIND11_MODULE(_mpthrottle, m) {
   mpt_python::bind_event(m);
   mpt_python::bind_throttle(m);
   mpt_python::bind_remote(m);
+  mpt_python::register_exit_cleanup(m);
 }

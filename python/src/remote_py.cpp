@@ -110,9 +110,10 @@ PyRemote connect(const std::string& url, const py::object& max_n, double per, bo
   o.on_error = to_on_error(on_error);
   const std::optional<std::int64_t> n =
       max_n.is_none() ? std::nullopt : std::optional(to_int64(max_n, "max_n"));
-  py::gil_scoped_release nogil;
-  auto t = n ? mpt::RemoteThrottle::connect(url, *n, Seconds(per), o)
+  auto t = without_gil([&] {
+    return n ? mpt::RemoteThrottle::connect(url, *n, Seconds(per), o)
              : mpt::RemoteThrottle::connect(url, o);
+  });
   return PyRemote{std::move(t), url, std::move(local)};
 }
 
@@ -121,14 +122,13 @@ PyRemote from_state(const py::tuple& state) {
   const auto url = state[0].cast<std::string>();
   const LocalSettings local = LocalSettings::from_tuple(state[1].cast<py::tuple>());
   const mpt::RemoteOptions o = local_options(local);
-  py::gil_scoped_release nogil;
-  return PyRemote{mpt::RemoteThrottle::connect(url, o), url, local};
+  auto t = without_gil([&] { return mpt::RemoteThrottle::connect(url, o); });
+  return PyRemote{std::move(t), url, local};
 }
 
 bool await_fuel(PyRemote& r, std::optional<double> timeout, std::int64_t n) {
   if (timeout && *timeout <= 0) {  // only looks, as Throttle.await_fuel (throttle_py.cpp)
-    py::gil_scoped_release nogil;
-    return r.t.has_fuel(n);
+    return without_gil([&] { return r.t.has_fuel(n); });
   }
   const TimePoint deadline = deadline_after(timeout);
   return wait_without_gil([&](const mpt::Interrupt* intr) {
@@ -157,20 +157,11 @@ py::object to_py(const T& v) {
 template <class F>
 auto round_trip(F f) {
   return [f](PyRemote& r) -> py::object {
-    using R = decltype(f(r.t));
-    if constexpr (std::is_void_v<R>) {
-      {
-        py::gil_scoped_release nogil;
-        f(r.t);
-      }
+    if constexpr (std::is_void_v<decltype(f(r.t))>) {
+      without_gil([&] { f(r.t); });
       return py::none();
     } else {
-      R result;
-      {
-        py::gil_scoped_release nogil;
-        result = f(r.t);
-      }
-      return to_py(result);
+      return to_py(without_gil([&] { return f(r.t); }));
     }
   };
 }
@@ -184,10 +175,7 @@ void bind_calls(py::class_<PyRemote>& c) {
         "mean rate).");
   c.def(
       "has_fuel",
-      [](PyRemote& r, std::int64_t n) {
-        py::gil_scoped_release nogil;
-        return r.t.has_fuel(n);
-      },
+      [](PyRemote& r, std::int64_t n) { return without_gil([&] { return r.t.has_fuel(n); }); },
       py::arg("n") = 1, "Takes n units if they are available now (one round trip).");
   c.def("await_fuel", &await_fuel, py::arg("t") = py::none(), py::arg("n") = 1, R"doc(
 Blocks until n units are the caller's (True) or cannot be (False), like Throttle.await_fuel. Ctrl-C
@@ -197,8 +185,7 @@ progress first ends (within command_timeout).
   c.def(
       "set_rate",
       [](PyRemote& r, std::int64_t max_n, double per) {
-        py::gil_scoped_release nogil;
-        r.t.set_rate(max_n, Seconds(per));
+        without_gil([&] { r.t.set_rate(max_n, Seconds(per)); });
       },
       py::arg("max_n"), py::arg("per") = 1.0, "Changes the rate for every host.");
   c.def("emit", round_trip([](RT& t) { t.emit(); }), "Counts one emission (now).");

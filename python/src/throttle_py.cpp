@@ -54,7 +54,9 @@ SeedArgs seed_args(const py::object& max_n, double per, bool as_monitor, bool as
 mpt::Throttle make_named(const std::string& name, const SeedArgs& a, mpt::CreateOptions c = {}) {
   mpt::ThrottleOptions o = a.options;
   o.segment = c;
-  return mpt::Throttle::create(name, a.max_n, a.per, o);
+  mpt::Throttle t = mpt::Throttle::create(name, a.max_n, a.per, o);
+  if (!c.persist) remove_at_exit(t.name(), t.id());
+  return t;
 }
 
 bool await_fuel(mpt::Throttle& t, std::optional<double> timeout, std::int64_t n) {
@@ -151,19 +153,11 @@ process's last handle goes (remove() it then). ExistsError if the name is taken.
 }
 
 void bind_control(py::class_<mpt::Throttle>& c) {
-  c.def("start", py::overload_cast<>(&mpt::Throttle::start),
-        py::call_guard<py::gil_scoped_release>(),
-        "Starts (or restarts) the throttle: clears kill_flag, makes one unit available now.");
   c.def(
-      "stop",
-      [](mpt::Throttle& t) {
-        mpt::Summary s;
-        {
-          py::gil_scoped_release nogil;
-          s = t.stop();
-        }
-        return to_tuple(s);
-      },
+      "start", [](mpt::Throttle& t) { without_gil([&] { t.start(); }); },
+      "Starts (or restarts) the throttle: clears kill_flag, makes one unit available now.");
+  c.def(
+      "stop", [](mpt::Throttle& t) { return to_tuple(without_gil([&] { return t.stop(); })); },
       R"doc(
 Stops the throttle: sets kill_flag, wakes every waiter (their await_fuel returns False) and
 returns (runtime, total, mean interval, mean rate): seconds running, emissions counted, seconds
@@ -172,8 +166,7 @@ between emissions, emissions per second. The total is final. Never waits for the
   c.def(
       "set_rate",
       [](mpt::Throttle& t, std::int64_t max_n, double per) {
-        py::gil_scoped_release nogil;
-        t.set_rate(max_n, Seconds(per));
+        without_gil([&] { t.set_rate(max_n, Seconds(per)); });
       },
       py::arg("max_n"), py::arg("per") = 1.0,
       "Changes the rate to max_n per `per` seconds while processes use it.");
