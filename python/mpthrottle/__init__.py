@@ -38,6 +38,11 @@ from ._mpthrottle import (
     remove,
 )
 
+# The classes show (in help() and in pickles) as the package's, where users find them.
+for _cls in (Event, RemoteThrottle, Throttle):
+    _cls.__module__ = __name__
+del _cls
+
 __all__ = [
     "Error",
     "Event",
