@@ -127,10 +127,10 @@ def test_standalone_event_create_open_and_pickle(unique):
 
 
 def test_create_open_remove_share_one_throttle(unique):
-    a = mpthrottle.Throttle.create(unique, 5, 1, hardcap="one")
+    a = mpthrottle.Throttle.create(unique, 5, 100, hardcap="one")
     b = mpthrottle.Throttle.open(unique)
     assert b.name == unique and b.id == a.id
-    assert (b.max_n, b.per, b.hardcap) == (5, 1.0, "one")
+    assert (b.max_n, b.per, b.hardcap) == (5, 100.0, "one")
     a.start()
     assert b.has_fuel()
     assert a.total() == 1
@@ -139,14 +139,14 @@ def test_create_open_remove_share_one_throttle(unique):
     mpthrottle.Throttle.remove(unique)
     with pytest.raises(FileNotFoundError):
         mpthrottle.Throttle.open(unique)
-    assert b.has_fuel() is False  # one unit per 0.2 s, already taken: still attached
+    assert b.has_fuel() is False  # one unit per 20 s, already taken: still attached
     c = mpthrottle.Throttle.create(unique, 1, 1, persist=True)
     del c
     mpthrottle.remove(unique)  # the module-level twin
 
 
 def test_set_rate_and_available():
-    t = mpthrottle.Throttle(10, 1)
+    t = mpthrottle.Throttle(10, 100)
     assert t.available() == 0, "not running"
     t.start()
     assert t.available() == 1

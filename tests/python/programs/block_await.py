@@ -31,8 +31,8 @@ if len(sys.argv) > 2 and sys.argv[2] == "self":
         signal.pthread_kill(threading.get_ident(), signal.SIGINT)
     threading.Thread(target=send, daemon=True).start()
 
-print("ready", flush=True)
 try:
+    print("ready", flush=True)  # inside: a signal that comes early is caught all the same
     wait()
 except KeyboardInterrupt:
     print("interrupted", time.monotonic(), flush=True)
