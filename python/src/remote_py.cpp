@@ -67,16 +67,27 @@ mpt::OnUnavailable to_on_unavailable(const std::string& s) {
       "'");
 }
 
+bool python_exiting() {
+#if PY_VERSION_HEX >= 0x030D0000
+  return Py_IsFinalizing();
+#else
+  return _Py_IsFinalizing();
+#endif
+}
+
 // on_error runs on the thread that saw the failure, which holds no GIL; the function object
-// itself is released with the GIL too.
+// itself is released with the GIL too. Neither takes the GIL once Python is exiting: a thread
+// that takes it then is ended inside the library's noexcept calls (see without_gil).
 std::function<void(const std::string&)> to_on_error(const py::object& f) {
   if (f.is_none()) return {};
   if (!PyCallable_Check(f.ptr())) throw py::type_error("on_error must be callable or None");
   std::shared_ptr<py::object> fn(new py::object(f), [](py::object* o) {
+    if (python_exiting()) return;  // left to the process's end
     py::gil_scoped_acquire gil;
     delete o;
   });
   return [fn](const std::string& message) {
+    if (python_exiting()) return;
     py::gil_scoped_acquire gil;
     try {
       (*fn)(message);

@@ -109,3 +109,24 @@ def test_pickled_to_spawned_processes(url):
     assert r.total() == 20
     with pytest.raises(TypeError):
         pickle.dumps(r.kill_flag)  # a remote throttle's kill flag is this process's own
+
+
+def test_a_lost_server_calls_on_error_and_has_fuel_says_false(unique):
+    p, port = start_redis()
+    try:
+        messages = []
+        r = mpthrottle.connect(f"redis://127.0.0.1:{port}/{unique}", 1000, 1,
+                               on_error=messages.append, connect_timeout=0.2,
+                               command_timeout=0.2)
+        r.start()
+        assert r.has_fuel()
+    finally:
+        p.terminate()
+        p.wait()
+    assert not r.has_fuel()
+    assert not r.await_fuel(0.1)
+    assert r.last_error() != ""
+    assert messages and all(isinstance(m, str) for m in messages)
+    with pytest.raises(mpthrottle.RemoteError):
+        r.stop()
+    assert r.kill_flag.is_set(), "set all the same"
