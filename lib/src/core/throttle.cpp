@@ -112,8 +112,7 @@ std::optional<Throttle::TimePoint> Throttle::await_grant(TimePoint deadline,
 std::optional<Throttle::TimePoint> Throttle::await_grant(TimePoint deadline, std::int64_t n,
                                                          const Interrupt& interrupt) noexcept {
   Interrupt intr = interrupt;
-  intr.period = std::clamp<std::chrono::nanoseconds>(intr.period, std::chrono::microseconds(1),
-                                                     std::chrono::milliseconds(100));
+  intr.period = detail::interrupt_period(intr.period);
   const std::int64_t at = acquire(deadline, n, intr.check ? &intr : nullptr);
   if (at < 0) return std::nullopt;
   return detail::from_ns(at);
