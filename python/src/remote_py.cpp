@@ -132,34 +132,59 @@ bool await_fuel(PyRemote& r, std::optional<double> timeout, std::int64_t n) {
   });
 }
 
+py::object to_py(const mpt::Rate& r) {
+  return to_tuple(r);
+}
+py::object to_py(const mpt::Summary& s) {
+  return to_tuple(s);
+}
+py::object to_py(const mpt::Snapshot& s) {
+  return to_dict(s);
+}
+py::object to_py(mpt::ThrottleState s) {
+  return py::str(mpt::to_string(s));
+}
+template <class T>
+py::object to_py(const T& v) {
+  return py::cast(v);
+}
+
 // A method that makes a round trip: `f(throttle)` without the GIL, its result converted after.
 template <class F>
 auto round_trip(F f) {
-  return [f](PyRemote& r) {
-    auto result = [&] {
-      py::gil_scoped_release nogil;
-      return f(r.t);
-    }();
-    if constexpr (std::is_same_v<decltype(result), mpt::Rate> ||
-                  std::is_same_v<decltype(result), mpt::Summary>) {
-      return to_tuple(result);
-    } else if constexpr (std::is_same_v<decltype(result), mpt::Snapshot>) {
-      return to_dict(result);
+  return [f](PyRemote& r) -> py::object {
+    using R = decltype(f(r.t));
+    if constexpr (std::is_void_v<R>) {
+      {
+        py::gil_scoped_release nogil;
+        f(r.t);
+      }
+      return py::none();
     } else {
-      return result;
+      R result;
+      {
+        py::gil_scoped_release nogil;
+        result = f(r.t);
+      }
+      return to_py(result);
     }
   };
 }
 
 void bind_calls(py::class_<PyRemote>& c) {
   using RT = mpt::RemoteThrottle;
-  c.def("start", round_trip([](RT& t) { return (t.start(), true); }),
-        "Starts (or restarts) the throttle on the server; returns True.");
+  c.def("start", round_trip([](RT& t) { t.start(); }),
+        "Starts (or restarts) the throttle on the server.");
   c.def("stop", round_trip([](RT& t) { return t.stop(); }),
         "Stops it (this process's kill_flag first) and returns (runtime, total, mean interval, "
         "mean rate).");
-  c.def("has_fuel", round_trip([](RT& t) { return t.has_fuel(1); }),
-        "Takes a unit if one is available now (one round trip).");
+  c.def(
+      "has_fuel",
+      [](PyRemote& r, std::int64_t n) {
+        py::gil_scoped_release nogil;
+        return r.t.has_fuel(n);
+      },
+      py::arg("n") = 1, "Takes n units if they are available now (one round trip).");
   c.def("await_fuel", &await_fuel, py::arg("t") = py::none(), py::arg("n") = 1, R"doc(
 Blocks until n units are the caller's (True) or cannot be (False), like Throttle.await_fuel. Ctrl-C
 raises KeyboardInterrupt within 0.1 s of the signal while it sleeps locally; a round trip in
@@ -172,7 +197,7 @@ progress first ends (within command_timeout).
         r.t.set_rate(max_n, Seconds(per));
       },
       py::arg("max_n"), py::arg("per") = 1.0, "Changes the rate for every host.");
-  c.def("emit", round_trip([](RT& t) { return (t.emit(), true); }), "Counts one emission.");
+  c.def("emit", round_trip([](RT& t) { t.emit(); }), "Counts one emission (now).");
   c.def("available", round_trip([](RT& t) { return t.available(); }));
   c.def("latest", round_trip([](RT& t) { return t.latest(); }));
   c.def("mean", round_trip([](RT& t) { return t.mean(); }));
@@ -180,8 +205,7 @@ progress first ends (within command_timeout).
   c.def("hi_lo", round_trip([](RT& t) { return t.hi_lo(); }));
   c.def("total", round_trip([](RT& t) { return t.total(); }));
   c.def("snapshot", round_trip([](RT& t) { return t.snapshot(); }));
-  c.def_property_readonly("state",
-                          round_trip([](RT& t) { return std::string(mpt::to_string(t.state())); }));
+  c.def_property_readonly("state", round_trip([](RT& t) { return t.state(); }));
   c.def_property_readonly("running", round_trip([](RT& t) { return t.running(); }));
 }
 
