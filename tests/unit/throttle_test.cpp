@@ -271,6 +271,33 @@ TEST(ThrottleTest, StopReleasesWaitersAndKillFlag) {
   EXPECT_EQ(t.state(), ThrottleState::kStopped);
 }
 
+// The check counts its calls and fires at the third: a wait that would last 100 s (or for ever,
+// before the start) gives up after about three periods.
+TEST(ThrottleTest, AnInterruptGivesUpTheWaitOnItsCheck) {
+  struct Counter {
+    std::atomic<int> calls{0};
+  };
+  auto check = [](void* c) { return ++static_cast<Counter*>(c)->calls >= 3; };
+  for (const bool started : {false, true}) {
+    Throttle t(1, 100s);
+    if (started) {
+      t.start();
+      ASSERT_TRUE(t.has_fuel());
+    }
+    Counter counter;
+    const Interrupt intr{check, &counter, 5ms};
+    EXPECT_FALSE(t.await_grant(Throttle::TimePoint::max(), 1, intr)) << "started " << started;
+    EXPECT_EQ(counter.calls, 3) << "started " << started;
+    EXPECT_FALSE(t.kill_flag().is_set()) << "an interrupt is not a stop";
+  }
+  // A check that never fires changes nothing: the unit is granted at once.
+  Throttle t(10, 1s);
+  t.start();
+  Counter counter;
+  const Interrupt never{[](void*) { return false; }, &counter, 1ms};
+  EXPECT_TRUE(t.await_grant(Throttle::TimePoint::max(), 1, never));
+}
+
 TEST(ThrottleTest, StatsSurviveStopAndStart) {
   Throttle t(1000, 1s);
   t.start();

@@ -184,6 +184,13 @@ class RemoteThrottle {
   // await_fuel_until() returns false.
   [[nodiscard]] std::optional<TimePoint> await_grant(TimePoint deadline = TimePoint::max(),
                                                      std::int64_t n = 1) noexcept;
+  // RemoteThrottle::await_grant(deadline, n, interrupt): the same, but the local waits (until the
+  // slot, for the start, for a reconnection, on the local fallback) last at most
+  // interrupt.period and interrupt.check is called on each wake; when it returns true the call
+  // withdraws its reservation (one round trip) and returns nullopt. A round trip in progress is
+  // not cut: it ends within command_timeout (see Interrupt in throttle_like.hpp).
+  [[nodiscard]] std::optional<TimePoint> await_grant(TimePoint deadline, std::int64_t n,
+                                                     const Interrupt& interrupt) noexcept;
 
   // RemoteThrottle::reserve()
   // Reserves n units on the server and returns the time at which they are due (at or before now

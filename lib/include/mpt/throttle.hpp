@@ -132,6 +132,13 @@ class Throttle {
   // any max_n + 1 consecutive granted units span at least `per`.
   [[nodiscard]] std::optional<TimePoint> await_grant(TimePoint deadline = TimePoint::max(),
                                                      std::int64_t n = 1) noexcept;
+  // Throttle::await_grant(deadline, n, interrupt): the same, but the wait can be given up from
+  // outside: sleeps last at most interrupt.period and interrupt.check is called on each wake; when
+  // it returns true the call returns nullopt (see Interrupt in throttle_like.hpp). A reserved
+  // slot is then lost. The calls without an Interrupt pay nothing for it but a null check per
+  // wake.
+  [[nodiscard]] std::optional<TimePoint> await_grant(TimePoint deadline, std::int64_t n,
+                                                     const Interrupt& interrupt) noexcept;
 
   // Throttle::reserve()
   // Never blocks. Reserves n units and returns the time at which they are due (at or before `now`
@@ -192,12 +199,13 @@ class Throttle {
  private:
   explicit Throttle(std::shared_ptr<Segment> segment);
   static constexpr std::int64_t kLostSlot = -2;
-  std::int64_t acquire(TimePoint deadline, std::int64_t n) noexcept;
+  std::int64_t acquire(TimePoint deadline, std::int64_t n, const Interrupt* intr) noexcept;
   std::int64_t pass_gate(std::int64_t now, std::uint32_t seq, std::uint32_t run,
-                         std::int64_t deadline_rel) noexcept;
+                         std::int64_t deadline_rel, const Interrupt* intr) noexcept;
   bool has_fuel_one(std::int64_t n, std::int64_t now) noexcept;
   std::int64_t wait_for_slot(std::int64_t due_rel, std::uint32_t epoch, std::uint32_t seq,
-                             std::uint32_t run, std::int64_t deadline_rel) noexcept;
+                             std::uint32_t run, std::int64_t deadline_rel,
+                             const Interrupt* intr) noexcept;
   std::shared_ptr<Segment> segment_;
   Shared* s_;
   Fixed f_;

@@ -22,6 +22,20 @@
 
 namespace mpt {
 
+// A way to give up a wait for fuel from outside it (Throttle::await_grant(deadline, n, Interrupt),
+// RemoteThrottle's likewise): while the call waits, no sleep lasts longer than `period`, and
+// `check(context)` is called on each wake from a sleep (never while spinning the last
+// microseconds before a slot). When it returns true the call gives up and returns nullopt; a slot
+// it had reserved is lost (the rate under-shoots, never over-shoots). A Python binding uses it to
+// honour Ctrl-C: its check takes the interpreter lock and runs the pending signal handlers.
+// `period` is clamped to 1 us .. 100 ms. `check` runs on the waiting thread and must not call the
+// throttle.
+struct Interrupt {
+  bool (*check)(void* context) = nullptr;
+  void* context = nullptr;
+  std::chrono::nanoseconds period = std::chrono::milliseconds(100);
+};
+
 template <class T>
 concept ThrottleLike = requires(T& t, const T& ct, std::int64_t n, std::chrono::nanoseconds d,
                                 std::chrono::steady_clock::time_point tp) {

@@ -24,6 +24,21 @@ using detail::sat_add;
 using detail::to_ns;
 using detail::try_gate;
 
+namespace {
+
+// The end of one sleep that should last until `until` (absolute ns): with an interrupt, no later
+// than one period from now, so that its check runs at least that often.
+std::int64_t sleep_end(std::int64_t until, const Interrupt* intr) noexcept {
+  if (!intr) return until;
+  return std::min(until, sat_add(mono_ns(), intr->period.count()));
+}
+
+bool interrupted(const Interrupt* intr) noexcept {
+  return intr && intr->check(intr->context);
+}
+
+}  // namespace
+
 bool Throttle::has_fuel(std::int64_t n) noexcept {
   return has_fuel(n, Clock::now());
 }
@@ -84,18 +99,28 @@ bool Throttle::await_fuel(std::int64_t n,
 }
 
 bool Throttle::await_fuel_until(TimePoint deadline_tp, std::int64_t n) noexcept {
-  return acquire(deadline_tp, n) >= 0;
+  return acquire(deadline_tp, n, nullptr) >= 0;
 }
 
 std::optional<Throttle::TimePoint> Throttle::await_grant(TimePoint deadline,
                                                          std::int64_t n) noexcept {
-  const std::int64_t at = acquire(deadline, n);
+  const std::int64_t at = acquire(deadline, n, nullptr);
+  if (at < 0) return std::nullopt;
+  return detail::from_ns(at);
+}
+
+std::optional<Throttle::TimePoint> Throttle::await_grant(TimePoint deadline, std::int64_t n,
+                                                         const Interrupt& interrupt) noexcept {
+  Interrupt intr = interrupt;
+  intr.period = detail::interrupt_period(intr.period);
+  const std::int64_t at = acquire(deadline, n, intr.check ? &intr : nullptr);
   if (at < 0) return std::nullopt;
   return detail::from_ns(at);
 }
 
 // Throttle::acquire(): await_fuel_until that returns the grant's CLOCK_MONOTONIC time, or -1.
-std::int64_t Throttle::acquire(TimePoint deadline_tp, std::int64_t n) noexcept {
+std::int64_t Throttle::acquire(TimePoint deadline_tp, std::int64_t n,
+                               const Interrupt* intr) noexcept {
   if (n < 1) return -1;
   const std::int64_t deadline = deadline_tp == TimePoint::max() ? kForever : to_ns(deadline_tp);
   const std::int64_t base = f_.base_ns;
@@ -112,7 +137,8 @@ std::int64_t Throttle::acquire(TimePoint deadline_tp, std::int64_t n) noexcept {
     if (st == ThrottleState::kStopped || (st == ThrottleState::kCreated && run >= 2)) return -1;
     if (st == ThrottleState::kCreated) {  // wait for start()
       if (deadline != kForever && mono_ns() >= deadline) return -1;
-      detail::futex_wait(&s_->wake_seq, seq, deadline);
+      detail::futex_wait(&s_->wake_seq, seq, sleep_end(deadline, intr));
+      if (interrupted(intr)) return -1;
       continue;
     }
     const std::int64_t t0 = mono_ns();
@@ -121,14 +147,14 @@ std::int64_t Throttle::acquire(TimePoint deadline_tp, std::int64_t n) noexcept {
       std::int64_t due;
       std::uint32_t epoch;
       if (!reserve_rel(s_, n, now - base, deadline_rel, &due, &epoch)) return -1;
-      if (due > now - base) now = wait_for_slot(due, epoch, seq, run, deadline_rel);
+      if (due > now - base) now = wait_for_slot(due, epoch, seq, run, deadline_rel, intr);
       if (now == kLostSlot) continue;  // the slot could not be re-timed: reserve a new one
       if (now < 0) return -1;
       if (f_.hardcap == static_cast<std::uint32_t>(Hardcap::kOne)) {
         // Unit by unit through the gate; then all n are granted (and counted) in one step at the
         // last unit's time, so that a stop() or a missed deadline on the way grants none of them.
         for (std::int64_t i = 0; i < n; ++i) {
-          now = pass_gate(now, seq, run, deadline_rel);
+          now = pass_gate(now, seq, run, deadline_rel, intr);
           if (now < 0) return -1;
         }
       }
@@ -139,10 +165,11 @@ std::int64_t Throttle::acquire(TimePoint deadline_tp, std::int64_t n) noexcept {
 
 // Throttle::pass_gate(): hardcap one's last step for one unit after the slot is reached. Grants
 // woken late can close the gate past the next slot: sleep while the gate is more than the spin
-// lead away, spin the rest. Returns the grant time, or -1 if the throttle
-// stopped or the gate opens after the deadline (the slot is then lost: the rate under-shoots).
+// lead away, spin the rest. Returns the grant time, or -1 if the throttle stopped, the gate opens
+// after the deadline or the interrupt (if any) fired (the slot is then lost: the rate
+// under-shoots).
 std::int64_t Throttle::pass_gate(std::int64_t now, std::uint32_t seq, std::uint32_t run,
-                                 std::int64_t deadline_rel) noexcept {
+                                 std::int64_t deadline_rel, const Interrupt* intr) noexcept {
   const std::int64_t base = f_.base_ns;
   for (;;) {
     const std::int64_t rel = now - base;
@@ -151,7 +178,8 @@ std::int64_t Throttle::pass_gate(std::int64_t now, std::uint32_t seq, std::uint3
     if (need > deadline_rel) return -1;
     const std::int64_t lead = load_lead(s_);
     if (detail::sat_sub(need, rel) > lead) {
-      detail::futex_wait(&s_->wake_seq, seq, sat_add(need - lead, base));
+      detail::futex_wait(&s_->wake_seq, seq, sleep_end(sat_add(need - lead, base), intr));
+      if (interrupted(intr)) return -1;
     } else {
       detail::cpu_relax();
     }
@@ -170,10 +198,12 @@ std::int64_t Throttle::pass_gate(std::int64_t now, std::uint32_t seq, std::uint3
 // Throttle::wait_for_slot(): sleeps until the slot minus the spin lead, then spins. stop() and
 // set_rate() bump wake_seq, which wakes the sleep; set_rate() re-times the slot. Returns the
 // absolute time the slot was reached; -1 if the throttle stopped (or was stopped and restarted:
-// a slot belongs to one run) or a re-timed slot fell after the deadline; kLostSlot if the slot
+// a slot belongs to one run), a re-timed slot fell after the deadline or the interrupt (if any)
+// fired on a wake; kLostSlot if the slot
 // could not be re-timed (more rate changes than the rebase records keep).
 std::int64_t Throttle::wait_for_slot(std::int64_t due, std::uint32_t epoch, std::uint32_t seq,
-                                     std::uint32_t run, std::int64_t deadline_rel) noexcept {
+                                     std::uint32_t run, std::int64_t deadline_rel,
+                                     const Interrupt* intr) noexcept {
   const std::int64_t base = f_.base_ns;
   for (;;) {
     const std::int64_t now = mono_ns() - base;
@@ -184,7 +214,8 @@ std::int64_t Throttle::wait_for_slot(std::int64_t due, std::uint32_t epoch, std:
     if (now >= wake_at) {
       detail::cpu_relax();
     } else {
-      detail::futex_wait(&s_->wake_seq, seq, sat_add(wake_at, base));
+      detail::futex_wait(&s_->wake_seq, seq, sleep_end(sat_add(wake_at, base), intr));
+      if (interrupted(intr)) return -1;
     }
     const std::uint32_t cur = s_->wake_seq.load(std::memory_order_acquire);
     if (load_state(s_) != ThrottleState::kRunning ||

@@ -43,15 +43,20 @@ void RemoteThrottle::Impl::stop_fallback() noexcept {
 }
 
 // Sleeps (waiting on the local kill flag, so that stop() in this process or a forked sibling
-// wakes it) until `due_local` minus the spin lead, then spins. False if the kill flag was set.
-bool RemoteThrottle::Impl::sleep_until_local(std::int64_t due_local) noexcept {
+// wakes it) until `due_local` minus the spin lead, then spins. kKilled if the kill flag was set,
+// kInterrupted if the interrupt (if any) fired on a wake.
+RemoteThrottle::Impl::Woke RemoteThrottle::Impl::sleep_until_local(std::int64_t due_local,
+                                                                   const Interrupt* intr) noexcept {
   const std::int64_t lead = fallback_->spin_lead().count();  // clamped: the word may hold anything
   for (;;) {
-    if (kill_->is_set()) return false;
+    if (kill_->is_set()) return Woke::kKilled;
     const std::int64_t now = now_local();
-    if (now >= due_local) return true;
+    if (now >= due_local) return Woke::kReached;
     if (due_local - now > lead) {
-      kill_->wait_until(detail::from_ns(due_local - lead - clock_offset_ns_));
+      std::int64_t until = due_local - lead - clock_offset_ns_;
+      if (intr) until = std::min(until, mono_ns() + intr->period.count());
+      kill_->wait_until(detail::from_ns(until));
+      if (intr && intr->check(intr->context)) return Woke::kInterrupted;
     } else {
       detail::cpu_relax();
     }
@@ -60,7 +65,8 @@ bool RemoteThrottle::Impl::sleep_until_local(std::int64_t due_local) noexcept {
 
 // Waits (within the deadline) until the next reconnection attempt is due. False if the deadline
 // or the kill flag comes first.
-bool RemoteThrottle::Impl::wait_for_retry(std::int64_t deadline_local) noexcept {
+bool RemoteThrottle::Impl::wait_for_retry(std::int64_t deadline_local,
+                                          const Interrupt* intr) noexcept {
   std::int64_t at;
   {
     std::lock_guard lock(mu_);
@@ -68,10 +74,10 @@ bool RemoteThrottle::Impl::wait_for_retry(std::int64_t deadline_local) noexcept 
   }
   if (at <= now_local()) return true;
   if (at > deadline_local) {
-    if (deadline_local > now_local()) sleep_until_local(deadline_local);
+    if (deadline_local > now_local()) (void)sleep_until_local(deadline_local, intr);
     return false;
   }
-  return sleep_until_local(at);
+  return sleep_until_local(at, intr) == Woke::kReached;
 }
 
 RemoteThrottle::Impl::Acq RemoteThrottle::Impl::call_acquire(std::int64_t n,
@@ -123,7 +129,7 @@ RemoteThrottle::Impl::Acq RemoteThrottle::Impl::call_acquire(std::int64_t n,
 }
 
 std::int64_t RemoteThrottle::Impl::unavailable_grant(std::int64_t deadline_ns, std::int64_t n,
-                                                     bool counts) noexcept {
+                                                     bool counts, const Interrupt* intr) noexcept {
   if (kill_set()) return -1;
   switch (options_.on_unavailable) {
     case OnUnavailable::kFailOpen:
@@ -140,7 +146,8 @@ std::int64_t RemoteThrottle::Impl::unavailable_grant(std::int64_t deadline_ns, s
       }
       const auto deadline =
           deadline_ns == kForever ? Throttle::TimePoint::max() : detail::from_ns(deadline_ns);
-      const auto g = fallback_->await_grant(deadline, n);
+      const auto g =
+          intr ? fallback_->await_grant(deadline, n, *intr) : fallback_->await_grant(deadline, n);
       if (!g) return -1;
       if (counts) pending_emits_.fetch_add(n, std::memory_order_relaxed);
       return to_ns(*g);
@@ -170,7 +177,8 @@ bool RemoteThrottle::Impl::has_fuel(std::int64_t n) noexcept {
   return a.status == 1 && a.due_in_ns == 0;
 }
 
-std::int64_t RemoteThrottle::Impl::acquire(std::int64_t deadline_ns, std::int64_t n) noexcept {
+std::int64_t RemoteThrottle::Impl::acquire(std::int64_t deadline_ns, std::int64_t n,
+                                           const Interrupt* intr) noexcept {
   if (n < 1) return -1;
   const std::int64_t deadline_local =
       deadline_ns == kForever ? kForever : deadline_ns + clock_offset_ns_;
@@ -184,11 +192,11 @@ std::int64_t RemoteThrottle::Impl::acquire(std::int64_t deadline_ns, std::int64_
     if (a.fail == Fail::kUnavailable) {
       if (options_.on_unavailable == OnUnavailable::kFailOpen ||
           options_.on_unavailable == OnUnavailable::kLocalFallback)
-        return unavailable_grant(deadline_ns, n, cfg_.auto_emit);
+        return unavailable_grant(deadline_ns, n, cfg_.auto_emit, intr);
       // kFail: at most one more attempt, when the backoff allows it within the deadline;
       // kFailClosed: keep waiting for the server until the deadline.
       if (options_.on_unavailable == OnUnavailable::kFail && tried_after_wait) return -1;
-      if (!wait_for_retry(deadline_local)) return -1;
+      if (!wait_for_retry(deadline_local, intr)) return -1;
       tried_after_wait = true;
       continue;
     }
@@ -201,15 +209,19 @@ std::int64_t RemoteThrottle::Impl::acquire(std::int64_t deadline_ns, std::int64_
         // server), which the server has counted or will count.
         const std::int64_t due = a.t_recv + a.due_in_ns;
         const bool counted_now = a.member.empty() && a.due_in_ns == 0;
-        if (counted_now || sleep_until_local(due)) return due - clock_offset_ns_;
-        // Stopped while it waited. Counted by the server only if the slot came first.
-        if (a.member.empty() || !confirm(a.member)) return -1;
+        if (counted_now) return due - clock_offset_ns_;
+        const Woke w = sleep_until_local(due, intr);
+        if (w == Woke::kReached) return due - clock_offset_ns_;
+        // Stopped (or interrupted) while it waited. Counted by the server only if the slot came
+        // first; otherwise confirm() withdraws the reservation. An interrupted call gives up its
+        // unit even when it was counted (the rate under-shoots).
+        if (a.member.empty() || !confirm(a.member) || w == Woke::kInterrupted) return -1;
         return std::min(due, now_local()) - clock_offset_ns_;
       }
       case -1: {  // created: wait for start()
         const std::int64_t next = std::min(now_local() + kStartPollNs, deadline_local);
         if (deadline_local != kForever && now_local() >= deadline_local) return -1;
-        if (!sleep_until_local(next)) return -1;
+        if (sleep_until_local(next, intr) != Woke::kReached) return -1;
         continue;
       }
       case -2:

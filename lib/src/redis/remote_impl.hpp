@@ -119,7 +119,8 @@ class RemoteThrottle::Impl {
 
   // Hot path. acquire() returns the CLOCK_MONOTONIC grant time, or -1.
   bool has_fuel(std::int64_t n) noexcept;
-  std::int64_t acquire(std::int64_t deadline_ns, std::int64_t n) noexcept;
+  std::int64_t acquire(std::int64_t deadline_ns, std::int64_t n,
+                       const Interrupt* intr = nullptr) noexcept;
   std::optional<std::int64_t> reserve(std::int64_t n, std::int64_t now_ns,
                                       std::int64_t deadline_ns) noexcept;
   void emit(std::int64_t timestamp_ns) noexcept;
@@ -177,10 +178,12 @@ class RemoteThrottle::Impl {
   std::int64_t now_local() const noexcept;
   bool kill_set() const noexcept;
   void stop_fallback() noexcept;
-  bool sleep_until_local(std::int64_t due_local) noexcept;
-  bool wait_for_retry(std::int64_t deadline_local) noexcept;
+  enum class Woke { kReached, kKilled, kInterrupted };
+  Woke sleep_until_local(std::int64_t due_local, const Interrupt* intr) noexcept;
+  bool wait_for_retry(std::int64_t deadline_local, const Interrupt* intr) noexcept;
   Acq call_acquire(std::int64_t n, std::int64_t max_wait_ns, bool emit) noexcept;
-  std::int64_t unavailable_grant(std::int64_t deadline_ns, std::int64_t n, bool counts) noexcept;
+  std::int64_t unavailable_grant(std::int64_t deadline_ns, std::int64_t n, bool counts,
+                                 const Interrupt* intr) noexcept;
   bool confirm(const std::string& member) noexcept;
 
   // Connection layer, mu_ held (remote_conn.cpp).

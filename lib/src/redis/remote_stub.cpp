@@ -47,6 +47,7 @@ Summary RemoteThrottle::stop() { unreachable(); }
 ThrottleState RemoteThrottle::state() const noexcept { unreachable(); }
 bool RemoteThrottle::has_fuel(std::int64_t) noexcept { unreachable(); }
 std::optional<RemoteThrottle::TimePoint> RemoteThrottle::await_grant(TimePoint, std::int64_t) noexcept { unreachable(); }
+std::optional<RemoteThrottle::TimePoint> RemoteThrottle::await_grant(TimePoint, std::int64_t, const Interrupt&) noexcept { unreachable(); }
 std::optional<RemoteThrottle::TimePoint> RemoteThrottle::reserve(std::int64_t, TimePoint, TimePoint) noexcept { unreachable(); }
 std::int64_t RemoteThrottle::available() const noexcept { unreachable(); }
 void RemoteThrottle::set_rate(std::int64_t, std::chrono::duration<double>) { unreachable(); }

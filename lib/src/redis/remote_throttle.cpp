@@ -114,6 +114,16 @@ std::optional<RemoteThrottle::TimePoint> RemoteThrottle::await_grant(TimePoint d
   return detail::from_ns(at);
 }
 
+std::optional<RemoteThrottle::TimePoint> RemoteThrottle::await_grant(
+    TimePoint deadline, std::int64_t n, const Interrupt& interrupt) noexcept {
+  Interrupt intr = interrupt;
+  intr.period = detail::interrupt_period(intr.period);
+  const std::int64_t at = impl_->acquire(deadline == TimePoint::max() ? kForever : to_ns(deadline),
+                                         n, intr.check ? &intr : nullptr);
+  if (at < 0) return std::nullopt;
+  return detail::from_ns(at);
+}
+
 std::optional<RemoteThrottle::TimePoint> RemoteThrottle::reserve(std::int64_t n, TimePoint now,
                                                                  TimePoint deadline) noexcept {
   const auto due =

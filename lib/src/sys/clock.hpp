@@ -3,6 +3,7 @@
 
 #include <time.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 
@@ -35,6 +36,12 @@ inline std::chrono::steady_clock::time_point from_ns(std::int64_t ns) noexcept {
 inline std::int64_t deadline_after_ns(std::int64_t timeout_ns) noexcept {
   const std::int64_t now = mono_ns();
   return timeout_ns > INT64_MAX - now ? INT64_MAX : now + (timeout_ns < 0 ? 0 : timeout_ns);
+}
+
+// Interrupt::period (mpt/throttle_like.hpp) clamped to its bounds, 1 us to 100 ms.
+inline std::chrono::nanoseconds interrupt_period(std::chrono::nanoseconds period) noexcept {
+  return std::clamp<std::chrono::nanoseconds>(period, std::chrono::microseconds(1),
+                                              std::chrono::milliseconds(100));
 }
 
 inline void cpu_relax() noexcept {
