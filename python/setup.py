@@ -155,6 +155,8 @@ setup(
     packages=[],  # the package comes whole from the CMake build (CMakeBuild.copy_package)
     ext_modules=[CMakeExtension(f"{PACKAGE}._mpthrottle")],
     cmdclass={"build_ext": CMakeBuild},
-    options={"build": {"build_base": str(ROOT / "build" / "pip")}},
+    # Everything setuptools writes goes to build/pip/, none of it beside the sources.
+    options={"build": {"build_base": str(ROOT / "build" / "pip")},
+             "egg_info": {"egg_base": str(ROOT / "build" / "pip")}},
     zip_safe=False,
 )
