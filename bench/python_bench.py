@@ -19,8 +19,8 @@ python/, else from the Python path (pip or cmake --install), else from build/rel
 build/default/python of this repository.
 
 usage: python_bench.py [--quick] [--seconds S] [--repeat N] [--impl mpthrottle|peer|both]
-                       [--rates R,R,...] [--start-method fork|spawn|forkserver] [--build DIR]
-                       [--json] [--out FILE]
+                       [--rates R,R,...] [--hardcaps H,H] [--skip accuracy,has_fuel,max_rate]
+                       [--start-method fork|spawn|forkserver] [--build DIR] [--json] [--out FILE]
   --quick   1 s runs, one repetition, fewer timeit calls (about a minute)
   --json    the JSON document on stdout (the table goes to stderr); --out FILE writes it too
 Medians over --repeat runs (default 3). Exit 0 ok, 1 when a run fails, 2 on bad usage.
@@ -99,6 +99,11 @@ def make(impl, rate, hardcap, ctx, mpt):
 def run_once(impl, rate, hardcap, workers, seconds, ctx, mpt):
     """workers Pool workers on one throttle for seconds; their count and the throttle's own."""
     tank = make(impl, rate, hardcap, ctx, mpt)
+    if impl == "mpthrottle":  # which correction it took: none, explicit, or the file's
+        snap = tank.snapshot()
+        settings = {k: snap[k] for k in ("correction", "correction_source", "spin_lead_ns")}
+    else:
+        settings = {"correction": tank.correction, "correction_source": "explicit"}
     ready = ctx.Value("i", 0)
     with ctx.Pool(workers, initializer=_init, initargs=(tank, ready)) as pool:
         # One task per worker: a task runs until the kill flag, so no worker takes two.
@@ -120,7 +125,7 @@ def run_once(impl, rate, hardcap, workers, seconds, ctx, mpt):
         achieved = (count - 1) / ((max(lasts) - min(firsts)) / 1e9)
     return {"worker_count": count, "throttle_total": total, "runtime_s": runtime,
             "achieved_rate_per_sec": achieved,
-            "rel_error": None if achieved is None else achieved / rate - 1.0}
+            "rel_error": None if achieved is None else achieved / rate - 1.0, **settings}
 
 
 def summarize(runs, rate):
@@ -166,16 +171,21 @@ def fmt(v, spec):
 def table(doc):
     lines = [f"python_bench: {doc['seconds']:g} s runs, {doc['repeat']} repetition(s), "
              f"{doc['workers']} Pool workers, start method {doc['start_method']}; medians",
-             "", f"{'IMPL':<11} {'HARDCAP':<7} {'TARGET/s':>9} {'ACHIEVED/s':>12} {'ERROR':>9}"]
+             "", f"{'IMPL':<11} {'HARDCAP':<7} {'TARGET/s':>9} {'ACHIEVED/s':>12} {'ERROR':>9}"
+             "  CORRECTION"]
     for a in doc["accuracy"]:
         err = a["median_rel_error"]
+        first = a["runs"][0]
         lines.append(f"{a['impl']:<11} {a['hardcap']:<7} {a['target_per_sec']:>9,} "
                      f"{fmt(a['median_achieved_rate_per_sec'], '12,.1f')} "
-                     f"{'n/a' if err is None else format(err * 100, '+8.3f') + '%':>9}")
-    lines += ["", f"{'IMPL':<11} {'has_fuel() -> False':>20} {'has_fuel() -> True':>20}"]
+                     f"{'n/a' if err is None else format(err * 100, '+8.3f') + '%':>9}"
+                     f"  {first['correction']:.6g} ({first['correction_source'].split(' ')[0]})")
+    if doc["has_fuel_us"]:
+        lines += ["", f"{'IMPL':<11} {'has_fuel() -> False':>20} {'has_fuel() -> True':>20}"]
     for impl, h in doc["has_fuel_us"].items():
         lines.append(f"{impl:<11} {fmt(h['no_fuel'], '17.3f')} us {fmt(h['fuel'], '17.3f')} us")
-    lines += ["", f"{'IMPL':<11} {'2 WORKERS, HARDCAP NONE: ACHIEVED/s':>36}"]
+    if doc["max_rate"]:
+        lines += ["", f"{'IMPL':<11} {'2 WORKERS, HARDCAP NONE: ACHIEVED/s':>36}"]
     for impl, m in doc["max_rate"].items():
         lines.append(f"{impl:<11} {fmt(m['median_achieved_rate_per_sec'], '36,.0f')}")
     return "\n".join(lines)
@@ -188,6 +198,9 @@ def main():
     ap.add_argument("--repeat", type=int)
     ap.add_argument("--impl", choices=["mpthrottle", "peer", "both"], default="both")
     ap.add_argument("--rates", default="1000,10000,50000")
+    ap.add_argument("--hardcaps", default="limit,one")
+    ap.add_argument("--skip", default="", help="comma-separated parts to leave out: "
+                    "accuracy, has_fuel, max_rate")
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--start-method", choices=["fork", "spawn", "forkserver"], default="fork")
     ap.add_argument("--build")
@@ -203,6 +216,11 @@ def main():
     if not 0 < seconds <= 600 or not 1 <= repeat <= 50 or not 1 <= a.workers <= 64 \
             or not all(1 <= r <= 1_000_000 for r in rates):
         ap.error("--seconds (0, 600], --repeat 1..50, --workers 1..64, --rates 1..1000000")
+    hardcaps = a.hardcaps.split(",")
+    skip = set(filter(None, a.skip.split(",")))
+    if not set(hardcaps) <= {"limit", "one", "none"} or not skip <= {"accuracy", "has_fuel",
+                                                                     "max_rate"}:
+        ap.error("--hardcaps: limit, one, none; --skip: accuracy, has_fuel, max_rate")
     impls = ["mpthrottle", "peer"] if a.impl == "both" else [a.impl]
     mpt = import_mpthrottle(a.build) if "mpthrottle" in impls else None
     ctx = multiprocessing.get_context(a.start_method)
@@ -215,10 +233,11 @@ def main():
                     "python": platform.python_version(), "kernel": platform.release()},
            "impls": {i: IMPLS[i] for i in impls},
            "mpthrottle_module": getattr(mpt, "__file__", None),
+           "mpt_calibration_env": os.environ.get("MPT_CALIBRATION"),
            "accuracy": [], "has_fuel_us": {}, "max_rate": {}}
     try:
         for impl in impls:
-            for hardcap in ("limit", "one"):
+            for hardcap in hardcaps if "accuracy" not in skip else []:
                 for rate in rates:
                     say(f"python_bench: {impl}, hardcap {hardcap}, {rate}/s, {a.workers} workers, "
                         f"{seconds:g} s x {repeat}")
@@ -226,12 +245,15 @@ def main():
                             for _ in range(repeat)]
                     doc["accuracy"].append({"impl": impl, "hardcap": hardcap,
                                             "target_per_sec": rate, **summarize(runs, rate)})
-            say(f"python_bench: {impl}, has_fuel() cost, {calls} calls x 5")
-            # The peer's True path pays a queue round trip per call: fewer calls keep it short.
-            fuel_calls = calls if impl == "mpthrottle" else calls // 5
-            doc["has_fuel_us"][impl] = {
-                "no_fuel": has_fuel_cost(impl, False, calls, 5, ctx, mpt) * 1e6,
-                "fuel": has_fuel_cost(impl, True, fuel_calls, 5, ctx, mpt) * 1e6}
+            if "has_fuel" not in skip:
+                say(f"python_bench: {impl}, has_fuel() cost, {calls} calls x 5")
+                # The peer's True path pays a queue round trip per call: fewer calls, shorter.
+                fuel_calls = calls if impl == "mpthrottle" else calls // 5
+                doc["has_fuel_us"][impl] = {
+                    "no_fuel": has_fuel_cost(impl, False, calls, 5, ctx, mpt) * 1e6,
+                    "fuel": has_fuel_cost(impl, True, fuel_calls, 5, ctx, mpt) * 1e6}
+            if "max_rate" in skip:
+                continue
             say(f"python_bench: {impl}, 2 workers, hardcap none, {MAX_RATE_TARGET}/s target")
             runs = [run_once(impl, MAX_RATE_TARGET, "none", 2, seconds, ctx, mpt)
                     for _ in range(repeat)]
