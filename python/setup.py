@@ -111,8 +111,7 @@ class CMakeBuild(build_ext):
             "-DCMAKE_BUILD_TYPE=Release",
             "-DMPT_PYTHON=ON", "-DMPT_TESTS=OFF", "-DMPT_BENCH=OFF", "-DMPT_EXAMPLES=OFF",
             "-DMPT_BPF=OFF",  # the eBPF programs are the CLI's, not the module's
-            f"-DPython3_EXECUTABLE={sys.executable}", f"-DPython_EXECUTABLE={sys.executable}",
-            f"-DPYTHON_EXECUTABLE={sys.executable}",
+            f"-DPython3_EXECUTABLE={sys.executable}",  # the module is for the Python running pip
         ]
         if shutil.which("ninja") and not (build / "CMakeCache.txt").exists():
             configure += ["-G", "Ninja"]
