@@ -83,7 +83,8 @@ def run(command, what, cwd=None):
 def check_target(build):
     """Stops early, and says why, when the configured build has no Python module to build."""
     generated = [build / "build.ninja", build / "Makefile"]
-    text = "".join(f.read_text(encoding="utf-8", errors="replace") for f in generated if f.is_file())
+    text = "".join(f.read_text(encoding="utf-8", errors="replace")
+                   for f in generated if f.is_file())
     if TARGET not in text:
         raise BuildError(f"CMake made no target {TARGET}: MPT_PYTHON is off (CMake's message above "
                          f"says why; {INSTALL_HINT}) or this checkout has no python/CMakeLists.txt")
@@ -97,7 +98,7 @@ class CMakeExtension(Extension):
 
 
 class CMakeBuild(build_ext):
-    """Configures and builds the repository's `mpthrottle_python` target, then copies the package."""
+    """Configures and builds the repository's target mpthrottle_python; copies the package."""
 
     def build_extension(self, ext):
         if self.inplace:
@@ -124,7 +125,7 @@ class CMakeBuild(build_ext):
         self.copy_package(build / "python" / PACKAGE, Path(self.get_ext_fullpath(ext.name)).parent)
 
     def copy_package(self, built, dest):
-        """Copies the package CMake assembled (module, .py, .pyi, py.typed) into the wheel's tree."""
+        """Copies the package CMake assembled (module, .py, .pyi, py.typed) into the wheel."""
         modules = list(built.glob("_mpthrottle*.so")) if built.is_dir() else []
         if not modules:
             raise BuildError(f"the build made no {built}/_mpthrottle*.so: is MPT_PYTHON on? "
