@@ -23,6 +23,9 @@ percentiles, interval_histogram, rate_series, cpu_s_per_1000. CPU time is that o
 process of the design (filler, workers and monitor: RUSAGE_CHILDREN), because the filler is the
 price of the design; mpt needs no filler.
 
+The same design as an object with the seed's API, class Throttle, serves bench/python_bench.py,
+which drives it and the Python module mpthrottle with one harness.
+
 No calibration: mp_throttle's _calibrate() would fit a correction for this host; this peer runs
 with --correction (default 0), as mpt_scenario runs with the library's own rule.
 
@@ -78,6 +81,81 @@ def monitor(emissions, results):
             break
         total += 1
     results.put(("monitor", total))
+
+
+class Throttle:
+    """The seed's Throttle API (shared/seeds/mp_throttle-api.txt) on this design, for harnesses
+    that drive a throttle object from Python worker code as mp_throttle's users do
+    (bench/python_bench.py): start() starts the filler and the monitor, has_fuel() and
+    await_fuel(t) take a unit from the gas queue and, with auto_emit, pass its time to the monitor,
+    stop() sets kill_flag and returns (runtime, total, mean interval, mean rate). It travels to
+    workers as mp_throttle's does: as a Process or Pool initializer argument (the queues and the
+    event go by inheritance). No latest()/mean() and no calibration: _correction is given."""
+
+    def __init__(self, max_n, per=1, hardcap="limit", _correction=0.0, auto_emit=True, ctx=None):
+        ctx = ctx or multiprocessing.get_context()
+        self.max_n, self.per, self.hardcap = max_n, per, hardcap
+        self.correction, self.auto_emit = _correction, auto_emit
+        self.gas, self.emissions, self._results = ctx.Queue(), ctx.Queue(), ctx.Queue()
+        self.kill_flag = ctx.Event()
+        self._started_ns = ctx.Value("q", 0)
+        self._ctx, self._filler, self._monitor = ctx, None, None
+        self.start_time = None
+
+    def __getstate__(self):  # the processes and the context stay with the creator
+        state = dict(self.__dict__)
+        state.update(_ctx=None, _filler=None, _monitor=None)
+        return state
+
+    def start(self, fill=True):
+        """Starts the monitor and (unless fill is False: a harness fills the gas itself) the
+        filler."""
+        self._monitor = self._ctx.Process(target=monitor, args=(self.emissions, self._results),
+                                          name="monitor", daemon=True)
+        self._monitor.start()
+        if fill:
+            self._filler = self._ctx.Process(
+                target=filler, args=(self.gas, self.kill_flag, self._started_ns, self.max_n,
+                                     self.per, self.hardcap, self.correction),
+                name="filler", daemon=True)
+            self._filler.start()
+        self.start_time = time.time()
+
+    def stop(self):
+        self.kill_flag.set()
+        if self._filler is not None:
+            self._filler.join()
+        runtime = time.time() - self.start_time
+        self.emissions.put(None)
+        _, total = self._results.get()
+        self._monitor.join()
+        while True:  # empties the gas, as the seed's stop() does
+            try:
+                self.gas.get_nowait()
+            except queue.Empty:
+                break
+        return runtime, total, runtime / total if total else 0.0, total / runtime
+
+    def has_fuel(self):
+        try:
+            self.gas.get_nowait()
+        except queue.Empty:
+            return False
+        if self.auto_emit:
+            self.emit()
+        return True
+
+    def await_fuel(self, t=None):
+        try:
+            self.gas.get(timeout=t)
+        except queue.Empty:
+            return False
+        if self.auto_emit:
+            self.emit()
+        return True
+
+    def emit(self, timestamp=None):
+        self.emissions.put(time.time() if timestamp is None else timestamp)
 
 
 def achieved_rate_per_sec(count, first_ns, last_ns):
