@@ -60,8 +60,8 @@ mpt::Throttle make_named(const std::string& name, const SeedArgs& a, mpt::Create
 }
 
 bool await_fuel(mpt::Throttle& t, std::optional<double> timeout, std::int64_t n) {
-  // A timeout of 0 or less only looks. (The library's await_fuel with a zero timeout computes a
-  // deadline that has passed by the time it reserves, so it would say False even with fuel.)
+  // A timeout of 0 or less is has_fuel(), as for the library's await_fuel(n, timeout): it never
+  // waits, so it keeps the GIL.
   if (timeout && *timeout <= 0) return t.has_fuel(n);
   const TimePoint deadline = deadline_after(timeout);
   return wait_without_gil([&](const mpt::Interrupt* intr) {

@@ -211,6 +211,19 @@ TEST(RedisTest, SameApiAsTheLocalThrottle) {
 
 // 4 processes at 1,000/s for 3 s through Redis: the achieved rate within 1% of the target, and
 // one round trip per acquisition.
+// As for a local throttle, a zero timeout is has_fuel(): it takes the fuel that is there.
+TEST(RedisTest, AZeroTimeoutTakesFuelThatIsThere) {
+  MPT_REQUIRE_REDIS_SERVER();
+  RedisServer server;
+  ASSERT_TRUE(server.ready());
+  RemoteThrottle t = RemoteThrottle::connect(server.url("zero"), 2, 10s);
+  EXPECT_FALSE(t.await_fuel(0ns));  // before start()
+  t.start();
+  EXPECT_TRUE(t.await_fuel(0ns));
+  EXPECT_FALSE(t.await_fuel(1, std::chrono::nanoseconds(-5)));  // none left
+  EXPECT_EQ(t.total(), 1u);
+}
+
 TEST(RedisTest, FourProcessesHoldTheRate) {
   MPT_REQUIRE_REDIS_SERVER();
   RedisServer server;

@@ -221,6 +221,19 @@ TEST(ThrottleTest, AwaitTimeoutThatCannotBeMetReturnsAtOnceTakingNothing) {
   EXPECT_GT(*due - t0, 9s);
 }
 
+// "A zero timeout is has_fuel()": fuel that is there is taken, none that is not (the deadline
+// "now" must not have passed by the time the slot is reserved).
+TEST(ThrottleTest, AZeroTimeoutTakesFuelThatIsThere) {
+  for (const Hardcap h : {Hardcap::kLimit, Hardcap::kOne, Hardcap::kNone}) {
+    Throttle t(2, 10s, with_hardcap(h));
+    EXPECT_FALSE(t.await_fuel(0ns)) << to_string(h) << ": before start()";
+    t.start();
+    EXPECT_TRUE(t.await_fuel(0ns)) << to_string(h);
+    EXPECT_FALSE(t.await_fuel(1, std::chrono::nanoseconds(-5))) << to_string(h) << ": none left";
+    EXPECT_EQ(t.total(), 1u) << to_string(h);
+  }
+}
+
 TEST(ThrottleTest, AwaitWithTimeoutThatCanBeMetWaits) {
   Throttle t(20, 1s, with_hardcap(Hardcap::kOne));  // 50 ms
   t.start();

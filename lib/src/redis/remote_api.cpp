@@ -77,6 +77,9 @@ bool RemoteThrottle::await_fuel(std::chrono::nanoseconds timeout) noexcept {
 bool RemoteThrottle::await_fuel(std::int64_t n,
                                 std::optional<std::chrono::nanoseconds> timeout) noexcept {
   if (!timeout) return await_fuel_until(TimePoint::max(), n);
+  // A zero (or negative) timeout is has_fuel(): a deadline of "now" would already have passed
+  // when the slot is reserved, and the call would refuse fuel that is there.
+  if (timeout->count() <= 0) return has_fuel(n);
   return await_fuel_until(detail::from_ns(detail::deadline_after_ns(timeout->count())), n);
 }
 
