@@ -39,6 +39,7 @@ enum class SegmentKind : std::uint32_t {
   kSemaphore = 4,
   kCondition = 5,
   kQueue = 6,
+  kDict = 7,
 };
 
 // "throttle", "event", ...; "unknown" for any other value.

@@ -98,6 +98,8 @@ const char* to_string(SegmentKind kind) noexcept {
       return "condition";
     case SegmentKind::kQueue:
       return "queue";
+    case SegmentKind::kDict:
+      return "dict";
   }
   return "unknown";
 }
