@@ -12,13 +12,16 @@
 //                   waiting to take it, mostly; or holding it, or between the two)
 //   queue_put       a producer putting numbered messages (dies in put, or blocked on a full queue)
 //   queue_get       a consumer getting numbered messages (dies in get)
+//   dict_update     a SharedDict writer incrementing counters and replacing checksummed values
+//                   (dies in update or set, holding the dict's mutex or not)
 // After each kill: the victim is reaped within 2 s (else a hang); the lock is taken within 1 s,
 // and exactly one process is told of the dead owner when the victim died holding it, none when it
 // died neither holding nor taking it, at most one when it died inside lock(); the rival finishes
 // within 2 s; a producer's queue holds exactly the messages whose put completed (plus at most the
 // one in flight), in order, intact, once; a consumer's messages were each delivered at most once
 // and at most one is missing (the one it got but had not recorded); the monitor's total stays
-// between what the victims recorded and that plus one per kill. At the start, every 250 kills and
+// between what the victims recorded and that plus one per kill; the dict answers at once, its
+// values are whole and each counter moved by the updates its writer saw return, plus at most one. At the start, every 250 kills and
 // at the end: every segment header validates, the monitors' intervals are sane, and each of the
 // three throttles is given one second to two fresh workers (all six at once, after taking the
 // burst each saved while idle): the two limit throttles must grant their rate within 1 % (one
@@ -57,6 +60,7 @@
 #include "mpt/process.hpp"
 #include "mpt/queue.hpp"
 #include "mpt/segment.hpp"
+#include "mpt/shared_dict.hpp"
 #include "mpt/sync.hpp"
 #include "mpt/throttle.hpp"
 
@@ -107,6 +111,7 @@ struct Board {
   std::atomic<std::uint64_t> done;             // await/emit: operations that returned
   std::atomic<std::uint64_t> log_len;          // queue_get: entries in `log`
   std::int64_t log[256];                       // queue_get: seqs received, in order
+  std::atomic<std::uint64_t> dict_done[4];     // dict_update: updates that returned, per counter
   RateWorker rate[kRateThrottles * kRateWorkersEach];
 };
 
@@ -151,6 +156,7 @@ struct Stats {
   int lock_asleep_at_kill = 0;  // ... of which asleep in the futex wait just before the kill
   std::uint64_t messages_checked = 0;
   int messages_in_flight_lost = 0;
+  std::uint64_t dict_updates_checked = 0;
   double worst_stall_ms = 0;
   int rate_checks = 0;
   double rate_worst_limit = 0;      // the largest |got / rate - 1| of the limit throttles
@@ -228,6 +234,11 @@ class Harness {
     qo.capacity = 64;
     qo.max_message_bytes = sizeof(Message) + kMaxMessage;
     queue_ = mpt::Queue::create(name("queue"), qo);
+    dict_ = Dict::create(name("dict"), {.capacity = 8, .max_key_bytes = 4, .max_value_bytes = 256});
+    for (int k = 0; k < kDictCounters; ++k) {
+      dict_->set(k, {0});
+      dict_->set(100 + k, dict_value(0));
+    }
     sleeping_->start();
     busy_->start();
     gated_->start();
@@ -240,7 +251,7 @@ class Harness {
     const auto end = Clock::now() + std::chrono::duration<double>(seconds);
     const std::vector<std::string> kinds = {"await_sleeping", "await_busy", "await_gate",
                                             "emit",           "lock",       "lock_contended",
-                                            "queue_put",      "queue_get"};
+                                            "queue_put",      "queue_get",  "dict_update"};
     check_everything();
     for (int k = 0; k < kills && Clock::now() < end; ++k) {
       const std::string& kind = kinds[rng_() % kinds.size()];
@@ -273,13 +284,16 @@ class Harness {
         "saw\n",
         st_.rate_checks, st_.rate_worst_limit * 100, st_.rate_worst_one * 100,
         st_.rate_most_waiting_ms);
+    std::printf("  dict: %llu updates checked, %llu recoveries from a dead writer\n",
+                static_cast<unsigned long long>(st_.dict_updates_checked),
+                static_cast<unsigned long long>(dict_->bytes().recoveries()));
     std::printf("  worst stall (reap, lock, queue drain): %.1f ms\n", st_.worst_stall_ms);
     std::printf("  violations: %zu\n", st_.violations.size());
     return st_.violations.empty() ? 0 : 1;
   }
 
   ~Harness() {
-    for (const char* w : {"sleep", "busy", "gate", "emit", "lock", "queue"})
+    for (const char* w : {"sleep", "busy", "gate", "emit", "lock", "queue", "dict"})
       try {
         mpt::Segment::remove(name(w));
       } catch (...) {
@@ -319,6 +333,7 @@ class Harness {
     if (kind == "lock_contended") return round_lock_contended();
     if (kind == "queue_put") return round_queue_put(r);
     if (kind == "queue_get") return round_queue_get(r);
+    if (kind == "dict_update") return round_dict_update();
   }
 
   void round_await(const std::string& kind, mpt::Throttle& t) {
@@ -492,6 +507,50 @@ class Harness {
     st_.messages_in_flight_lost += missing;
   }
 
+  // The victim increments counters 0..3 (update) and replaces values 100..103 (set) in turn.
+  void round_dict_update() {
+    for (auto& d : board_->dict_done)
+      d.store(0);
+    std::uint64_t before[kDictCounters];
+    for (int k = 0; k < kDictCounters; ++k)
+      before[k] = dict_->get(k).value_or(std::vector<std::uint32_t>{0}).at(0);
+    kill_victim("dict_update", [&] {
+      for (std::uint32_t i = 0; i < 64; ++i) {
+        const int k = static_cast<int>(i % kDictCounters);
+        dict_->update(k, [](std::optional<std::vector<std::uint32_t>> v) {
+          const std::uint32_t n = v && !v->empty() ? v->front() : 0;
+          return std::vector<std::uint32_t>{n + 1};
+        });
+        board_->dict_done[k].fetch_add(1);
+        dict_->set(100 + k, dict_value(i));
+      }
+    });
+    const auto t0 = Clock::now();
+    for (int k = 0; k < kDictCounters; ++k) {
+      const auto v = dict_->get(100 + k);
+      if (!v || *v != dict_value(v->empty() ? 0 : v->front()))
+        st_.fail("dict_update: value " + std::to_string(100 + k) + " missing or torn");
+      const auto c = dict_->get(k);
+      const std::uint64_t moved = c && c->size() == 1 ? c->front() - before[k] : ~0ull;
+      const std::uint64_t done = board_->dict_done[k].load();
+      if (moved < done || moved > done + 1)
+        st_.fail("dict_update: counter " + std::to_string(k) + " moved by " +
+                 std::to_string(moved) + " but " + std::to_string(done) + " updates returned");
+      st_.dict_updates_checked += done;
+    }
+    if (dict_->size() != 2 * kDictCounters)
+      st_.fail("dict_update: " + std::to_string(dict_->size()) + " entries, not 8");
+    st_.stall(t0);
+  }
+
+  // A value carrying its own check: seed, then words derived from it.
+  static std::vector<std::uint32_t> dict_value(std::uint32_t seed) {
+    std::vector<std::uint32_t> v(1 + seed % 50);
+    for (std::size_t i = 0; i < v.size(); ++i)
+      v[i] = i == 0 ? seed : seed * 2654435761u + static_cast<std::uint32_t>(i);
+    return v;
+  }
+
   // Everything left in the queue, checked; seqs in order of delivery.
   std::vector<std::int32_t> drain(std::uint32_t r, const std::string& kind) {
     std::vector<std::int32_t> out;
@@ -522,7 +581,7 @@ class Harness {
   }
 
   void check_segments() {
-    for (const char* w : {"sleep", "busy", "gate", "emit", "lock", "queue"}) {
+    for (const char* w : {"sleep", "busy", "gate", "emit", "lock", "queue", "dict"}) {
       const mpt::SegmentInfo info = mpt::Segment::inspect(name(w));
       if (!info.valid)
         st_.fail(std::string("segment ") + w + " no longer validates: " + info.problem);
@@ -667,6 +726,9 @@ class Harness {
   std::optional<mpt::Throttle> sleeping_, busy_, gated_, monitor_;
   std::optional<mpt::Lock> lock_;
   std::optional<mpt::Queue> queue_;
+  using Dict = mpt::SharedDict<int, std::vector<std::uint32_t>>;
+  static constexpr int kDictCounters = 4;
+  std::optional<Dict> dict_;
   Stats st_;
 };
 
