@@ -12,9 +12,11 @@
 //   semaphore  at most 2 of 5 workers at once                (Controlling concurrent access)
 //   map        Pool.map squares a list                       (Pool.map)
 //   mapreduce  word count with map_reduce                    (Map/Reduce)
+//   manager    ten workers fill a shared dict                (Manager)
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -28,6 +30,7 @@
 #include "mpt/event.hpp"
 #include "mpt/pool.hpp"
 #include "mpt/process.hpp"
+#include "mpt/shared_dict.hpp"
 #include "mpt/sync.hpp"
 
 using namespace std::chrono_literals;
@@ -282,13 +285,35 @@ int mapreduce() {
   return 0;
 }
 
+// Python's Manager().dict() is served by a process of its own; here the dictionary lives in
+// shared memory and each worker writes its entry directly. The entries are printed in key order
+// (a Python dict keeps insertion order, which racing workers make arbitrary anyway).
+int manager() {
+  auto d = mpt::SharedDict<int, int>::anonymous({.capacity = 16});
+  std::vector<mpt::Process> jobs;
+  for (int i = 0; i < 10; ++i)
+    jobs.emplace_back([&d, i] { d.set(i, i * 2); });
+  for (auto& j : jobs)
+    j.start();
+  for (auto& j : jobs)
+    j.join();
+  auto items = d.items();
+  std::sort(items.begin(), items.end());
+  std::string out;
+  for (const auto& [k, v] : items)
+    out += (out.empty() ? "" : ", ") + std::to_string(k) + ": " + std::to_string(v);
+  std::printf("Results: {%s}\n", out.c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const std::map<std::string, int (*)()> topics = {
-      {"simple", simple},       {"names", names}, {"daemon", daemon},      {"join", join},
-      {"exitcodes", exitcodes}, {"event", event}, {"lock", lock},          {"condition", condition},
-      {"semaphore", semaphore}, {"map", map},     {"mapreduce", mapreduce}};
+      {"simple", simple}, {"names", names},         {"daemon", daemon},
+      {"join", join},     {"exitcodes", exitcodes}, {"event", event},
+      {"lock", lock},     {"condition", condition}, {"semaphore", semaphore},
+      {"map", map},       {"mapreduce", mapreduce}, {"manager", manager}};
   setvbuf(stdout, nullptr, _IOLBF, 0);  // line by line, so parent and children interleave in order
   auto it = argc == 2 ? topics.find(argv[1]) : topics.end();
   if (it == topics.end()) {

@@ -21,12 +21,12 @@
 // one in flight), in order, intact, once; a consumer's messages were each delivered at most once
 // and at most one is missing (the one it got but had not recorded); the monitor's total stays
 // between what the victims recorded and that plus one per kill; the dict answers at once, its
-// values are whole and each counter moved by the updates its writer saw return, plus at most one. At the start, every 250 kills and
-// at the end: every segment header validates, the monitors' intervals are sane, and each of the
-// three throttles is given one second to two fresh workers (all six at once, after taking the
-// burst each saved while idle): the two limit throttles must grant their rate within 1 % (one
-// grant at 50/s), the hardcap-one throttle never more than its rate and, unless its workers were
-// kept off the CPU, within 1 % of it.
+// values are whole and each counter moved by the updates its writer saw return, plus at most one.
+// At the start, every 250 kills and at the end: every segment header validates, the monitors'
+// intervals are sane, and each of the three throttles is given one second to two fresh workers (all
+// six at once, after taking the burst each saved while idle): the two limit throttles must grant
+// their rate within 1 % (one grant at 50/s), the hardcap-one throttle never more than its rate and,
+// unless its workers were kept off the CPU, within 1 % of it.
 //
 // usage: mpt_chaos [--kills N] [--seconds S] [--seed X]    (defaults 1000, 60, time; X is the
 // seed a previous run printed, 0 … 4294967295)

@@ -56,10 +56,11 @@ TEST(SharedDictTest, TypedKeysAndValuesThroughTheCodec) {
   auto d = SharedDict<int, std::vector<double>>::anonymous({.capacity = 4});
   d.set(7, {1.5, 2.5});
   EXPECT_EQ(d.get(7), (std::vector<double>{1.5, 2.5}));
-  EXPECT_EQ(d.update(7, [](std::optional<std::vector<double>> v) {
-    v->push_back(3.5);
-    return *v;
-  }),
+  EXPECT_EQ(d.update(7,
+                     [](std::optional<std::vector<double>> v) {
+                       v->push_back(3.5);
+                       return *v;
+                     }),
             (std::vector<double>{1.5, 2.5, 3.5}));
   auto counters = SharedDict<std::string, long>::anonymous({.capacity = 4});
   EXPECT_EQ(counters.update("n", [](std::optional<long> v) { return v.value_or(0) + 1; }), 1);
@@ -128,8 +129,7 @@ TEST(SharedDictTest, OversizeKeyOrValueIsAnErrorNamingBothSizes) {
     }
   };
   expect_both([&] { d.set("abcde", "v"); }, "key of 5 bytes", "max_key_bytes 4");
-  expect_both([&] { d.set("k", std::string(11, 'y')); }, "value of 11 bytes",
-              "max_value_bytes 10");
+  expect_both([&] { d.set("k", std::string(11, 'y')); }, "value of 11 bytes", "max_value_bytes 10");
   expect_both([&] { d.update("k", [](auto) { return std::string(11, 'z'); }); },
               "value of 11 bytes", "max_value_bytes 10");
   EXPECT_EQ(d.get("abcde"), std::nullopt);  // cannot be there: no error
@@ -224,8 +224,8 @@ TEST(SharedDictRecoveryTest, KilledBetweenPublishingAndFreeingTheOldSlot) {
     --in.s->free_top;
     h->stamp.store(++in.s->generation);
   });
-  EXPECT_EQ(d.get(view("k")), (std::optional<Bytes>(Bytes{std::byte{'n'}, std::byte{'e'},
-                                                          std::byte{'w'}})));
+  EXPECT_EQ(d.get(view("k")),
+            (std::optional<Bytes>(Bytes{std::byte{'n'}, std::byte{'e'}, std::byte{'w'}})));
   EXPECT_EQ(d.recoveries(), 1u);
   EXPECT_EQ(d.size(), 2u);
   // Every free slot is usable again: fill the dict to its capacity.

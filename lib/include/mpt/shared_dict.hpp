@@ -60,10 +60,10 @@ class CapacityExceeded : public InvalidArgument {
 };
 
 struct DictOptions {
-  std::size_t capacity = 1024;          // entries, 1..4,194,304
-  std::size_t max_key_bytes = 64;       // 1..64 KiB
-  std::size_t max_value_bytes = 1024;   // 0..16 MiB; the slots must fit a segment
-  CreateOptions segment = {};           // named dicts: mode and persistence
+  std::size_t capacity = 1024;         // entries, 1..4,194,304
+  std::size_t max_key_bytes = 64;      // 1..64 KiB
+  std::size_t max_value_bytes = 1024;  // 0..16 MiB; the slots must fit a segment
+  CreateOptions segment = {};          // named dicts: mode and persistence
 };
 
 using Bytes = std::vector<std::byte>;
@@ -147,8 +147,7 @@ class SharedDict {
   bool contains(const K& key) const { return bytes_.contains(encode(key)); }
   // SharedDict::update(): stores fn(current value or nullopt), atomically; returns what it stored.
   template <class F>
-  requires std::is_invocable_r_v<V, F&, std::optional<V>>
-  V update(const K& key, F fn) {
+  requires std::is_invocable_r_v<V, F&, std::optional<V>> V update(const K& key, F fn) {
     std::optional<V> stored;
     bytes_.update(encode(key), [&](const Bytes* current, Bytes& out) {
       std::optional<V> old;

@@ -28,8 +28,7 @@ constexpr std::size_t round_up(std::size_t n, std::size_t a) {
   return (n + a - 1) / a * a;
 }
 
-constexpr std::size_t kSlotsOffset =
-    round_up(Segment::kBodyOffset + sizeof(ByteDict::Shared), 64);
+constexpr std::size_t kSlotsOffset = round_up(Segment::kBodyOffset + sizeof(ByteDict::Shared), 64);
 
 struct Geometry {
   std::size_t capacity;
@@ -299,7 +298,8 @@ ByteDict ByteDict::anonymous(const DictOptions& options) {
 ByteDict ByteDict::open(std::string_view name, const OpenOptions& options) {
   auto seg = Segment::open(name, SegmentKind::kDict, options);
   const std::string what = "dict '" + std::string(name) + "'";
-  if (seg->size_bytes() < kSlotsOffset) throw IncompatibleSegment(what + " is too small for a dict");
+  if (seg->size_bytes() < kSlotsOffset)
+    throw IncompatibleSegment(what + " is too small for a dict");
   const auto* s = static_cast<const Shared*>(seg->body());
   DictOptions o;
   o.capacity = s->capacity;
