@@ -127,5 +127,6 @@ auto wait_without_gil(F&& wait) {
 void bind_event(py::module_& m);
 void bind_throttle(py::module_& m);
 void bind_remote(py::module_& m);
+void bind_dict(py::module_& m);
 
 }  // namespace mpt_python

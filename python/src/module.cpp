@@ -11,5 +11,6 @@ PYBIND11_MODULE(_mpthrottle, m) {
   mpt_python::bind_event(m);
   mpt_python::bind_throttle(m);
   mpt_python::bind_remote(m);
+  mpt_python::bind_dict(m);
   mpt_python::register_exit_cleanup(m);
 }
