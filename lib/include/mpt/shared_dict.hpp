@@ -32,6 +32,8 @@
 // last handle, see Segment), open(name) attaches, anonymous() is shared with children forked
 // after it. Handles are cheap to copy.
 //
+// Memory ordering: everything a process wrote before a set() or update() is visible to a process
+// whose get() (or items()) returns that value: both hold the mutex.
 // Safe for concurrent use by threads and processes. size() may be stale on return. update() runs
 // the caller's function with the mutex held: keep it short, and do not touch the same dict in it.
 #pragma once
