@@ -12,11 +12,12 @@
 //   semaphore  at most 2 of 5 workers at once                (Controlling concurrent access)
 //   map        Pool.map squares a list                       (Pool.map)
 //   mapreduce  word count with map_reduce                    (Map/Reduce)
-//   manager    ten workers fill a shared dict                (Manager)
+//   manager    ten workers fill a shared dict; a shared record (Manager, Shared Namespaces)
 #include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -31,6 +32,7 @@
 #include "mpt/pool.hpp"
 #include "mpt/process.hpp"
 #include "mpt/shared_dict.hpp"
+#include "mpt/shared_record.hpp"
 #include "mpt/sync.hpp"
 
 using namespace std::chrono_literals;
@@ -303,6 +305,31 @@ int manager() {
   for (const auto& [k, v] : items)
     out += (out.empty() ? "" : ", ") + std::to_string(k) + ": " + std::to_string(v);
   std::printf("Results: {%s}\n", out.c_str());
+
+  // The Namespace: a producer fills in a field and sets an event; a consumer reads the field
+  // before and after the event.
+  struct Namespace {
+    std::atomic<bool> has_value;
+    char value[32];
+  };
+  auto ns = mpt::SharedRecord<Namespace>::anonymous();
+  auto ready = mpt::Event::anonymous();
+  mpt::Process producer([&] {
+    std::strcpy(ns->value, "This is the value");
+    ns->has_value.store(true);
+    ready.set();
+  });
+  mpt::Process consumer([&] {
+    std::printf("Before event, consumer got: %s\n",
+                ns->has_value.load() ? ns->value : "no value yet");
+    ready.wait();
+    std::printf("After event, consumer got: %s\n", ns->value);
+  });
+  consumer.start();
+  consumer.join(50ms);  // let the consumer look first, as the seed's sleep does
+  producer.start();
+  producer.join();
+  consumer.join();
   return 0;
 }
 

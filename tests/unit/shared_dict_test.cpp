@@ -17,6 +17,7 @@
 #include "../test_util.hpp"
 #include "mpt/error.hpp"
 #include "mpt/process.hpp"
+#include "mpt/shared_record.hpp"
 #include "shared_dict_layout.hpp"
 
 namespace mpt {
@@ -163,6 +164,43 @@ TEST(SharedDictTest, NamedDictIsSharedAndOpenChecksTheKind) {
   EXPECT_STREQ(to_string(SegmentKind::kDict), "dict");
   EXPECT_THROW(Dict::create(name), AlreadyExists);
   EXPECT_THROW(Queue::open(name), IncompatibleSegment);
+}
+
+// --- SharedRecord
+// ---------------------------------------------------------------------------------
+
+struct Record {
+  std::atomic<std::int64_t> count{5};
+  std::atomic<double> level{0.5};
+  char label[16];
+};
+
+TEST(SharedRecordTest, ValueInitialisedSharedWithChildrenAndOpenChecksTheSize) {
+  auto r = SharedRecord<Record>::anonymous();
+  EXPECT_EQ(r->count.load(), 5);
+  EXPECT_EQ(r->level.load(), 0.5);
+  EXPECT_EQ(r->label[0], '\0');
+  Process child([&] {
+    r->count.fetch_add(10);
+    std::strcpy(r->label, "child");
+  });
+  child.start();
+  ASSERT_TRUE(child.join(10s));
+  EXPECT_EQ(r->count.load(), 15);
+  EXPECT_STREQ(r->label, "child");
+
+  const std::string name = test::unique_name("record");
+  auto named = SharedRecord<Record>::create(name);
+  named->level.store(2.5);
+  EXPECT_EQ(SharedRecord<Record>::open(name)->level.load(), 2.5);
+  EXPECT_EQ(Segment::inspect(name).kind, SegmentKind::kRecord);
+  EXPECT_STREQ(to_string(SegmentKind::kRecord), "record");
+  struct Other {
+    std::atomic<std::int64_t> a;
+  };
+  EXPECT_THROW(SharedRecord<Other>::open(name), IncompatibleSegment);
+  EXPECT_THROW(SharedRecord<Record>::open(test::unique_name("absent-record")), NotFound);
+  EXPECT_THROW(Dict::open(name), IncompatibleSegment);
 }
 
 // --- Recovery: the states a killed writer leaves ------------------------------------------------

@@ -40,6 +40,7 @@ enum class SegmentKind : std::uint32_t {
   kCondition = 5,
   kQueue = 6,
   kDict = 7,
+  kRecord = 8,
 };
 
 // "throttle", "event", ...; "unknown" for any other value.

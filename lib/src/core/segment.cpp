@@ -100,6 +100,8 @@ const char* to_string(SegmentKind kind) noexcept {
       return "queue";
     case SegmentKind::kDict:
       return "dict";
+    case SegmentKind::kRecord:
+      return "record";
   }
   return "unknown";
 }
