@@ -112,12 +112,19 @@ class ByteDict {
   struct Shared;  // the layout in shared memory (lib/src/mp/shared_dict_layout.hpp)
 
  private:
+  class Held;  // the mutex held, and the table as this handle sees it (shared_dict.cpp)
   explicit ByteDict(std::shared_ptr<Segment> segment);
   std::shared_ptr<Segment> segment_;
   Shared* s_;
+  // The geometry, read once when the handle is made (checked by open()): a scribbled header
+  // cannot send an operation outside the segment.
   std::size_t capacity_;
   std::size_t max_key_bytes_;
   std::size_t max_value_bytes_;
+  std::size_t slot_bytes_;
+  std::size_t buckets_;
+  std::size_t index_offset_;
+  std::size_t free_offset_;
   std::string what_;  // "dict 'name'" for messages
 };
 

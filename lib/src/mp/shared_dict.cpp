@@ -84,23 +84,35 @@ std::uint64_t hash_key(ByteView key) noexcept {
   return h;
 }
 
-// The dict's memory as this process maps it; every member function runs with the mutex held.
+// The dict's memory as this process maps it, with the geometry its handle read once; every member
+// function runs with the mutex held.
 struct Table {
   ByteDict::Shared* s;
   std::byte* base;
+  std::size_t capacity;
+  std::size_t max_key_bytes;
+  std::size_t max_value_bytes;
+  std::size_t slot_bytes;
+  std::size_t buckets;
+  std::size_t index_offset;
+  std::size_t free_offset;
 
-  std::size_t slots() const noexcept { return s->capacity + 1; }
+  std::size_t slots() const noexcept { return capacity + 1; }
   DictSlotHead* head(std::size_t n) const noexcept {
-    return reinterpret_cast<DictSlotHead*>(base + kSlotsOffset + n * s->slot_bytes);
+    return reinterpret_cast<DictSlotHead*>(base + kSlotsOffset + n * slot_bytes);
   }
   std::byte* key_of(std::size_t n) const noexcept {
     return reinterpret_cast<std::byte*>(head(n)) + sizeof(DictSlotHead);
   }
-  std::byte* value_of(std::size_t n) const noexcept { return key_of(n) + s->max_key_bytes; }
+  std::byte* value_of(std::size_t n) const noexcept { return key_of(n) + max_key_bytes; }
   ByteView key_view(std::size_t n) const noexcept { return {key_of(n), head(n)->key_len}; }
   ByteView value_view(std::size_t n) const noexcept { return {value_of(n), head(n)->value_len}; }
-  std::uint32_t* index() const noexcept;
-  std::uint32_t* free_stack() const noexcept;
+  std::uint32_t* index() const noexcept {
+    return reinterpret_cast<std::uint32_t*>(base + index_offset);
+  }
+  std::uint32_t* free_stack() const noexcept {
+    return reinterpret_cast<std::uint32_t*>(base + free_offset);
+  }
 
   struct Probe {
     std::size_t found = kNone;   // the index word of the key's entry
@@ -110,7 +122,9 @@ struct Table {
   std::size_t slot_at(std::size_t bucket) const noexcept { return index()[bucket] - 2; }
 
   std::size_t pop_free();
-  void push_free(std::size_t n) noexcept { free_stack()[s->free_top++] = static_cast<uint32_t>(n); }
+  void push_free(std::size_t n) noexcept {
+    if (s->free_top < slots()) free_stack()[s->free_top++] = static_cast<std::uint32_t>(n);
+  }
   // Writes key and value into a free slot and publishes it; returns the slot.
   std::size_t publish(ByteView key, std::uint64_t h, ByteView value);
   void assign(ByteView key, std::uint64_t h, ByteView value, const Probe& p);
@@ -119,27 +133,17 @@ struct Table {
   void maybe_compact() noexcept;
 };
 
-std::uint32_t* Table::index() const noexcept {
-  const std::size_t off = round_up(kSlotsOffset + slots() * s->slot_bytes, 64);
-  return reinterpret_cast<std::uint32_t*>(base + off);
-}
-
-std::uint32_t* Table::free_stack() const noexcept {
-  const std::size_t idx = round_up(kSlotsOffset + slots() * s->slot_bytes, 64);
-  return reinterpret_cast<std::uint32_t*>(base + round_up(idx + s->buckets * 4, 64));
-}
-
 Table::Probe Table::probe(ByteView key, std::uint64_t h) const noexcept {
   Probe p;
   const std::uint32_t* ix = index();
-  const std::size_t mask = s->buckets - 1;
-  for (std::size_t i = 0, b = h & mask; i < s->buckets; ++i, b = (b + 1) & mask) {
+  const std::size_t mask = buckets - 1;
+  for (std::size_t i = 0, b = h & mask; i < buckets; ++i, b = (b + 1) & mask) {
     const std::uint32_t w = ix[b];
     if (w == kEmpty) {
       if (p.insert == kNone) p.insert = b;
       return p;
     }
-    if (w == kDeleted) {
+    if (w == kDeleted || w - 2 >= slots()) {  // (the latter only if scribbled on)
       if (p.insert == kNone) p.insert = b;
       continue;
     }
@@ -156,7 +160,8 @@ Table::Probe Table::probe(ByteView key, std::uint64_t h) const noexcept {
 std::size_t Table::pop_free() {
   // There are capacity + 1 slots and at most capacity entries, so a slot is always free here;
   // an empty stack means the segment was scribbled on.
-  if (s->free_top == 0) throw IncompatibleSegment("dict: no free slot (corrupt segment)");
+  if (s->free_top == 0 || s->free_top > slots())
+    throw IncompatibleSegment("dict: no free slot (corrupt segment)");
   return free_stack()[--s->free_top];
 }
 
@@ -203,14 +208,14 @@ void Table::remove(const Probe& p) noexcept {
 
 // Deleted marks make probes long; past three quarters of the index in use, start it afresh.
 void Table::maybe_compact() noexcept {
-  if ((s->live + s->deleted) * 4 > s->buckets * 3) rebuild();
+  if ((s->live + s->deleted) * 4 > buckets * 3) rebuild();
 }
 
 // Everything but the slots from the slots: the index, the free stack, the counts. A key held by
 // two slots (a writer killed between publishing a value and freeing the old one) keeps the one
 // with the higher stamp. Safe to run again at any point if it is itself killed.
 void Table::rebuild() noexcept {
-  std::fill_n(index(), s->buckets, kEmpty);
+  std::fill_n(index(), buckets, kEmpty);
   s->live = 0;
   s->deleted = 0;
   std::uint64_t newest = s->generation;
@@ -218,7 +223,7 @@ void Table::rebuild() noexcept {
     DictSlotHead* sh = head(n);
     const std::uint64_t stamp = sh->stamp.load(std::memory_order_acquire);
     if (stamp == 0) continue;
-    if (sh->key_len > s->max_key_bytes || sh->value_len > s->max_value_bytes) {
+    if (sh->key_len > max_key_bytes || sh->value_len > max_value_bytes) {
       sh->stamp.store(0, std::memory_order_release);  // cannot happen short of a scribbler
       continue;
     }
@@ -240,22 +245,6 @@ void Table::rebuild() noexcept {
     if (head(n)->stamp.load(std::memory_order_relaxed) == 0) push_free(n);
 }
 
-// Holds the dict's robust mutex for a scope; rebuilds the dict when the previous owner died.
-class Held {
- public:
-  Held(ByteDict::Shared* s, std::byte* base, const std::string& what) : t{s, base} {
-    if (detail::robust_mutex_lock(&s->mutex, detail::kForever, what.c_str()) ==
-        detail::RobustLock::kOwnerDied) {
-      t.rebuild();
-      s->recoveries.fetch_add(1, std::memory_order_relaxed);
-    }
-  }
-  ~Held() { pthread_mutex_unlock(&t.s->mutex); }
-  Held(const Held&) = delete;
-  Held& operator=(const Held&) = delete;
-  Table t;
-};
-
 Segment::Init init_dict(const Geometry& g) {
   return [g](void* data, std::size_t) {
     auto* s = new (static_cast<char*>(data) + Segment::kBodyOffset) ByteDict::Shared{};
@@ -266,7 +255,15 @@ Segment::Init init_dict(const Geometry& g) {
     s->max_value_bytes = g.max_value_bytes;
     s->slot_bytes = g.slot_bytes;
     s->buckets = g.buckets;
-    Table t{s, static_cast<std::byte*>(data)};
+    Table t{s,
+            static_cast<std::byte*>(data),
+            g.capacity,
+            g.max_key_bytes,
+            g.max_value_bytes,
+            g.slot_bytes,
+            g.buckets,
+            g.index_offset,
+            g.free_offset};
     for (std::size_t n = t.slots(); n-- > 0;)
       t.push_free(n);
     s->magic = detail::kDictMagic;
@@ -275,14 +272,47 @@ Segment::Init init_dict(const Geometry& g) {
 
 }  // namespace
 
+// Holds the dict's robust mutex for a scope; rebuilds the dict when the previous owner died.
+class ByteDict::Held {
+ public:
+  explicit Held(const ByteDict& d)
+      : t{d.s_,
+          static_cast<std::byte*>(d.segment_->data()),
+          d.capacity_,
+          d.max_key_bytes_,
+          d.max_value_bytes_,
+          d.slot_bytes_,
+          d.buckets_,
+          d.index_offset_,
+          d.free_offset_} {
+    if (detail::robust_mutex_lock(&t.s->mutex, detail::kForever, d.what_.c_str()) ==
+        detail::RobustLock::kOwnerDied) {
+      t.rebuild();
+      t.s->recoveries.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  ~Held() { pthread_mutex_unlock(&t.s->mutex); }
+  Held(const Held&) = delete;
+  Held& operator=(const Held&) = delete;
+  Table t;
+};
+
 ByteDict::ByteDict(std::shared_ptr<Segment> segment)
-    : segment_(std::move(segment)),
-      s_(static_cast<Shared*>(segment_->body())),
-      capacity_(s_->capacity),
-      max_key_bytes_(s_->max_key_bytes),
-      max_value_bytes_(s_->max_value_bytes),
-      what_(segment_->anonymous() ? std::string("anonymous dict")
-                                  : "dict '" + segment_->name() + "'") {}
+    : segment_(std::move(segment)), s_(static_cast<Shared*>(segment_->body())) {
+  DictOptions o;
+  o.capacity = s_->capacity;
+  o.max_key_bytes = s_->max_key_bytes;
+  o.max_value_bytes = s_->max_value_bytes;
+  const Geometry g = geometry(o, "dict");
+  capacity_ = g.capacity;
+  max_key_bytes_ = g.max_key_bytes;
+  max_value_bytes_ = g.max_value_bytes;
+  slot_bytes_ = g.slot_bytes;
+  buckets_ = g.buckets;
+  index_offset_ = g.index_offset;
+  free_offset_ = g.free_offset;
+  what_ = segment_->anonymous() ? std::string("anonymous dict") : "dict '" + segment_->name() + "'";
+}
 
 ByteDict ByteDict::create(std::string_view name, const DictOptions& options) {
   const Geometry g = geometry(options, "dict '" + std::string(name) + "'");
@@ -335,7 +365,7 @@ void check_sizes(const std::string& what, ByteView key, std::size_t max_key,
 
 bool ByteDict::get(ByteView key, Bytes& out) const {
   if (key.size() > max_key_bytes_) return false;  // no such key can be stored
-  Held h(s_, static_cast<std::byte*>(segment_->data()), what_);
+  Held h(*this);
   const Table::Probe p = h.t.probe(key, hash_key(key));
   if (p.found == kNone) return false;
   const ByteView v = h.t.value_view(h.t.slot_at(p.found));
@@ -352,7 +382,7 @@ std::optional<Bytes> ByteDict::get(ByteView key) const {
 bool ByteDict::set(ByteView key, ByteView value) {
   check_sizes(what_, key, max_key_bytes_, value, max_value_bytes_);
   const std::uint64_t hk = hash_key(key);
-  Held h(s_, static_cast<std::byte*>(segment_->data()), what_);
+  Held h(*this);
   const Table::Probe p = h.t.probe(key, hk);
   if (p.found == kNone && s_->live >= capacity_)
     throw CapacityExceeded(what_ + " is full: its capacity is " + std::to_string(capacity_) +
@@ -363,7 +393,7 @@ bool ByteDict::set(ByteView key, ByteView value) {
 
 bool ByteDict::erase(ByteView key) {
   if (key.size() > max_key_bytes_) return false;
-  Held h(s_, static_cast<std::byte*>(segment_->data()), what_);
+  Held h(*this);
   const Table::Probe p = h.t.probe(key, hash_key(key));
   if (p.found == kNone) return false;
   h.t.remove(p);
@@ -372,7 +402,7 @@ bool ByteDict::erase(ByteView key) {
 
 bool ByteDict::contains(ByteView key) const {
   if (key.size() > max_key_bytes_) return false;
-  Held h(s_, static_cast<std::byte*>(segment_->data()), what_);
+  Held h(*this);
   return h.t.probe(key, hash_key(key)).found != kNone;
 }
 
@@ -381,7 +411,7 @@ void ByteDict::update(ByteView key, const Updater& fn) {
   const std::uint64_t hk = hash_key(key);
   Bytes current;
   Bytes out;
-  Held h(s_, static_cast<std::byte*>(segment_->data()), what_);
+  Held h(*this);
   const Table::Probe p = h.t.probe(key, hk);
   if (p.found != kNone) {
     const ByteView v = h.t.value_view(h.t.slot_at(p.found));
@@ -396,13 +426,13 @@ void ByteDict::update(ByteView key, const Updater& fn) {
 }
 
 std::size_t ByteDict::size() const {
-  Held h(s_, static_cast<std::byte*>(segment_->data()), what_);
+  Held h(*this);
   return s_->live;
 }
 
 // Frees every slot, one stamp store each; a kill part way leaves some entries, all whole.
 void ByteDict::clear() {
-  Held h(s_, static_cast<std::byte*>(segment_->data()), what_);
+  Held h(*this);
   for (std::size_t n = 0; n < h.t.slots(); ++n)
     h.t.head(n)->stamp.store(0, std::memory_order_release);
   h.t.rebuild();
@@ -410,11 +440,11 @@ void ByteDict::clear() {
 
 std::vector<std::pair<Bytes, Bytes>> ByteDict::items() const {
   std::vector<std::pair<Bytes, Bytes>> out;
-  Held h(s_, static_cast<std::byte*>(segment_->data()), what_);
+  Held h(*this);
   out.reserve(s_->live);
   const std::uint32_t* ix = h.t.index();
-  for (std::size_t b = 0; b < s_->buckets; ++b) {
-    if (ix[b] < 2) continue;
+  for (std::size_t b = 0; b < buckets_; ++b) {
+    if (ix[b] < 2 || ix[b] - 2 >= h.t.slots()) continue;
     const std::size_t n = ix[b] - 2;
     const ByteView k = h.t.key_view(n);
     const ByteView v = h.t.value_view(n);
