@@ -166,6 +166,23 @@ TEST(SharedDictTest, NamedDictIsSharedAndOpenChecksTheKind) {
   EXPECT_THROW(Queue::open(name), IncompatibleSegment);
 }
 
+// open() refuses a dict whose recorded geometry does not match its file.
+TEST(SharedDictTest, OpenRefusesACorruptLayout) {
+  const std::string name = test::unique_name("dict-corrupt");
+  auto d = Dict::create(name, {.capacity = 4});
+  auto* s = static_cast<ByteDict::Shared*>(d.bytes().segment()->body());
+  s->capacity = 5;
+  EXPECT_THROW(Dict::open(name), IncompatibleSegment);
+  s->capacity = 4;
+  s->buckets = 1024;
+  EXPECT_THROW(Dict::open(name), IncompatibleSegment);
+  s->buckets = 8;
+  s->magic = 0;
+  EXPECT_THROW(Dict::open(name), IncompatibleSegment);
+  s->magic = detail::kDictMagic;
+  EXPECT_NO_THROW(Dict::open(name));
+}
+
 // --- SharedRecord
 // ---------------------------------------------------------------------------------
 
