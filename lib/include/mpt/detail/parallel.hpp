@@ -256,6 +256,7 @@ class ParentLoop {
         results_(results),
         group_(group),
         ctl_(group.control()),
+        finished0_(ctl_.finished.load(std::memory_order_relaxed)),
         next_(next),
         consume_(consume),
         max_jobs_(max_jobs),
@@ -318,7 +319,7 @@ class ParentLoop {
     }
     if (gen_done_) return batch_.count() > 0 ? Fill::kSeal : Fill::kStop;
     if (batch_.full()) return Fill::kSeal;
-    const std::uint64_t finished = ctl_.finished.load(std::memory_order_relaxed);
+    const std::uint64_t finished = ctl_.finished.load(std::memory_order_relaxed) - finished0_;
     const std::uint64_t parked = parked_ ? *parked_ : 0;
     if (static_cast<std::int64_t>(generated_ - finished + parked) >= max_jobs_) {
       // Full batches keep the workers efficient: send a partial one only when nothing else is
@@ -370,6 +371,9 @@ class ParentLoop {
   Queue& results_;
   WorkerGroup& group_;
   WorkerControl& ctl_;
+  // ctl_.finished when the call began: a Pool's workers serve many calls, and every item of the
+  // earlier ones had finished by the time they returned.
+  const std::uint64_t finished0_;
   Next& next_;
   Consume& consume_;
   const std::int64_t max_jobs_;
