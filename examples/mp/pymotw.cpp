@@ -12,6 +12,10 @@
 //   semaphore  at most 2 of 5 workers at once                (Controlling concurrent access)
 //   map        Pool.map squares a list                       (Pool.map)
 //   mapreduce  word count with map_reduce                    (Map/Reduce)
+//   subclass   five Worker subclasses print their names      (Subclassing Process)
+//   logging    log_to_stderr at DEBUG, then INFO, then a hook (Logging)
+//   comprehension  a Pool over lazy ranges with imap         (Parallel Evaluation of a List
+//                                                             Comprehension)
 //   manager    ten workers fill a shared dict; a shared record (Manager, Shared Namespaces)
 #include <signal.h>
 #include <unistd.h>
@@ -23,12 +27,15 @@
 #include <cstring>
 #include <map>
 #include <numeric>
+#include <optional>
+#include <ranges>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "mpt/event.hpp"
+#include "mpt/log.hpp"
 #include "mpt/pool.hpp"
 #include "mpt/process.hpp"
 #include "mpt/shared_dict.hpp"
@@ -287,6 +294,89 @@ int mapreduce() {
   return 0;
 }
 
+// The seed's Worker: a Process subclass whose run() says where it runs.
+class Worker : public mpt::Process {
+ public:
+  Worker() : Process({}, "Worker") {}
+  int run() override {
+    std::printf("In %s\n", name().c_str());
+    return 0;
+  }
+};
+
+int subclass() {
+  std::vector<Worker> jobs(5);
+  for (auto& j : jobs)
+    j.start();
+  for (auto& j : jobs)
+    j.join();
+  return 0;
+}
+
+int logging() {
+  auto worker = [] {
+    std::printf("Doing some work\n");
+    std::fflush(stdout);
+    mpt::log_debug("done with the work");
+  };
+  // log_to_stderr(logging.DEBUG): the library's INFO records about the child, and the worker's.
+  mpt::log_to_stderr(mpt::LogLevel::kDebug);
+  mpt::Process p(worker);
+  p.start();
+  p.join();
+  // get_logger().setLevel(logging.INFO): the DEBUG record is dropped.
+  mpt::set_log_level(mpt::LogLevel::kInfo);
+  mpt::Process q(worker);
+  q.start();
+  q.join();
+  // A hook: the user's logger receives the records (here, it prints them to stdout).
+  mpt::set_log_sink(
+      [](mpt::LogLevel level, std::string_view process, pid_t pid, std::string_view message) {
+        std::printf("my logger: %s from %.*s (pid %d): %.*s\n", mpt::log_level_name(level).c_str(),
+                    static_cast<int>(process.size()), process.data(), static_cast<int>(pid),
+                    static_cast<int>(message.size()), message.data());
+      });
+  mpt::Process r(worker);
+  r.start();
+  r.join();
+  mpt::log_info("main: done");
+  return 0;
+}
+
+void print_list(const char* label, auto&& values) {
+  std::printf("%s:", label);
+  for (int x : values)
+    std::printf(" %d", x);
+  std::printf("\n");
+}
+
+int comprehension() {
+  // [do_calculation(x) for x in range(10)]: the inputs are a lazy range, never a list.
+  auto inputs = std::views::iota(0, 10);
+  print_list("Input   ", inputs);
+  print_list("Built-in", inputs | std::views::transform(do_calculation));
+  mpt::Pool pool(2, [] { say("Starting"); });
+  std::vector<int> outputs;
+  pool.imap(&do_calculation, inputs, [&](int r) { outputs.push_back(r); });
+  print_list("Pool    ", outputs);
+  // An endless generator: pulled only as fast as results are taken, stopped by the consumer.
+  int next = 0, pulled = 0;
+  std::vector<int> first;
+  pool.imap(
+      &do_calculation,
+      [&]() -> std::optional<int> {
+        ++pulled;
+        return next++;
+      },
+      [&](int r) {
+        first.push_back(r);
+        return first.size() < 10;
+      });
+  print_list("Endless ", first);
+  std::printf("pulled %d items of the endless source for 10 results\n", pulled);
+  return 0;
+}
+
 // Python's Manager().dict() is served by a process of its own; here the dictionary lives in
 // shared memory and each worker writes its entry directly. The entries are printed in key order
 // (a Python dict keeps insertion order, which racing workers make arbitrary anyway).
@@ -337,10 +427,14 @@ int manager() {
 
 int main(int argc, char** argv) {
   const std::map<std::string, int (*)()> topics = {
-      {"simple", simple}, {"names", names},         {"daemon", daemon},
-      {"join", join},     {"exitcodes", exitcodes}, {"event", event},
-      {"lock", lock},     {"condition", condition}, {"semaphore", semaphore},
-      {"map", map},       {"mapreduce", mapreduce}, {"manager", manager}};
+      {"simple", simple},       {"names", names},
+      {"daemon", daemon},       {"join", join},
+      {"exitcodes", exitcodes}, {"event", event},
+      {"lock", lock},           {"condition", condition},
+      {"semaphore", semaphore}, {"map", map},
+      {"mapreduce", mapreduce}, {"subclass", subclass},
+      {"logging", logging},     {"comprehension", comprehension},
+      {"manager", manager}};
   setvbuf(stdout, nullptr, _IOLBF, 0);  // line by line, so parent and children interleave in order
   auto it = argc == 2 ? topics.find(argv[1]) : topics.end();
   if (it == topics.end()) {

@@ -37,6 +37,7 @@ double finite_seconds(double s, const char* what);
 // A timeout in seconds: None waits for ever (TimePoint::max()), as does one too large to
 // represent; a negative one is zero; NaN is a ValueError.
 TimePoint deadline_after(std::optional<double> timeout_s);
+TimePoint deadline_after(std::optional<double> timeout_s, TimePoint now);
 // spin_lead in seconds (None: the default) as nanoseconds; the library checks the range.
 std::optional<std::chrono::nanoseconds> to_spin_lead(std::optional<double> s);
 // 'limit', 'one', 'none' or None; ValueError naming the three for anything else.
@@ -73,6 +74,8 @@ class SignalWatch {
   const mpt::Interrupt* interrupt() const noexcept { return main_thread_ ? &intr_ : nullptr; }
   // With the GIL: raises what a signal handler raised during the wait, if anything.
   void rethrow();
+  // Whether a handler raised during the wait (on the waiting thread, without the GIL).
+  bool fired() const noexcept { return type_ != nullptr; }
 
  private:
   static bool check(void* self) noexcept;
@@ -121,6 +124,26 @@ auto wait_without_gil(F&& wait) {
   auto result = without_gil([&] { return wait(watch.interrupt()); });
   watch.rethrow();
   return result;
+}
+
+// event_py.cpp: Event.wait()'s wait, cut into the interrupt's periods when there is one.
+bool wait_event(const mpt::Event& e, TimePoint deadline, const mpt::Interrupt* intr);
+
+// await_fuel(t) as the seed's, a queue's get(timeout=t): the library refuses at once a slot that
+// comes after the deadline; refused while the throttle runs, this waits out the timeout on the
+// kill flag (stop() and Ctrl-C end it), so that a loop on await_fuel(0.5) does not spin.
+template <class T>
+bool await_fuel_as_seed(T& t, TimePoint deadline, std::int64_t n) {
+  SignalWatch watch;
+  const bool got = without_gil([&] {
+    const mpt::Interrupt* intr = watch.interrupt();
+    if ((intr ? t.await_grant(deadline, n, *intr) : t.await_grant(deadline, n))) return true;
+    if (deadline != TimePoint::max() && !watch.fired() && t.running())
+      wait_event(t.kill_flag(), deadline, intr);
+    return false;
+  });
+  watch.rethrow();
+  return got;
 }
 
 // The classes, one file each.

@@ -33,10 +33,13 @@ double finite_seconds(double s, const char* what) {
 }
 
 TimePoint deadline_after(std::optional<double> timeout_s) {
+  return deadline_after(timeout_s, std::chrono::steady_clock::now());
+}
+
+TimePoint deadline_after(std::optional<double> timeout_s, TimePoint now) {
   if (!timeout_s) return TimePoint::max();
   if (std::isnan(*timeout_s)) throw py::value_error("timeout must be a number of seconds, not NaN");
   const double ns = std::max(*timeout_s, 0.0) * 1e9;
-  const auto now = std::chrono::steady_clock::now();
   // Beyond about 290 years from now the sum would overflow: that is for ever.
   const double room = static_cast<double>((TimePoint::max() - now).count());
   if (ns >= room) return TimePoint::max();

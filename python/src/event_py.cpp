@@ -11,8 +11,6 @@
 
 namespace mpt_python {
 
-namespace {
-
 // Event.wait(): the library's wait, cut into SignalWatch periods when Ctrl-C must be able to end
 // it (the library's own wait does not return for signals).
 bool wait_event(const mpt::Event& e, TimePoint deadline, const mpt::Interrupt* intr) {
@@ -24,6 +22,8 @@ bool wait_event(const mpt::Event& e, TimePoint deadline, const mpt::Interrupt* i
     if (step == deadline || intr->check(intr->context)) return e.is_set();
   }
 }
+
+namespace {
 
 mpt::Event create_event(const std::string& name, const mpt::CreateOptions& c) {
   mpt::Event e = mpt::Event::create(name, c);

@@ -141,10 +141,7 @@ bool await_fuel(PyRemote& r, std::optional<double> timeout, std::int64_t n) {
   if (timeout && *timeout <= 0) {  // only looks, as Throttle.await_fuel (throttle_py.cpp)
     return without_gil([&] { return r.t.has_fuel(n); });
   }
-  const TimePoint deadline = deadline_after(timeout);
-  return wait_without_gil([&](const mpt::Interrupt* intr) {
-    return (intr ? r.t.await_grant(deadline, n, *intr) : r.t.await_grant(deadline, n)).has_value();
-  });
+  return await_fuel_as_seed(r.t, deadline_after(timeout), n);
 }
 
 py::object to_py(const mpt::Rate& r) {
@@ -218,9 +215,10 @@ void bind_properties(py::class_<PyRemote>& c) {
   c.def(
       "url", [](const PyRemote& r) { return r.t.url(); }, "The URL without the password.");
   c.def(
-      "last_error", [](const PyRemote& r) { return r.t.last_error(); },
+      "last_error", [](const PyRemote& r) { return without_gil([&] { return r.t.last_error(); }); },
       "Why the last call to the server failed ('' after a success).");
-  c.def("round_trips", [](const PyRemote& r) { return r.t.round_trips(); });
+  c.def("round_trips",  // waits for a request another thread has in flight: without the GIL
+        [](const PyRemote& r) { return without_gil([&] { return r.t.round_trips(); }); });
   c.def_property_readonly("name", [](const PyRemote& r) { return r.t.name(); });
   c.def_property_readonly("id", [](const PyRemote& r) { return r.t.id(); });
   c.def_property_readonly("interval",

@@ -63,14 +63,12 @@ bool await_fuel(mpt::Throttle& t, std::optional<double> timeout, std::int64_t n)
   // A timeout of 0 or less is has_fuel(), as for the library's await_fuel(n, timeout): it never
   // waits, so it keeps the GIL.
   if (timeout && *timeout <= 0) return t.has_fuel(n);
-  const TimePoint deadline = deadline_after(timeout);
-  return wait_without_gil([&](const mpt::Interrupt* intr) {
-    return (intr ? t.await_grant(deadline, n, *intr) : t.await_grant(deadline, n)).has_value();
-  });
+  return await_fuel_as_seed(t, deadline_after(timeout), n);
 }
 
 std::optional<double> reserve(mpt::Throttle& t, std::int64_t n, std::optional<double> timeout) {
-  const auto due = t.reserve(n, std::chrono::steady_clock::now(), deadline_after(timeout));
+  const TimePoint now = std::chrono::steady_clock::now();  // once: the deadline counts from it
+  const auto due = t.reserve(n, now, deadline_after(timeout, now));
   if (!due) return std::nullopt;
   return to_monotonic_seconds(*due);
 }
@@ -184,8 +182,9 @@ otherwise takes nothing and returns False. Never blocks. False when not running.
 )doc");
   c.def("await_fuel", &await_fuel, py::arg("t") = py::none(), py::arg("n") = 1, R"doc(
 Blocks until n units are the caller's (True) or cannot be (False): the throttle was stopped, or
-the timeout `t` (seconds; None waits for ever) cannot be met, in which case it returns False at
-once, taking nothing. Before start() it waits for the start. Releases the GIL while it waits;
+no unit comes within the timeout `t` (seconds; None waits for ever): then, as the seed's, it
+returns False when `t` has passed (or at once when stop() ends the wait), taking nothing; 0 or
+less only looks. Before start() it waits for the start. Releases the GIL while it waits;
 Ctrl-C raises KeyboardInterrupt within 0.1 s (the unit it had reserved is then lost).
 )doc");
   c.def("reserve", &reserve, py::arg("n") = 1, py::arg("timeout") = py::none(), R"doc(

@@ -32,7 +32,7 @@ def test_has_fuel_takes_units_without_waiting():
     assert t.total() == 1
 
 
-def test_await_fuel_waits_for_its_slot_or_gives_up_at_once():
+def test_await_fuel_waits_for_its_slot_or_waits_out_its_timeout():
     t = mpthrottle.Throttle(20, 1)  # a slot every 50 ms
     t.start()
     assert t.await_fuel()
@@ -41,9 +41,26 @@ def test_await_fuel_waits_for_its_slot_or_gives_up_at_once():
     t100 = mpthrottle.Throttle(1, 100)
     t100.start()
     assert t100.await_fuel(0)
-    assert not t100.await_fuel(0.05), "the next slot is 100 s away: False at once"
+    # As the seed's (a queue's get(timeout=t)): refused, it returns when t has passed, so that a
+    # loop on await_fuel(t) does not spin.
+    t0 = time.monotonic()
+    assert not t100.await_fuel(0.2), "the next slot is 100 s away"
+    assert time.monotonic() - t0 >= 0.19
+    t0 = time.monotonic()
     assert not t100.await_fuel(-1), "a negative timeout only looks"
+    assert time.monotonic() - t0 < 0.19
     assert t100.total() == 1
+
+
+def test_a_refused_await_fuel_returns_at_once_when_stopped():
+    t = mpthrottle.Throttle(1, 100)
+    t.start()
+    assert t.has_fuel()
+    import threading
+    threading.Timer(0.2, t.stop).start()
+    t0 = time.monotonic()
+    assert not t.await_fuel(30)
+    assert time.monotonic() - t0 < 10, "stop() ended the wait"
 
 
 def test_await_fuel_before_start_waits_for_the_start():
@@ -165,6 +182,9 @@ def test_reserve_returns_a_monotonic_time():
     due = t.reserve()
     assert due is not None and due <= time.monotonic()
     assert t.reserve(timeout=1) is None, "the next slot is 10 s away"
+    fresh = mpthrottle.Throttle(1, 10)
+    fresh.start()
+    assert fresh.reserve(timeout=0) is not None, "a unit is there now: timeout 0 takes it"
     assert t.reserve(timeout=20) > now + 5
 
 

@@ -21,7 +21,12 @@ def start(what, *extra):
 
 
 def interrupted_at(p):
-    out, err = p.communicate(timeout=30)
+    try:
+        out, err = p.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        p.kill()  # a wait that Ctrl-C did not end: never leave it behind
+        p.communicate()
+        raise
     assert p.returncode == 3, (out, err)
     lines = dict(line.split() for line in out.split("\n") if line.strip())
     return float(lines["interrupted"]), lines

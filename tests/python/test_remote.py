@@ -130,3 +130,43 @@ def test_a_lost_server_calls_on_error_and_has_fuel_says_false(unique):
     with pytest.raises(mpthrottle.RemoteError):
         r.stop()
     assert r.kill_flag.is_set(), "set all the same"
+
+
+def test_on_error_may_call_the_accessors_while_another_thread_waits_for_them(unique):
+    # on_error runs on the thread that saw the failure; it used to be called with the throttle's
+    # lock held, so an on_error that calls last_error() (or waits for the GIL while the main
+    # thread is in last_error()) hung for ever.
+    import threading
+    p, port = start_redis()
+    seen = []
+    r = None
+
+    def on_error(message):
+        seen.append((message, r.last_error(), r.round_trips()))
+
+    try:
+        r = mpthrottle.connect(f"redis://127.0.0.1:{port}/{unique}", 1000, 1,
+                               on_error=on_error, connect_timeout=0.2, command_timeout=0.2)
+        r.start()
+    finally:
+        p.terminate()
+        p.wait()
+    stop = threading.Event()
+
+    def hammer():
+        while not stop.is_set():
+            r.has_fuel()
+
+    threads = [threading.Thread(target=hammer) for _ in range(2)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        r.last_error()
+        r.round_trips()
+    stop.set()
+    for t in threads:
+        t.join(timeout=10)
+        assert not t.is_alive(), "a thread hung in has_fuel()"
+    assert seen, "on_error was called"
+    assert seen[0][1] != "", "on_error saw last_error() already set"

@@ -15,6 +15,31 @@
 // (Linux sends it when the *thread* that called start() exits: start daemons from a thread that
 // lives as long as they should.) Non-daemon children keep running after their parent exits.
 //
+// Subclassing (Python's `class Worker(multiprocessing.Process)` overriding run()): derive from
+// Process, build the base with the protected constructor, and override run(); the lifecycle is
+// the same as a Process built from a callable.
+//
+//   class Worker : public mpt::Process {
+//    public:
+//     Worker() : Process({}, "Worker") {}          // default names Worker-1, Worker-2, ...
+//     int run() override {                          // in the child; returns the exit status
+//       std::printf("In %s\n", name().c_str());
+//       return 0;
+//     }
+//   };
+//   Worker w; w.start(); w.join();
+//
+// run() is called in the child on the child's copy of the object, fully constructed (start()
+// must not be called from a constructor or destructor of the subclass's bases). The default
+// run() calls the target; a Process with neither a target nor an override (a subclass object
+// moved into a plain Process, whose run() is then Process's) exits with status 1 and says why.
+// Keep subclass objects by their own type, or by pointer (std::unique_ptr<Process>): the
+// destructor is virtual. A subclass object may be moved (its own members move with its move
+// constructor).
+//
+// Logging (mpt/log.hpp): the child logs "child process calling run()" and "process exiting with
+// exitcode N" at INFO, as Python's multiprocessing does.
+//
 // Lifetime: destroying a Process whose child still runs kills it (SIGKILL) if it is a daemon and
 // waits for it otherwise (Python joins non-daemon children at exit); either way it is reaped, so
 // no zombie stays behind.
@@ -28,6 +53,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -48,7 +74,7 @@ class Process {
   explicit Process(F&& target, ProcessOptions options = {})
       : Process(wrap(std::forward<F>(target)), std::move(options), 0) {}
 
-  ~Process();
+  virtual ~Process();
   Process(Process&& other) noexcept;
   Process& operator=(Process&& other) noexcept;
   Process(const Process&) = delete;
@@ -78,6 +104,16 @@ class Process {
   const std::string& name() const noexcept { return name_; }
   bool daemon() const noexcept { return daemon_; }
 
+  // Process::run(): what the child does (Python's run()); its return value is the exit status
+  // (0..255), an exception makes it 1. The default calls the target. Called by start() in the
+  // child; calling it directly runs it here, in the calling process.
+  virtual int run();
+
+ protected:
+  // For subclasses that override run(): no target. An empty options.name gives "<kind>-N", N
+  // counting every Process made in this process, as Python names a subclass's instances.
+  explicit Process(ProcessOptions options = {}, std::string_view kind = "Process");
+
  private:
   template <class F>
   static std::function<int()> wrap(F&& f) {
@@ -93,6 +129,8 @@ class Process {
   Process(std::function<int()> target, ProcessOptions options, int);
   bool poll() noexcept;  // reaps without blocking; true once exited
   void close_pidfd() noexcept;
+  void release() noexcept;                    // what the destructor does
+  [[noreturn]] void run_in_child() noexcept;  // after fork(), in the child
 
   std::function<int()> target_;
   std::string name_;

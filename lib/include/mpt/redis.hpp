@@ -110,7 +110,9 @@ struct RemoteOptions {
   // Reconnection attempts back off exponentially from 10 ms up to this (10 ms to 60 s).
   std::chrono::milliseconds reconnect_backoff_max{1000};
   // Called (from the thread that saw it) when the server becomes unreachable or answers with an
-  // error, and once when it is back ("redis://...: reconnected"). Must not call the throttle.
+  // error, and once when it is back ("redis://...: reconnected"). Called with no lock of the
+  // throttle's held, so it may take locks of its own and call the accessors (last_error(),
+  // round_trips()); calls that go to the server from on_error add their own failures to report.
   std::function<void(const std::string& message)> on_error;
 };
 
@@ -191,8 +193,10 @@ class RemoteThrottle {
   // RemoteThrottle::await_grant(deadline, n, interrupt): the same, but the local waits (until the
   // slot, for the start, for a reconnection, on the local fallback) last at most
   // interrupt.period and interrupt.check is called on each wake; when it returns true the call
-  // withdraws its reservation (one round trip) and returns nullopt. A round trip in progress is
-  // not cut: it ends within command_timeout (see Interrupt in throttle_like.hpp).
+  // asks the server to withdraw its reservation (one round trip) and returns nullopt, unless the
+  // slot had already come and the server counted it: the unit is then granted, so that the caller
+  // has every unit the server counts. A round trip in progress is not cut: it ends within
+  // command_timeout (see Interrupt in throttle_like.hpp).
   [[nodiscard]] std::optional<TimePoint> await_grant(TimePoint deadline, std::int64_t n,
                                                      const Interrupt& interrupt) noexcept;
 

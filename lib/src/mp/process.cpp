@@ -19,6 +19,7 @@
 #include "child_process.hpp"
 #include "clock.hpp"
 #include "mpt/error.hpp"
+#include "mpt/log.hpp"
 
 namespace mpt {
 
@@ -79,12 +80,23 @@ std::string describe_exitcode(int exitcode) {
 }
 
 Process::Process(std::function<int()> target, ProcessOptions options, int)
-    : target_(std::move(target)), name_(std::move(options.name)), daemon_(options.daemon) {
+    : Process(std::move(options)) {
+  target_ = std::move(target);
+}
+
+Process::Process(ProcessOptions options, std::string_view kind)
+    : name_(std::move(options.name)), daemon_(options.daemon) {
   const int n = ++g_process_counter;
-  if (name_.empty()) name_ = "Process-" + std::to_string(n);
+  if (name_.empty()) name_ = std::string(kind) + "-" + std::to_string(n);
 }
 
 Process::~Process() {
+  release();
+}
+
+// Kills (daemons) or waits for a running child and reaps it; closes the pidfd. Never calls run():
+// in a subclass, the derived part is gone by the time the base destructor gets here.
+void Process::release() noexcept {
   if (pid_ > 0 && !exitcode_) {
     if (daemon_) kill();
     join();
@@ -100,12 +112,26 @@ Process::Process(Process&& o) noexcept
       pidfd_(std::exchange(o.pidfd_, -1)),
       exitcode_(std::exchange(o.exitcode_, std::nullopt)) {}
 
+// Member by member (not destroy-and-rebuild: in a subclass, that would end the derived object).
 Process& Process::operator=(Process&& o) noexcept {
   if (this != &o) {
-    this->~Process();
-    new (this) Process(std::move(o));
+    release();
+    target_ = std::move(o.target_);
+    name_ = std::move(o.name_);
+    daemon_ = o.daemon_;
+    pid_ = std::exchange(o.pid_, 0);
+    pidfd_ = std::exchange(o.pidfd_, -1);
+    exitcode_ = std::exchange(o.exitcode_, std::nullopt);
   }
   return *this;
+}
+
+int Process::run() {
+  if (!target_)
+    throw InvalidArgument("process '" + name_ +
+                          "' has no target and its run() is not overridden (a subclass object "
+                          "moved into a plain Process loses its run())");
+  return target_();
 }
 
 void Process::close_pidfd() noexcept {
@@ -121,23 +147,30 @@ void Process::start() {
   if (pid < 0) throw SystemError("process '" + name_ + "': fork failed", errno);
   if (pid == 0) {
     if (daemon_) detail::die_with_parent(parent);
-    process_name_storage() = name_;
-    prctl(PR_SET_NAME, name_.substr(0, 15).c_str());
-    int status = 0;
-    try {
-      status = target_();
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "Process %s: uncaught exception: %s\n", name_.c_str(), e.what());
-      status = 1;
-    } catch (...) {
-      std::fprintf(stderr, "Process %s: uncaught exception\n", name_.c_str());
-      status = 1;
-    }
-    flush_all();
-    _exit(status & 0xff);
+    run_in_child();
   }
   pid_ = pid;
   pidfd_ = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));  // -1: join falls back to polling
+}
+
+void Process::run_in_child() noexcept {
+  process_name_storage() = name_;
+  prctl(PR_SET_NAME, name_.substr(0, 15).c_str());
+  log_info("child process calling run()");
+  int status = 0;
+  try {
+    status = run();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "Process %s: uncaught exception: %s\n", name_.c_str(), e.what());
+    status = 1;
+  } catch (...) {
+    std::fprintf(stderr, "Process %s: uncaught exception\n", name_.c_str());
+    status = 1;
+  }
+  if (log_enabled(LogLevel::kInfo))
+    log_info("process exiting with exitcode " + std::to_string(status & 0xff));
+  flush_all();  // after the last record: a sink may write through stdio
+  _exit(status & 0xff);
 }
 
 bool Process::poll() noexcept {

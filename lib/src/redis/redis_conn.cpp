@@ -55,15 +55,16 @@ std::string errno_text(int e) {
   return ::strerror_r(e, buf, sizeof buf);
 }
 
-// Waits until fd is ready for `events` or deadline_ns passes. Never retries EINTR.
-IoResult wait_fd(int fd, short events, std::int64_t deadline_ns) {
+// Waits until fd is ready for `events` or deadline_ns passes. Never retries EINTR. With `mask`,
+// the thread's signal mask during the wait only (ppoll sets it atomically): see RedisConn::request.
+IoResult wait_fd(int fd, short events, std::int64_t deadline_ns, const sigset_t* mask = nullptr) {
   for (;;) {
     const std::int64_t left = deadline_ns - mono_ns();
     if (left <= 0) return {IoStatus::kTimeout, "timed out"};
     const timespec ts{static_cast<time_t>(left / 1'000'000'000),
                       static_cast<long>(left % 1'000'000'000)};
     pollfd p{fd, events, 0};
-    const int r = ::ppoll(&p, 1, &ts, nullptr);
+    const int r = ::ppoll(&p, 1, &ts, mask);
     if (r > 0) return {};  // POLLERR and POLLHUP too: the next call on fd says what happened
     if (r == 0) continue;  // the deadline, checked above
     if (errno == EINTR) return {IoStatus::kInterrupted, "interrupted by a signal"};
@@ -341,7 +342,7 @@ IoResult RedisConn::send_all(const std::string& bytes, std::int64_t deadline_ns)
     }
     if (n < 0 && errno == EINTR) return {IoStatus::kInterrupted, "interrupted by a signal"};
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      IoResult w = wait_fd(fd_.get(), POLLOUT, deadline_ns);
+      IoResult w = wait_fd(fd_.get(), POLLOUT, deadline_ns, poll_mask_);
       if (!w) return w;
       continue;
     }
@@ -371,7 +372,7 @@ IoResult RedisConn::read_reply(std::int64_t deadline_ns, ReplyPtr* reply) {
       return {IoStatus::kProtocol,
               "a reply larger than " + std::to_string(kMaxReplyBytes >> 20) + " MiB"};
     }
-    IoResult w = wait_fd(fd_.get(), POLLIN, deadline_ns);
+    IoResult w = wait_fd(fd_.get(), POLLIN, deadline_ns, poll_mask_);
     if (!w) return w;
     char buf[16384];
     const std::size_t want = std::min(sizeof buf, kMaxReplyBytes + 1 - got);
@@ -403,9 +404,22 @@ IoResult RedisConn::request(const std::vector<std::string>& argv, std::int64_t d
       redisFormatCommandArgv(&raw, static_cast<int>(argv.size()), ptrs.data(), lens.data());
   const std::unique_ptr<char, CommandFree> cmd(raw);
   if (len < 0 || !raw) return {IoStatus::kLost, "out of memory"};
-  if (IoResult s = send_all(std::string(raw, static_cast<std::size_t>(len)), deadline_ns); !s)
-    return s;
-  return read_reply(deadline_ns, reply);
+  // A signal must end the request whenever it comes, not only while the thread sits in ppoll: one
+  // that came while it was reading a part of the reply would otherwise be handled there and lost,
+  // and the request would wait for the rest (up to command_timeout). So the asynchronous signals
+  // are held for the request and let in by the waits alone, atomically (ppoll's mask): one that
+  // came meanwhile is delivered in the next wait, which returns EINTR.
+  sigset_t held, old;
+  ::sigfillset(&held);
+  for (const int sync : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS})
+    ::sigdelset(&held, sync);  // a fault must still be delivered where it happens
+  ::pthread_sigmask(SIG_BLOCK, &held, &old);
+  poll_mask_ = &old;
+  IoResult r = send_all(std::string(raw, static_cast<std::size_t>(len)), deadline_ns);
+  if (r) r = read_reply(deadline_ns, reply);
+  poll_mask_ = nullptr;
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  return r;
 }
 
 }  // namespace mpt::detail

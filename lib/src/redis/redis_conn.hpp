@@ -20,6 +20,8 @@
 // Not safe for concurrent use (the backend holds its mutex around each call).
 #pragma once
 
+#include <signal.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -104,6 +106,7 @@ class RedisConn {
 
   UniqueFd fd_;
   redisReader* reader_;
+  const sigset_t* poll_mask_ = nullptr;  // during request(): the caller's mask, for the waits
   int pid_;
   bool too_many_elements_ = false;  // set by the reader's array hook
   friend struct ReaderHooks;

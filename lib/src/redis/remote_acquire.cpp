@@ -69,7 +69,7 @@ bool RemoteThrottle::Impl::wait_for_retry(std::int64_t deadline_local,
                                           const Interrupt* intr) noexcept {
   std::int64_t at;
   {
-    std::lock_guard lock(mu_);
+    Locked lock(*this);
     at = next_attempt_ns_ + clock_offset_ns_;
   }
   if (at <= now_local()) return true;
@@ -85,7 +85,7 @@ RemoteThrottle::Impl::Acq RemoteThrottle::Impl::call_acquire(std::int64_t n,
                                                              bool emit) noexcept {
   Acq a;
   try {
-    std::lock_guard lock(mu_);
+    Locked lock(*this);
     const std::int64_t extra = pending_emits_.exchange(0, std::memory_order_relaxed);
     const std::string max_wait_us = max_wait_ns < 0 ? "-1" : fmt17(max_wait_ns / 1000.0);
     for (int attempt = 0; attempt < 2; ++attempt) {
@@ -213,9 +213,9 @@ std::int64_t RemoteThrottle::Impl::acquire(std::int64_t deadline_ns, std::int64_
         const Woke w = sleep_until_local(due, intr);
         if (w == Woke::kReached) return due - clock_offset_ns_;
         // Stopped (or interrupted) while it waited. Counted by the server only if the slot came
-        // first; otherwise confirm() withdraws the reservation. An interrupted call gives up its
-        // unit even when it was counted (the rate under-shoots).
-        if (a.member.empty() || !confirm(a.member) || w == Woke::kInterrupted) return -1;
+        // first, and then granted (the caller gets every unit the server counts); otherwise
+        // confirm() withdraws the reservation.
+        if (a.member.empty() || !confirm(a.member)) return -1;
         return std::min(due, now_local()) - clock_offset_ns_;
       }
       case -1: {  // created: wait for start()
@@ -237,7 +237,7 @@ std::int64_t RemoteThrottle::Impl::acquire(std::int64_t deadline_ns, std::int64_
 // counted) or not (given up now, never counted). False too when the server cannot say.
 bool RemoteThrottle::Impl::confirm(const std::string& member) noexcept {
   try {
-    std::lock_guard lock(mu_);
+    Locked lock(*this);
     Outcome o = script_locked({"chk", member});
     if (!o) {
       fail_locked(o);
@@ -264,7 +264,7 @@ std::optional<std::int64_t> RemoteThrottle::Impl::reserve(std::int64_t n, std::i
 void RemoteThrottle::Impl::emit(std::int64_t timestamp_ns) noexcept {
   if (!cfg_.as_monitor) return;
   try {
-    std::lock_guard lock(mu_);
+    Locked lock(*this);
     const std::int64_t offset_ns = timestamp_ns - mono_ns();
     Outcome o = script_locked({"emit", fmt17(static_cast<double>(offset_ns) / 1000.0), "1"});
     if (!o) {

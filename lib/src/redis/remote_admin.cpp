@@ -23,7 +23,7 @@ using detail::to_d;
 
 void RemoteThrottle::Impl::start() {
   {
-    std::lock_guard lock(mu_);
+    Locked lock(*this);
     Outcome o = script_locked({"start"}, true);
     if (!o && o.code == ErrorCode::kNotFound) {
       if (recreate_locked()) o = script_locked({"start"}, true);
@@ -44,7 +44,7 @@ Summary RemoteThrottle::Impl::stop() {
   // and none after.
   fallback_->stop();
   Summary sum;
-  std::lock_guard lock(mu_);
+  Locked lock(*this);
   Outcome o = script_locked({"stop"}, true);
   if (!o) {
     fail_locked(o);
@@ -69,7 +69,7 @@ void RemoteThrottle::Impl::set_rate(std::int64_t max_n, double per_s) {
   c.max_n = max_n;
   c.per_s = per_s;
   const double iv = remote_interval_us(c);
-  std::lock_guard lock(mu_);
+  Locked lock(*this);
   Outcome o = script_locked(
       {"rate", std::to_string(max_n), fmt17(per_s), fmt17(iv), fmt17(remote_tau_us(c, iv))}, true);
   if (!o) {
@@ -86,7 +86,7 @@ void RemoteThrottle::Impl::set_rate(std::int64_t max_n, double per_s) {
 }
 
 RemoteThrottle::Impl::Stats RemoteThrottle::Impl::stats_or_throw(bool admin) {
-  std::lock_guard lock(mu_);
+  Locked lock(*this);
   Outcome o = script_locked({"snap"}, admin);
   if (!o) {
     fail_locked(o);
@@ -124,7 +124,7 @@ std::optional<RemoteThrottle::Impl::Stats> RemoteThrottle::Impl::stats_noexcept(
     return stats_or_throw(false);
   } catch (...) {
     try {
-      std::lock_guard lock(mu_);
+      Locked lock(*this);
       return last_stats_;
     } catch (...) {
       return std::nullopt;
@@ -238,13 +238,13 @@ Snapshot RemoteThrottle::Impl::snapshot() {
 }
 
 std::string RemoteThrottle::Impl::last_error() const {
-  std::lock_guard lock(mu_);
+  Locked lock(*this);
   return counter_pid_ == static_cast<int>(::getpid()) ? last_error_ : std::string();
 }
 
 std::uint64_t RemoteThrottle::Impl::round_trips() const noexcept {
   try {
-    std::lock_guard lock(mu_);
+    Locked lock(*this);
     return counter_pid_ == static_cast<int>(::getpid()) ? round_trips_ : 0;
   } catch (...) {
     return 0;

@@ -145,7 +145,7 @@ RemoteThrottle::Impl::Impl(detail::RedisUrl url, const RemoteOptions& options,
   pending_key_ = "mpt:{" + url_.name + "}:pending";
   clock_offset_ns_ = detail::g_test_clock_offset_ns.load(std::memory_order_relaxed);
   // Every throw below leaves conn_ to its destructor: a failed connect() keeps no socket.
-  std::lock_guard lock(mu_);
+  Locked lock(*this);
   counter_pid_ = static_cast<int>(::getpid());
   if (Outcome c; !connect_locked(&c)) throw RemoteError(c.code, c.error);
   if (create) cfg_ = *create;
@@ -191,7 +191,7 @@ RemoteConfig RemoteThrottle::Impl::read_config(const redisReply* fields) {
 }
 
 RemoteThrottle::Impl::~Impl() {
-  std::lock_guard lock(mu_);
+  Locked lock(*this);
   drop_locked();
 }
 
@@ -434,16 +434,23 @@ RemoteThrottle::Impl::Outcome RemoteThrottle::Impl::script_locked(
   return o;
 }
 
+RemoteThrottle::Impl::Locked::~Locked() {
+  std::vector<std::string> notes;
+  notes.swap(impl_.notes_);
+  lock_.unlock();
+  for (const std::string& m : notes) {
+    try {
+      impl_.options_.on_error(m);
+    } catch (...) {
+    }
+  }
+}
+
 void RemoteThrottle::Impl::fail_locked(const std::string& message) {
   const bool changed = !failing_ || message != last_error_;
   failing_ = true;
   last_error_ = message;
-  if (changed && options_.on_error) {
-    try {
-      options_.on_error(message);
-    } catch (...) {
-    }
-  }
+  if (changed && options_.on_error) notes_.push_back(message);
 }
 
 // A failed request: a signal's interruption is recorded in last_error() only (the server did
@@ -460,12 +467,7 @@ void RemoteThrottle::Impl::ok_locked() {
   if (failing_) {
     failing_ = false;
     last_error_.clear();
-    if (options_.on_error) {
-      try {
-        options_.on_error(url_.display() + ": reconnected");
-      } catch (...) {
-      }
-    }
+    if (options_.on_error) notes_.push_back(url_.display() + ": reconnected");
   }
 }
 

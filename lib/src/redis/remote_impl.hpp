@@ -186,6 +186,21 @@ class RemoteThrottle::Impl {
                                  const Interrupt* intr) noexcept;
   bool confirm(const std::string& member) noexcept;
 
+  // mu_, held for a scope. fail_locked() and ok_locked() queue on_error's messages; they are
+  // delivered once mu_ is released, so that on_error may wait for a lock of its own (Python's
+  // GIL) while another thread that holds that lock waits for mu_ (last_error(), say).
+  class Locked {
+   public:
+    explicit Locked(const Impl& impl) : impl_(impl), lock_(impl.mu_) {}
+    ~Locked();
+    Locked(const Locked&) = delete;
+    Locked& operator=(const Locked&) = delete;
+
+   private:
+    const Impl& impl_;
+    std::unique_lock<std::mutex> lock_;
+  };
+
   // Connection layer, mu_ held (remote_conn.cpp).
   // admin: connect now even while backing off (start, stop, set_rate, snapshot are explicit).
   Outcome script_locked(const std::vector<std::string>& args, bool admin = false);
@@ -213,6 +228,7 @@ class RemoteThrottle::Impl {
   std::int64_t clock_offset_ns_ = 0;  // set_redis_clock_offset_for_testing(); 0 otherwise
 
   mutable std::mutex mu_;
+  mutable std::vector<std::string> notes_;  // for on_error, delivered by ~Locked
   std::unique_ptr<detail::RedisConn> conn_;
   std::shared_ptr<detail::Lookup> lookup_;  // a name lookup an attempt left unfinished
   std::uint64_t conn_uses_ = 0;             // script calls answered on conn_

@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <deque>
 #include <functional>
 #include <optional>
 #include <span>
@@ -215,22 +216,53 @@ void process_batch(std::span<const std::byte> job, Fn& fn, Queue& results, Worke
   slot.item.store(-1, std::memory_order_relaxed);
 }
 
+// Parent side, Pool's in-order delivery: results arrive in completion order and leave in index
+// order; those waiting for an earlier one are parked here (parked() counts them, for
+// run_parent's bound).
+template <class Out>
+class InOrder {
+ public:
+  // Parks r as the result of item `index`, then hands every result now in order to
+  // hand(index, Out&&).
+  template <class Hand>
+  void put(std::uint64_t index, Out&& r, Hand& hand) {
+    const std::size_t k = static_cast<std::size_t>(index - base_);
+    if (window_.size() <= k) window_.resize(k + 1);
+    window_[k].emplace(std::move(r));
+    ++parked_;
+    while (!window_.empty() && window_.front()) {
+      Out v = std::move(*window_.front());
+      window_.pop_front();
+      --parked_;
+      hand(base_++, std::move(v));
+    }
+  }
+  const std::uint64_t* parked() const noexcept { return &parked_; }
+
+ private:
+  std::deque<std::optional<Out>> window_;  // items base_, base_ + 1, ...
+  std::uint64_t base_ = 0;                 // the next index to hand
+  std::uint64_t parked_ = 0;
+};
+
 // Parent side of run_parent() (below): its state, and the steps of its loop.
 template <class In, class Next, class Consume>
 class ParentLoop {
  public:
   ParentLoop(Queue& jobs, Queue& results, WorkerGroup& group, Next& next, Consume& consume,
              std::int64_t max_jobs, std::uint32_t chunk, const char* what,
-             std::span<const std::byte> prefix, bool close_jobs)
+             std::span<const std::byte> prefix, bool close_jobs, const std::uint64_t* parked)
       : jobs_(jobs),
         results_(results),
         group_(group),
         ctl_(group.control()),
+        finished0_(ctl_.finished.load(std::memory_order_relaxed)),
         next_(next),
         consume_(consume),
         max_jobs_(max_jobs),
         what_(what),
         close_jobs_(close_jobs),
+        parked_(parked),
         batch_(jobs.max_message_bytes(), chunk, prefix) {}
 
   void run() {
@@ -287,8 +319,9 @@ class ParentLoop {
     }
     if (gen_done_) return batch_.count() > 0 ? Fill::kSeal : Fill::kStop;
     if (batch_.full()) return Fill::kSeal;
-    const std::uint64_t finished = ctl_.finished.load(std::memory_order_relaxed);
-    if (static_cast<std::int64_t>(generated_ - finished) >= max_jobs_) {
+    const std::uint64_t finished = ctl_.finished.load(std::memory_order_relaxed) - finished0_;
+    const std::uint64_t parked = parked_ ? *parked_ : 0;
+    if (static_cast<std::int64_t>(generated_ - finished + parked) >= max_jobs_) {
       // Full batches keep the workers efficient: send a partial one only when nothing else is
       // in flight (else wait for results to free room).
       const bool alone = batch_.count() > 0 && generated_ - batch_.count() == finished;
@@ -338,11 +371,15 @@ class ParentLoop {
   Queue& results_;
   WorkerGroup& group_;
   WorkerControl& ctl_;
+  // ctl_.finished when the call began: a Pool's workers serve many calls, and every item of the
+  // earlier ones had finished by the time they returned.
+  const std::uint64_t finished0_;
   Next& next_;
   Consume& consume_;
   const std::int64_t max_jobs_;
   const char* what_;
   const bool close_jobs_;
+  const std::uint64_t* parked_;  // results the caller holds back (Pool::imap's reorder buffer)
   BatchWriter batch_;
   std::vector<std::byte> rbuf_;
   std::optional<In> held_;  // generated, not yet in a batch (it did not fit)
@@ -356,16 +393,19 @@ class ParentLoop {
 // Parent side: pulls items from `next` (returning std::optional<In>), ships them in batches of
 // up to `chunk` items on `jobs`, hands every result message to `consume(msg)` (which returns the
 // number of items it consumed), and watches the workers. Never more than `max_jobs` items are
-// generated and not yet finished by a worker. Closes `jobs` once everything is sent (unless
-// close_jobs is false: Pool keeps its queues). Returns when every generated item's result has been
-// consumed; throws WorkerDied (after killing and reaping the workers) if a worker dies, and lets
-// exceptions of `next` and `consume` through (the WorkerGroup's owner kills the workers).
+// generated and not yet finished by a worker, plus `*parked` when given: results the caller has
+// consumed but holds back (Pool::imap's in-order delivery), so that they too count against the
+// bound. Closes `jobs` once everything is sent (unless close_jobs is false: Pool keeps its queues).
+// Returns when every generated item's result has been consumed; throws WorkerDied (after killing
+// and reaping the workers) if a worker dies, and lets exceptions of `next` and `consume` through
+// (the WorkerGroup's owner kills the workers).
 template <class In, class Next, class Consume>
 void run_parent(Queue& jobs, Queue& results, WorkerGroup& group, Next& next, Consume& consume,
                 std::int64_t max_jobs, std::uint32_t chunk, const char* what,
-                std::span<const std::byte> prefix = {}, bool close_jobs = true) {
+                std::span<const std::byte> prefix = {}, bool close_jobs = true,
+                const std::uint64_t* parked = nullptr) {
   ParentLoop<In, Next, Consume>(jobs, results, group, next, consume, max_jobs, chunk, what, prefix,
-                                close_jobs)
+                                close_jobs, parked)
       .run();
 }
 
