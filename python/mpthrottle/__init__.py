@@ -56,9 +56,10 @@ class SharedDict(collections.abc.MutableMapping):
     beyond 64 bits its decimal digits). A new key in a full dict, or an oversize key or value,
     raises ValueError naming the limit.
 
-    Each operation is atomic, and items() / keys() / values() / iteration work on one
-    consistent snapshot. ``d[k] += 1`` is a read then a write (another process may write
-    between): use incr() or setdefault(), which are atomic. A process killed at any moment,
+    Each operation is atomic (get, set, del, pop, popitem, incr, setdefault; clear() removes the
+    entries one by one), and items() / keys() / values() / iteration work on one consistent
+    snapshot. ``d[k] += 1`` is a read then a write (another process may write between): use
+    incr() or setdefault(), which are atomic. A process killed at any moment,
     even inside a write, leaves the dict usable and every entry whole.
 
     SharedDict() makes a new named dict, picklable: a child process that unpickles it attaches
@@ -109,6 +110,25 @@ class SharedDict(collections.abc.MutableMapping):
     def __delitem__(self, key):
         if not self._d.erase(key):
             raise KeyError(key)
+
+    _MISSING = object()
+
+    def pop(self, key, default=_MISSING):
+        """Removes key and returns its value, in one step; default (or KeyError) if absent."""
+        found, value = self._d.take(key)
+        if found:
+            return value
+        if default is SharedDict._MISSING:
+            raise KeyError(key)
+        return default
+
+    def popitem(self):
+        """Removes an entry and returns (key, value), in one step; KeyError if empty."""
+        for key, _ in self._d.items():
+            found, value = self._d.take(key)  # another process may have taken it meanwhile
+            if found:
+                return key, value
+        raise KeyError("popitem(): SharedDict is empty")
 
     def __contains__(self, key):
         return self._d.contains(key)

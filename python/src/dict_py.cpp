@@ -109,7 +109,8 @@ py::object decode(const Bytes& b) {
 // when it is larger than the dict allows.
 Bytes checked(const mpt::ByteDict& d, const py::handle& v, bool is_key) {
   Bytes b = encode(v);
-  const std::size_t limit = (is_key ? d.max_key_bytes() : d.max_value_bytes()) - 1;
+  const std::size_t max = is_key ? d.max_key_bytes() : d.max_value_bytes();
+  const std::size_t limit = max == 0 ? 0 : max - 1;  // a dict made elsewhere may allow 0
   if (b.size() - 1 > limit)
     throw py::value_error(std::string("SharedDict: ") + (is_key ? "key" : "value") + " of " +
                           std::to_string(b.size() - 1) + " bytes exceeds " +
@@ -119,7 +120,15 @@ Bytes checked(const mpt::ByteDict& d, const py::handle& v, bool is_key) {
 
 mpt::DictOptions options(std::size_t capacity, std::size_t max_key, std::size_t max_value,
                          mpt::CreateOptions c = {}) {
-  // One tag byte more than the caller asked for, so that the limits are the payload's.
+  // One tag byte more than the caller asked for, so that the limits are the payload's; checked
+  // here in the caller's terms (the library's limits are 64 KiB and 16 MiB with the tag byte).
+  constexpr std::size_t kMaxKey = (64u << 10) - 1, kMaxValue = (16u << 20) - 1;
+  if (max_key < 1 || max_key > kMaxKey)
+    throw py::value_error("SharedDict: max_key_bytes " + std::to_string(max_key) +
+                          " is outside 1.." + std::to_string(kMaxKey));
+  if (max_value < 1 || max_value > kMaxValue)
+    throw py::value_error("SharedDict: max_value_bytes " + std::to_string(max_value) +
+                          " is outside 1.." + std::to_string(kMaxValue));
   return {capacity, max_key + 1, max_value + 1, c};
 }
 
@@ -215,6 +224,14 @@ void bind_access(py::class_<mpt::ByteDict>& c) {
         return d.contains(ByteView(encode(key)));
       },
       py::arg("key"));
+  c.def(
+      "take",
+      [](mpt::ByteDict& d, const py::handle& key) {
+        const auto v = d.take(ByteView(encode(key)));
+        return v ? py::make_tuple(true, decode(*v)) : py::make_tuple(false, py::none());
+      },
+      py::arg("key"),
+      "Removes key and returns (True, value) in one step; (False, None) if absent.");
   c.def("incr", &incr, py::arg("key"), py::arg("delta") = 1);
   c.def("setdefault", &setdefault, py::arg("key"), py::arg("default") = py::none());
   c.def("items", &items, "Every (key, value) pair, as of one moment.");

@@ -165,9 +165,14 @@ TEST(ProcessSubclassTest, MovedSubclassKeepsItsRunAndASlicedOneFailsClearly) {
 
   Worker s(q, 9);
   Process sliced(std::move(static_cast<Process&>(s)));  // Process's run(): no target
-  sliced.start();
-  ASSERT_TRUE(sliced.join(10s));
-  EXPECT_EQ(sliced.exitcode(), 1);
+  // Refused in the parent, before any fork, saying why.
+  try {
+    sliced.start();
+    ADD_FAILURE() << "a sliced Process started";
+  } catch (const InvalidArgument& e) {
+    EXPECT_NE(std::string(e.what()).find("loses its run()"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(sliced.pid(), 0);
 }
 
 // The callable constructor is unchanged: run() calls the target, also when called directly.

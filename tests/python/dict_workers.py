@@ -36,3 +36,14 @@ def is_checked(value):
 
 def pid():
     return os.getpid()
+
+
+def pop_all(args):
+    """Pops keys 0..n-1 wherever they still are; the values this process got."""
+    d, n = args
+    got = []
+    for i in range(n):
+        v = d.pop(i, None)
+        if v is not None:
+            got.append(v)
+    return got

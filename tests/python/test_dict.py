@@ -80,6 +80,40 @@ def test_capacity_and_sizes_are_clear_errors():
         mpthrottle.SharedDict.open("no-such-dict-%d" % os.getpid())
 
 
+def test_size_limits_are_checked_in_the_callers_terms():
+    # Checked before the tag byte is added: no wrap-around, no number the caller never gave.
+    with pytest.raises(ValueError, match="max_value_bytes 18446744073709551615 is outside 1.."):
+        mpthrottle.SharedDict(max_value_bytes=2**64 - 1)
+    with pytest.raises(ValueError, match="max_key_bytes 65536 is outside 1..65535"):
+        mpthrottle.SharedDict(max_key_bytes=65536)
+    assert mpthrottle.SharedDict(capacity=1, max_key_bytes=65535).max_key_bytes == 65535
+
+
+def test_pop_and_popitem_take_the_entry_in_one_step():
+    d = mpthrottle.SharedDict(capacity=4)
+    d["a"] = None
+    d["b"] = 2
+    assert d.pop("a") is None and "a" not in d  # a stored None is a value, not "absent"
+    assert d.pop("a", 5) == 5
+    with pytest.raises(KeyError):
+        d.pop("a")
+    assert d.popitem() == ("b", 2)
+    with pytest.raises(KeyError):
+        d.popitem()
+
+
+def test_pop_races_lose_nothing():
+    # Two processes pop the same keys: every value is taken by exactly one of them.
+    d = mpthrottle.SharedDict(capacity=256)
+    for i in range(200):
+        d[i] = i
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(2) as pool:
+        taken = pool.map(dict_workers.pop_all, [(d, 200)] * 2)
+    assert sorted(taken[0] + taken[1]) == list(range(200))
+    assert len(d) == 0
+
+
 def test_incr_and_setdefault_are_atomic_helpers():
     d = mpthrottle.SharedDict(capacity=4)
     assert d.incr("n") == 1 and d.incr("n", 41) == 42

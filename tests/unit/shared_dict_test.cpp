@@ -323,5 +323,54 @@ TEST(SharedDictRecoveryTest, KilledInsideEraseAndInsideClear) {
   EXPECT_EQ(d.bytes().recoveries(), 2u);
 }
 
+// A process that writes into a live dict (see docs/reliability.md on writers of a segment) can
+// make answers wrong, but never make an operation read or write outside the segment: the slot
+// lengths, the free stack and the entry count are bounded on every use.
+TEST(SharedDictTest, AScribbledDictNeverSendsAnOperationOutsideItsSegment) {
+  auto fresh = [] {
+    auto d = ByteDict::anonymous({.capacity = 4, .max_key_bytes = 8, .max_value_bytes = 8});
+    d.set(view("a"), view("1"));
+    return d;
+  };
+  auto shared = [](ByteDict& d) { return static_cast<ByteDict::Shared*>(d.segment()->body()); };
+  auto base = [](ByteDict& d) { return static_cast<std::byte*>(d.segment()->data()); };
+  const auto round_up = [](std::size_t n, std::size_t a) { return (n + a - 1) / a * a; };
+  const std::size_t slots_at = round_up(Segment::kBodyOffset + sizeof(ByteDict::Shared), 64);
+  auto slot = [&](ByteDict& d, std::size_t n) {
+    return reinterpret_cast<detail::DictSlotHead*>(base(d) + slots_at + n * shared(d)->slot_bytes);
+  };
+  auto each_live_slot = [&](ByteDict& d, auto&& fn) {
+    for (std::size_t n = 0; n <= shared(d)->capacity; ++n)
+      if (slot(d, n)->stamp.load() != 0) fn(slot(d, n));
+  };
+
+  {  // a free-stack entry far past the slots: refused, nothing written
+    ByteDict d = fresh();
+    ByteDict::Shared* s = shared(d);
+    const std::size_t index_at = round_up(slots_at + (s->capacity + 1) * s->slot_bytes, 64);
+    auto* free_stack =
+        reinterpret_cast<std::uint32_t*>(base(d) + round_up(index_at + s->buckets * 4, 64));
+    free_stack[s->free_top - 1] = 0xfffffff0u;
+    EXPECT_THROW(d.set(view("new"), view("x")), IncompatibleSegment);
+  }
+  {  // value and key lengths of 1 GiB: read as at most the dict's limits
+    ByteDict d = fresh();
+    each_live_slot(d, [](detail::DictSlotHead* h) { h->value_len = 1u << 30; });
+    const auto got = d.get(view("a"));
+    ASSERT_TRUE(got);
+    EXPECT_LE(got->size(), d.max_value_bytes());
+    each_live_slot(d, [](detail::DictSlotHead* h) { h->key_len = 1u << 30; });
+    for (const auto& [k, v] : d.items()) {
+      EXPECT_LE(k.size(), d.max_key_bytes());
+      EXPECT_LE(v.size(), d.max_value_bytes());
+    }
+  }
+  {  // an entry count of 2^62: items() does not try to reserve it
+    ByteDict d = fresh();
+    shared(d)->live = std::uint64_t{1} << 62;
+    EXPECT_EQ(d.items().size(), 1u);
+  }
+}
+
 }  // namespace
 }  // namespace mpt

@@ -139,8 +139,9 @@ class Pool {
   //
   // `consumer(result)` or `consumer(index, result)` (index: the item's position in the source)
   // runs here; imap calls it in source order, imap_unordered in completion order. It returns
-  // void, or a bool: false stops the call (no more items are pulled; the results of those in
-  // flight are dropped, and the workers stay ready for the next call). Returns the number of
+  // void, or a bool: false stops the call (no more items are pulled; the call waits for the
+  // items already in flight, at most max_in_flight, and drops their results; the workers stay
+  // ready for the next call). Returns the number of
   // results handed to the consumer. Same requirements on fn and the same errors as map();
   // exceptions of the source or the consumer propagate after the workers are killed (the next
   // call starts fresh ones).

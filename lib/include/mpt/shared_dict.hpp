@@ -89,6 +89,8 @@ class ByteDict {
   bool set(ByteView key, ByteView value);
   // Removes the key; returns whether it was there.
   bool erase(ByteView key);
+  // Removes the key and returns its value, in one step (nullopt, changing nothing, if absent).
+  std::optional<Bytes> take(ByteView key);
   bool contains(ByteView key) const;
   // ByteDict::update()
   // Atomic read-modify-write of one key: fn receives the current value (nullptr if none) and
@@ -97,6 +99,8 @@ class ByteDict {
   using Updater = std::function<bool(const Bytes* current, Bytes& out)>;
   void update(ByteView key, const Updater& fn);
   std::size_t size() const;
+  // Removes every entry. Not atomic as a whole: a process killed part way leaves some entries
+  // (each whole, the dict consistent and usable).
   void clear();
   // Every entry, as of one moment (in no particular order).
   std::vector<std::pair<Bytes, Bytes>> items() const;
@@ -109,15 +113,17 @@ class ByteDict {
   // made (for tests and reports; may be stale on return).
   std::uint64_t recoveries() const noexcept;
 
-  struct Shared;  // the layout in shared memory (lib/src/mp/shared_dict_layout.hpp)
+  struct Shared;    // the layout in shared memory (lib/src/mp/shared_dict_layout.hpp)
+  struct Geometry;  // internal: the sizes and offsets derived from DictOptions (shared_dict.cpp)
 
  private:
   class Held;  // the mutex held, and the table as this handle sees it (shared_dict.cpp)
-  explicit ByteDict(std::shared_ptr<Segment> segment);
+  ByteDict(std::shared_ptr<Segment> segment, const Geometry& geometry);
   std::shared_ptr<Segment> segment_;
   Shared* s_;
-  // The geometry, read once when the handle is made (checked by open()): a scribbled header
-  // cannot send an operation outside the segment.
+  // The geometry, read once when the handle is made (and checked against the segment's size by
+  // open()): a scribbled header, slot length or free stack cannot send an operation outside the
+  // segment (it can still make answers wrong: see docs/reliability.md on writers of a segment).
   std::size_t capacity_;
   std::size_t max_key_bytes_;
   std::size_t max_value_bytes_;

@@ -11,8 +11,10 @@
 //
 // T is constructed once, value-initialised (T{}), in a segment of kind SegmentKind::kRecord before
 // the segment is published, and never destroyed (so it must be trivially destructible). Fields
-// that several processes touch at once should be std::atomic (lock-free for their size, so that a
-// process killed at any instruction leaves each field whole); anything else needs a lock of your
+// that several processes touch at once should be std::atomic, and lock-free: a std::atomic that
+// is not (std::atomic<T>::is_always_lock_free false) is guarded by a lock table private to each
+// process, so it is NOT atomic across processes; check it with static_assert. Lock-free fields
+// also stay whole when a process is killed at any instruction. Anything else needs a lock of your
 // own (mpt::Lock). open() checks that the segment holds a record of sizeof(T) bytes and T's
 // alignment: the type itself cannot be checked, so both sides must agree on it.
 //

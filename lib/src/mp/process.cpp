@@ -15,6 +15,7 @@
 #include <iostream>
 #include <memory>
 #include <thread>
+#include <typeinfo>
 
 #include "child_process.hpp"
 #include "clock.hpp"
@@ -141,6 +142,13 @@ void Process::close_pidfd() noexcept {
 
 void Process::start() {
   if (pid_ != 0) throw InvalidArgument("process '" + name_ + "' was already started");
+  // Said here, in the parent: a plain Process with no target (a subclass object sliced into one)
+  // would only fail in the child.
+  if (!target_ && typeid(*this) == typeid(Process)) {
+    throw InvalidArgument("process '" + name_ +
+                          "' has no target and its run() is not overridden (a subclass object "
+                          "moved into a plain Process loses its run())");
+  }
   flush_all();
   const pid_t parent = getpid();
   const pid_t pid = fork();

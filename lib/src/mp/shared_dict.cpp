@@ -30,7 +30,9 @@ constexpr std::size_t round_up(std::size_t n, std::size_t a) {
 
 constexpr std::size_t kSlotsOffset = round_up(Segment::kBodyOffset + sizeof(ByteDict::Shared), 64);
 
-struct Geometry {
+}  // namespace
+
+struct ByteDict::Geometry {
   std::size_t capacity;
   std::size_t max_key_bytes;
   std::size_t max_value_bytes;
@@ -40,6 +42,10 @@ struct Geometry {
   std::size_t free_offset;
   std::size_t total_bytes;
 };
+
+namespace {
+
+using Geometry = ByteDict::Geometry;
 
 std::string range_error(const std::string& what, const char* field, std::size_t v, std::size_t lo,
                         std::size_t hi) {
@@ -105,8 +111,14 @@ struct Table {
     return reinterpret_cast<std::byte*>(head(n)) + sizeof(DictSlotHead);
   }
   std::byte* value_of(std::size_t n) const noexcept { return key_of(n) + max_key_bytes; }
-  ByteView key_view(std::size_t n) const noexcept { return {key_of(n), head(n)->key_len}; }
-  ByteView value_view(std::size_t n) const noexcept { return {value_of(n), head(n)->value_len}; }
+  // The lengths bounded by the handle's own limits: a scribbled length cannot make a read leave
+  // the slot (the entry then reads cut short, never outside the segment).
+  ByteView key_view(std::size_t n) const noexcept {
+    return {key_of(n), std::min<std::size_t>(head(n)->key_len, max_key_bytes)};
+  }
+  ByteView value_view(std::size_t n) const noexcept {
+    return {value_of(n), std::min<std::size_t>(head(n)->value_len, max_value_bytes)};
+  }
   std::uint32_t* index() const noexcept {
     return reinterpret_cast<std::uint32_t*>(base + index_offset);
   }
@@ -162,7 +174,10 @@ std::size_t Table::pop_free() {
   // an empty stack means the segment was scribbled on.
   if (s->free_top == 0 || s->free_top > slots())
     throw IncompatibleSegment("dict: no free slot (corrupt segment)");
-  return free_stack()[--s->free_top];
+  const std::size_t n = free_stack()[s->free_top - 1];
+  if (n >= slots()) throw IncompatibleSegment("dict: a free slot out of range (corrupt segment)");
+  --s->free_top;
+  return n;
 }
 
 std::size_t Table::publish(ByteView key, std::uint64_t h, ByteView value) {
@@ -297,13 +312,13 @@ class ByteDict::Held {
   Table t;
 };
 
-ByteDict::ByteDict(std::shared_ptr<Segment> segment)
+// The geometry comes from the caller, which made it (create, anonymous) or checked it against the
+// segment's size (open): it is read from the segment once, so a process that rewrites the header
+// later cannot make this handle compute past the mapping.
+ByteDict::ByteDict(std::shared_ptr<Segment> segment, const Geometry& g)
     : segment_(std::move(segment)), s_(static_cast<Shared*>(segment_->body())) {
-  DictOptions o;
-  o.capacity = s_->capacity;
-  o.max_key_bytes = s_->max_key_bytes;
-  o.max_value_bytes = s_->max_value_bytes;
-  const Geometry g = geometry(o, "dict");
+  if (g.total_bytes > segment_->size_bytes())
+    throw IncompatibleSegment("dict: its layout is larger than its segment");
   capacity_ = g.capacity;
   max_key_bytes_ = g.max_key_bytes;
   max_value_bytes_ = g.max_value_bytes;
@@ -317,12 +332,12 @@ ByteDict::ByteDict(std::shared_ptr<Segment> segment)
 ByteDict ByteDict::create(std::string_view name, const DictOptions& options) {
   const Geometry g = geometry(options, "dict '" + std::string(name) + "'");
   return ByteDict(
-      Segment::create(name, SegmentKind::kDict, g.total_bytes, init_dict(g), options.segment));
+      Segment::create(name, SegmentKind::kDict, g.total_bytes, init_dict(g), options.segment), g);
 }
 
 ByteDict ByteDict::anonymous(const DictOptions& options) {
   const Geometry g = geometry(options, "anonymous dict");
-  return ByteDict(Segment::anonymous(SegmentKind::kDict, g.total_bytes, init_dict(g)));
+  return ByteDict(Segment::anonymous(SegmentKind::kDict, g.total_bytes, init_dict(g)), g);
 }
 
 ByteDict ByteDict::open(std::string_view name, const OpenOptions& options) {
@@ -336,9 +351,10 @@ ByteDict ByteDict::open(std::string_view name, const OpenOptions& options) {
   o.max_key_bytes = s->max_key_bytes;
   o.max_value_bytes = s->max_value_bytes;
   bool ok = s->magic == detail::kDictMagic;
+  Geometry g{};
   if (ok) {
     try {
-      const Geometry g = geometry(o, what);
+      g = geometry(o, what);
       ok = g.slot_bytes == s->slot_bytes && g.buckets == s->buckets &&
            g.total_bytes == seg->size_bytes();
     } catch (const InvalidArgument&) {
@@ -346,7 +362,7 @@ ByteDict ByteDict::open(std::string_view name, const OpenOptions& options) {
     }
   }
   if (!ok) throw IncompatibleSegment(what + " has a corrupt or foreign layout");
-  return ByteDict(std::move(seg));
+  return ByteDict(std::move(seg), g);
 }
 
 namespace {
@@ -400,6 +416,18 @@ bool ByteDict::erase(ByteView key) {
   return true;
 }
 
+std::optional<Bytes> ByteDict::take(ByteView key) {
+  if (key.size() > max_key_bytes_) return std::nullopt;
+  Held h(*this);
+  const Table::Probe p = h.t.probe(key, hash_key(key));
+  if (p.found == kNone) return std::nullopt;
+  const std::size_t n = h.t.slot_at(p.found);
+  const ByteView v = h.t.value_view(n);
+  Bytes value(v.begin(), v.end());  // copied before the slot is freed
+  h.t.remove(p);
+  return value;
+}
+
 bool ByteDict::contains(ByteView key) const {
   if (key.size() > max_key_bytes_) return false;
   Held h(*this);
@@ -430,7 +458,8 @@ std::size_t ByteDict::size() const {
   return s_->live;
 }
 
-// Frees every slot, one stamp store each; a kill part way leaves some entries, all whole.
+// Frees every slot, one stamp store each. Not atomic as a whole: killed part way, it leaves some
+// of the entries (each whole, the dict consistent), as the header says.
 void ByteDict::clear() {
   Held h(*this);
   for (std::size_t n = 0; n < h.t.slots(); ++n)
@@ -441,7 +470,7 @@ void ByteDict::clear() {
 std::vector<std::pair<Bytes, Bytes>> ByteDict::items() const {
   std::vector<std::pair<Bytes, Bytes>> out;
   Held h(*this);
-  out.reserve(s_->live);
+  out.reserve(std::min<std::size_t>(s_->live, capacity_));  // `live` may have been scribbled
   const std::uint32_t* ix = h.t.index();
   for (std::size_t b = 0; b < buckets_; ++b) {
     if (ix[b] < 2 || ix[b] - 2 >= h.t.slots()) continue;
