@@ -265,6 +265,8 @@ int map() {
   for (int x : outputs)
     std::printf(" %d", x);
   std::printf("\n");
+  pool.close();  // as the seed: no more tasks, then wait for the workers to finish
+  pool.join();
   return 0;
 }
 
@@ -374,6 +376,8 @@ int comprehension() {
       });
   print_list("Endless ", first);
   std::printf("pulled %d items of the endless source for 10 results\n", pulled);
+  pool.close();  // as the seed: no more tasks, then wait for the workers to finish
+  pool.join();
   return 0;
 }
 
