@@ -103,12 +103,20 @@ int run_mpt(int argc, char** argv, bool json) {
   RmOptions rm_opts;
   CalibrateOptions calibrate_opts;
   ReportOptions report_opts;
+  CreateCmdOptions create_opts;
+  AcquireOptions acquire_opts;
+  StartStopOptions start_opts;
+  StartStopOptions stop_opts;
   CLI::App* run = setup_run(app, run_opts);
   CLI::App* stat = setup_stat(app, stat_opts);
   CLI::App* ls = setup_ls(app, ls_opts);
   CLI::App* rm = setup_rm(app, rm_opts);
   CLI::App* calibrate = setup_calibrate(app, calibrate_opts);
   CLI::App* report = setup_report(app, report_opts);
+  CLI::App* create = setup_create(app, create_opts);
+  CLI::App* acquire = setup_acquire(app, acquire_opts);
+  CLI::App* start = setup_start(app, start_opts);
+  CLI::App* stop = setup_stop(app, stop_opts);
 #ifdef MPT_HAVE_BPF
   ProbeOptions probe_opts;
   CLI::App* probe = setup_probe(app, probe_opts);
@@ -121,7 +129,8 @@ int run_mpt(int argc, char** argv, bool json) {
     if (argc > 1 && argv[1][0] != '-' && app.get_subcommands().empty()) {
       return report_error(json, kExitUsage,
                           std::string("unknown subcommand '") + argv[1] +
-                              "'; expected run, stat, ls, rm, calibrate, report or probe");
+                              "'; expected run, stat, ls, rm, calibrate, report, probe, "
+                              "create, acquire, start or stop");
     }
     return report_error(json, kExitUsage, e.what());
   }
@@ -133,6 +142,10 @@ int run_mpt(int argc, char** argv, bool json) {
     if (rm->parsed()) return run_rm(rm_opts);
     if (calibrate->parsed()) return run_calibrate(calibrate_opts);
     if (report->parsed()) return run_report(report_opts);
+    if (create->parsed()) return run_create(create_opts);
+    if (acquire->parsed()) return run_acquire(acquire_opts);
+    if (start->parsed()) return run_start(start_opts);
+    if (stop->parsed()) return run_stop(stop_opts);
 #ifdef MPT_HAVE_BPF
     if (probe->parsed()) return run_probe(probe_opts);
 #endif
