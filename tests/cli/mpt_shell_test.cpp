@@ -232,6 +232,27 @@ TEST_F(MptShellTest, SignalWhileWaitingGrantsNothing) {
   EXPECT_EQ(stop_total(name_), 1u);
 }
 
+// A script's background job (`loop &`) starts with SIGINT ignored: acquire keeps it so, and the
+// Ctrl-C meant for the foreground does not end it (a SIGINT it caught would make it exit by it,
+// before it could see the stop that follows).
+TEST_F(MptShellTest, AnIgnoredSigintStaysIgnored) {
+  create("1", "3600");
+  ASSERT_EQ(run_mpt({"acquire", name_}).code, 0);
+  struct sigaction ign {
+  }, old{};
+  ign.sa_handler = SIG_IGN;
+  sigemptyset(&ign.sa_mask);
+  ASSERT_EQ(sigaction(SIGINT, &ign, &old), 0);
+  MptProcess waiter({"acquire", name_});  // inherits SIGINT ignored
+  sigaction(SIGINT, &old, nullptr);
+  ASSERT_TRUE(mpt::test::wait_until_futex_asleep(waiter.pid())) << "the waiter never slept";
+  waiter.signal(SIGINT);
+  EXPECT_EQ(stop_total(name_), 1u);
+  const ProgramResult r = waiter.wait(60s);
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_TRUE(contains(r.err, "was stopped while")) << r.err;
+}
+
 // Bad usage: exit 2, the message names the flag or argument; with --json as {"error": ...}.
 TEST_F(MptShellTest, BadUsageExits2) {
   create("5");

@@ -11,13 +11,16 @@
 // while it waited, the timeout cannot be met, NAME is missing or not a throttle); 2 bad usage. A
 // stop signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT) while it waits gives up the wait, takes nothing,
 // and ends `mpt acquire` by that signal (status 128 + N: 130, 143), so that the shell running the
-// loop sees Ctrl-C and stops too. A signal that comes after the grant changes nothing: exit 0.
+// loop sees Ctrl-C and stops too (bash goes on with a loop whose command merely exits 130). A
+// signal that comes after the grant changes nothing: exit 0. One it was started with ignored (a
+// script's background job) stays ignored.
 #include <signal.h>
 
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <iterator>
 #include <optional>
 #include <string>
 
@@ -201,6 +204,22 @@ CLI::App* setup_acquire(CLI::App& app, AcquireOptions& opts) {
 
 namespace {
 
+// install_stop_handlers(), but a stop signal this process was started with ignored stays ignored:
+// a script's background job (`loop &`) has SIGINT and SIGQUIT ignored, so that Ctrl-C meant for
+// the foreground does not end it. (SIGPIPE, which main() ignores, is not looked at.)
+void install_stop_handlers_keeping_ignored() {
+  constexpr int kSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+  bool ignored[std::size(kSignals)] = {};
+  for (std::size_t i = 0; i < std::size(kSignals); ++i) {
+    struct sigaction old {};
+    ignored[i] = ::sigaction(kSignals[i], nullptr, &old) == 0 && old.sa_handler == SIG_IGN;
+  }
+  install_stop_handlers();
+  for (std::size_t i = 0; i < std::size(kSignals); ++i) {
+    if (ignored[i]) ::signal(kSignals[i], SIG_IGN);
+  }
+}
+
 // A stop signal has come: the wait gives up (Interrupt::check; see install_stop_handlers()).
 bool stop_signalled(void*) {
   return stop_signal() != 0;
@@ -257,7 +276,7 @@ void print_grant_json(const AcquireOptions& opts, Clock::time_point asked,
 }  // namespace
 
 int run_acquire(const AcquireOptions& opts) {
-  install_stop_handlers();
+  install_stop_handlers_keeping_ignored();
   Throttle t = open_named(opts.name);
   const Snapshot s = t.snapshot();
   if (opts.n > s.max_n) {
