@@ -198,7 +198,8 @@ CLI::App* setup_acquire(CLI::App& app, AcquireOptions& opts) {
                   "the throttle's next free slot is later (0: only what is available now; "
                   "default: wait as long as it takes)")
       ->check(number_in(0, kMaxTimeoutS));
-  cmd->add_flag("--json", opts.json, "print the grant (or the error) as JSON, on one line");
+  cmd->add_flag("--json", opts.json,
+                "print the grant as one line of JSON (an error as {\"error\": ...})");
   return cmd;
 }
 
