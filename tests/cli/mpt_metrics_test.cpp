@@ -308,6 +308,9 @@ TEST_F(MptMetricsTest, BadInputExits1Or2AndNamesIt) {
   const ProgramResult watch = run_mpt({"stat", "--openmetrics", "--watch", "1"});
   EXPECT_EQ(watch.code, 2);
   EXPECT_NE(watch.err.find("--watch"), std::string::npos) << watch.err;
+  const ProgramResult redis = run_mpt({"stat", "redis://127.0.0.1:1/x", "--openmetrics"});
+  EXPECT_EQ(redis.code, 2);  // out of scope: only local throttles have metrics
+  EXPECT_NE(redis.err.find("Redis"), std::string::npos) << redis.err;
   const ProgramResult two = run_mpt({"stat", running_name_, stopped_name_});
   EXPECT_EQ(two.code, 2);
   EXPECT_NE(two.err.find("--openmetrics"), std::string::npos) << two.err;

@@ -93,7 +93,7 @@ double configured_rate(const Snapshot& s) {
   return s.per_s > 0 ? static_cast<double>(s.max_n) / s.per_s : 0.0;
 }
 
-// Every series, in the order written; docs/cli.md ("mpt stat --openmetrics") lists the same.
+// Every series, in the order written; docs/cli.md ("Metrics") describes them for operators.
 const Series kSeries[] = {
     {"mpthrottle_emissions", Type::kCounter, "",
      "Emissions the throttle's monitor counted, over every start/stop cycle.",
