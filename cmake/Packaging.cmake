@@ -87,6 +87,6 @@ set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "python3 (>= 3.11~), python3 (<< 3.12)")
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS "g++ | clang, cmake | pkg-config, libhiredis-dev")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
     ${PROJECT_SOURCE_DIR}/packaging/postinst ${PROJECT_SOURCE_DIR}/packaging/prerm
-    ${PROJECT_SOURCE_DIR}/packaging/postrm)
+    ${PROJECT_SOURCE_DIR}/packaging/postrm ${PROJECT_SOURCE_DIR}/packaging/triggers)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 include(CPack)

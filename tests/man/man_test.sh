@@ -23,7 +23,7 @@ long_options() {  # long_options HELP-TEXT-FILE
 "$mpt" --help >"$work/help"
 subs=$(sed -n '/^Subcommands:/,$p' "$work/help" | sed -nE 's/^  ([a-z][a-z0-9-]*) .*/\1/p')
 [ -n "$subs" ] || { echo "FAIL: no subcommand found in 'mpt --help'"; exit 1; }
-echo "subcommands: $(echo $subs)"
+echo "subcommands:" $subs
 
 for page in mpt $(for s in $subs; do echo "mpt-$s"; done); do
   f=$dir/$page.1
