@@ -109,6 +109,9 @@ struct RemoteOptions {
   std::chrono::milliseconds command_timeout{500};
   // Reconnection attempts back off exponentially from 10 ms up to this (10 ms to 60 s).
   std::chrono::milliseconds reconnect_backoff_max{1000};
+  // The most slots one call may lease for this process (1 to 4096; see "Leases" above). 1: one
+  // call per unit, always.
+  std::int64_t max_lease = 256;
   // Called (from the thread that saw it) when the server becomes unreachable or answers with an
   // error, and once when it is back ("redis://...: reconnected"). Called with no lock of the
   // throttle's held, so it may take locks of its own and call the accessors (last_error(),
