@@ -136,6 +136,11 @@ std::int64_t RemoteThrottle::Impl::grant_leased(const Claim& c, const Interrupt*
   return -1;
 }
 
+void RemoteThrottle::Impl::release() noexcept {
+  drop_lease();
+  flush_report();
+}
+
 // A lease from acq's reply (mu_ held): K, the first slot and the interval as the server wrote
 // them, tau, the run. Slot 0 is placed at the reply's arrival plus its "due in" (the latest it
 // can be, as for a single slot).

@@ -124,6 +124,7 @@ class RemoteThrottle::Impl {
   std::optional<std::int64_t> reserve(std::int64_t n, std::int64_t now_ns,
                                       std::int64_t deadline_ns) noexcept;
   void emit(std::int64_t timestamp_ns) noexcept;
+  void release() noexcept;  // RemoteThrottle::release(): report, and drop the lease
 
   // Administration: throw RemoteError when the server cannot do it.
   void start();
