@@ -90,4 +90,16 @@ struct ProbeOptions {
 CLI::App* setup_probe(CLI::App& app, ProbeOptions& opts);
 int run_probe(const ProbeOptions& opts);
 
+// `mpt bench`: the benchmark report from the installed programs (cmd_bench.cpp).
+struct BenchOptions {
+  bool quick = false;
+  std::string out = "bench-results";
+  std::string peers = "auto";  // the Python parts: auto (when python3 is there), on, off
+  double seconds = 0;          // per scenario; 0: 5, or 1 with --quick
+  std::string programs;        // empty: $MPT_BENCH_PROGRAMS, ../lib/mpthrottle beside mpt, ...
+  bool json = false;
+};
+CLI::App* setup_bench(CLI::App& app, BenchOptions& opts);
+int run_bench(const BenchOptions& opts);
+
 }  // namespace mpt::cli

@@ -109,6 +109,8 @@ int run_mpt(int argc, char** argv, bool json) {
   CLI::App* rm = setup_rm(app, rm_opts);
   CLI::App* calibrate = setup_calibrate(app, calibrate_opts);
   CLI::App* report = setup_report(app, report_opts);
+  BenchOptions bench_opts;
+  CLI::App* bench = setup_bench(app, bench_opts);
 #ifdef MPT_HAVE_BPF
   ProbeOptions probe_opts;
   CLI::App* probe = setup_probe(app, probe_opts);
@@ -133,6 +135,7 @@ int run_mpt(int argc, char** argv, bool json) {
     if (rm->parsed()) return run_rm(rm_opts);
     if (calibrate->parsed()) return run_calibrate(calibrate_opts);
     if (report->parsed()) return run_report(report_opts);
+    if (bench->parsed()) return run_bench(bench_opts);
 #ifdef MPT_HAVE_BPF
     if (probe->parsed()) return run_probe(probe_opts);
 #endif
