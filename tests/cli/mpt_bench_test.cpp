@@ -138,6 +138,30 @@ TEST_F(BenchTest, AProgramsFolderWithoutTheProgramsExitsOneNamingIt) {
   EXPECT_FALSE(fs::exists(dir_ / "out"));
 }
 
+// A step that fails ends the run: exit 1, the step named with the file its stderr went to.
+TEST_F(BenchTest, AFailedStepIsNamedWithItsStderr) {
+  const fs::path programs = dir_ / "failing";
+  fs::create_directories(programs);
+  {
+    std::ofstream script(programs / "mpt_scenario");
+    script << "#!/bin/sh\necho 'scenario exploded' >&2\nexit 3\n";
+  }
+  fs::permissions(programs / "mpt_scenario", fs::perms::owner_all);
+  const fs::path out = dir_ / "out";
+  const ProgramResult r =
+      run_mpt({"bench", "--peers", "off", "--programs", programs.string(), "--out", out.string()});
+  EXPECT_EQ(r.code, 1) << r.out << r.err;
+  const fs::path err = out / "raw" / "scenario-limit-10.stderr";
+  EXPECT_NE(r.err.find("mpt_scenario --rate 10 --hardcap limit failed (exit 3; see " +
+                       err.string() + ")"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(slurp_file(err), "scenario exploded\n");
+  // The suites were not there: each said so before the scenario ran.
+  EXPECT_NE(r.out.find("bm_throttle was not built; left out"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(out / "report.json"));
+}
+
 TEST_F(BenchTest, PeersOnWithoutPython3ExitsOne) {
   const fs::path no_python = dir_ / "bin";
   fs::create_directories(no_python);
