@@ -136,6 +136,14 @@ TEST_F(BenchTest, AProgramsFolderWithoutTheProgramsExitsOneNamingIt) {
             std::string::npos)
       << j.out;
   EXPECT_FALSE(fs::exists(dir_ / "out"));
+
+  // $MPT_BENCH_PROGRAMS, when set, is the only place looked in too.
+  const ProgramResult e =
+      mpt::test::run_program({"env", "MPT_BENCH_PROGRAMS=" + empty.string(), MPT_BINARY, "bench",
+                              "--out", (dir_ / "out").string()});
+  EXPECT_EQ(e.code, 1) << e.err;
+  EXPECT_NE(e.err.find(empty.string() + " ($MPT_BENCH_PROGRAMS)"), std::string::npos) << e.err;
+  EXPECT_FALSE(fs::exists(dir_ / "out"));
 }
 
 // A step that fails ends the run: exit 1, the step named with the file its stderr went to.

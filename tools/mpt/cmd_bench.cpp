@@ -33,11 +33,13 @@ using bench::fs::path;
 // Where the programs are, and every place looked in (for the message when none has them).
 path find_programs(const BenchOptions& o, std::vector<std::string>* looked) {
   std::vector<std::pair<path, std::string>> places;
+  const char* env = std::getenv("MPT_BENCH_PROGRAMS");
+  // A folder given by name must hold the programs: it is the only place looked in.
   if (!o.programs.empty()) {
     places.push_back({o.programs, "--programs"});
+  } else if (env && *env) {
+    places.push_back({env, "$MPT_BENCH_PROGRAMS"});
   } else {
-    if (const char* env = std::getenv("MPT_BENCH_PROGRAMS"); env && *env)
-      places.push_back({env, "$MPT_BENCH_PROGRAMS"});
 #ifdef MPT_BENCH_PROGRAMS_REL
     std::error_code ec;
     const path self = bench::fs::read_symlink("/proc/self/exe", ec);
@@ -49,8 +51,6 @@ path find_programs(const BenchOptions& o, std::vector<std::string>* looked) {
     looked->push_back(dir.lexically_normal().string() + " (" + how + ")");
     if (bench::fs::is_directory(dir) && ::access((dir / "mpt_scenario").c_str(), X_OK) == 0)
       return dir.lexically_normal();
-    // A directory given by name must hold the programs: the first place named is the answer.
-    if (!o.programs.empty() || std::getenv("MPT_BENCH_PROGRAMS")) break;
   }
   return {};
 }
