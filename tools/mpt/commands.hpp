@@ -99,5 +99,16 @@ struct ExportOptions {
 };
 CLI::App* setup_export(CLI::App& app, ExportOptions& opts);
 int run_export(const ExportOptions& opts);
+// `mpt bench`: the benchmark report from the installed programs (cmd_bench.cpp).
+struct BenchOptions {
+  bool quick = false;
+  std::string out = "bench-results";
+  std::string peers = "auto";  // the Python parts: auto (when python3 is there), on, off
+  double seconds = 0;          // per scenario; 0: 5, or 1 with --quick
+  std::string programs;        // empty: $MPT_BENCH_PROGRAMS, ../lib/mpthrottle beside mpt, ...
+  bool json = false;
+};
+CLI::App* setup_bench(CLI::App& app, BenchOptions& opts);
+int run_bench(const BenchOptions& opts);
 
 }  // namespace mpt::cli
