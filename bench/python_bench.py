@@ -15,8 +15,9 @@ CLOCK_MONOTONIC), so the figures do not rest on either throttle's monitor. Measu
 
 The peer is bench/peers/mp_throttle_peer.py's Throttle (a filler process puts fuel into a
 multiprocessing.Queue; _correction 0, no calibration); mpthrottle is imported from --build DIR's
-python/, else from the Python path (pip or cmake --install), else from build/release/python or
-build/default/python of this repository.
+python/ when it has one, else from the Python path (pip, cmake --install or the Debian package),
+else from build/release/python or build/default/python of this repository. `mpt bench` runs it
+from the programs' folder (build/<preset>/bench, or /usr/lib/mpthrottle when installed).
 
 usage: python_bench.py [--quick] [--seconds S] [--repeat N] [--impl mpthrottle|peer|both]
                        [--rates R,R,...] [--hardcaps H,H] [--skip accuracy,has_fuel,max_rate]
@@ -71,14 +72,15 @@ def _work():
 
 
 def import_mpthrottle(build):
-    """The module, from --build DIR/python, else the path, else this repository's build trees."""
+    """The module, from --build DIR/python when it is there, else the Python path (the installed
+    package: pip, cmake --install, the Debian package), else this repository's build trees."""
     candidates = [os.path.join(build, "python")] if build else []
-    if not build:
+    if not (build and os.path.isdir(os.path.join(build, "python", "mpthrottle"))):
         try:
             import mpthrottle
             return mpthrottle
         except ImportError:
-            candidates = [os.path.join(ROOT, "build", b, "python") for b in ("release", "default")]
+            candidates += [os.path.join(ROOT, "build", b, "python") for b in ("release", "default")]
     for path in candidates:
         if os.path.isdir(os.path.join(path, "mpthrottle")):
             sys.path.insert(0, path)

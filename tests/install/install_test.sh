@@ -20,6 +20,15 @@ for f in include/mpt/throttle.hpp include/mpt/mpt.h "$libdir/libmpthrottle.so" \
 done
 # The installed mpt finds the installed library by its RPATH.
 env -u LD_LIBRARY_PATH "$prefix/bin/mpt" ls --json | grep -q '"schema": 1' || { echo "FAIL: installed mpt"; exit 1; }
+# The benchmark programs (when the build has them: MPT_BENCH) are installed in lib/mpthrottle and
+# run from there by their RUNPATH.
+if [ -e "$build/bench/mpt_scenario" ]; then
+  env -u LD_LIBRARY_PATH "$prefix/lib/mpthrottle/mpt_scenario" --rate 100 --workers 1 --seconds 0.1 \
+      --probe off --json | grep -q '"schema": 2' || { echo "FAIL: installed mpt_scenario"; exit 1; }
+  env -u LD_LIBRARY_PATH "$prefix/lib/mpthrottle/bm_probe_none" --benchmark_list_tests >/dev/null \
+      || { echo "FAIL: installed bm_probe_none"; exit 1; }
+  test -e "$prefix/lib/mpthrottle/peers/mp_throttle_peer.py" || { echo "FAIL: peers not installed"; exit 1; }
+fi
 
 echo "== find_package"
 cmake -S "$src/examples/consumer" -B "$work/fp" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null

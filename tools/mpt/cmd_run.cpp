@@ -141,6 +141,22 @@ void worker_main(T& throttle, GrantRecord& record) {
     record.last_ns.store(t, std::memory_order_relaxed);
     record.count.store(++n, std::memory_order_release);
   }
+  // A Redis worker reports its leased grants now: it leaves on the kill flag, with no further
+  // call that would carry them, and a daemon's _exit skips the handle's destructor.
+  if constexpr (requires { throttle.release(); }) throttle.release();
+}
+
+// stop()'s total, with the grants the workers reported after it (Redis leases: each worker reports
+// its own when it sees the kill flag, see release()); a local throttle's total is final at stop().
+template <ThrottleLike T>
+Summary final_summary(T& throttle, Summary s) {
+  if constexpr (requires { throttle.release(); }) {
+    s.total = std::max(s.total, throttle.total());
+    const double runtime = s.runtime.count();
+    s.mean_interval_s = s.total > 0 ? runtime / static_cast<double>(s.total) : 0;
+    s.mean_rate_per_sec = runtime > 0 ? static_cast<double>(s.total) / runtime : 0;
+  }
+  return s;
 }
 
 // The options --hardcap and --correction give, for either kind of throttle.
@@ -487,6 +503,7 @@ int run_on(const RunOptions& opts, T& throttle, const WarningLog& warnings) {
   r.interrupted = stop_signal();
   workers.join_or_kill(std::chrono::seconds(5));
   r.clean = workers.succeeded();
+  r.summary = final_summary(throttle, r.summary);
   if (tty) std::printf("\r\033[K");
   r.grants = grants.combined();
   if (witness) r.kernel = witness->count(throttle.id());

@@ -1,12 +1,11 @@
 // tools/mpt/cmd_stat.cpp — `mpt stat NAME`: a named throttle's live snapshot, once or every
-// --watch seconds until SIGINT/SIGTERM (JSON Lines with --json --watch).
-#include <time.h>
-
-#include <chrono>
+// --watch seconds until SIGINT/SIGTERM (JSON Lines with --json --watch). `mpt stat [NAME...]
+// --openmetrics`: those throttles (none named: every one) in the OpenMetrics text format.
 #include <cstdio>
 
 #include "commands.hpp"
 #include "common.hpp"
+#include "metrics.hpp"
 #include "mpt/redis.hpp"
 #include "mpt/throttle.hpp"
 
@@ -59,13 +58,16 @@ CLI::App* setup_stat(CLI::App& app, StatOptions& opts) {
         return segment_name()(copy);
       },
       "NAME|URL");
-  cmd->add_option("NAME", opts.name,
-                  "throttle name (/dev/shm/mpt.NAME), or redis://HOST:PORT/NAME for one in Redis")
-      ->required()
+  cmd->add_option("NAME", opts.names,
+                  "throttle name (/dev/shm/mpt.NAME), or redis://HOST:PORT/NAME for one in Redis; "
+                  "one, or with --openmetrics any number (none: every throttle)")
       ->check(name_or_url);
   cmd->add_option("--watch", opts.watch_s, "refresh every S seconds until interrupted")
       ->check(number_in(0.01, 3600));
   cmd->add_flag("--json", opts.json, "JSON (JSON Lines with --watch)");
+  cmd->add_flag("--openmetrics", opts.openmetrics,
+                "the throttles' metrics in the OpenMetrics text format (mpthrottle_* series "
+                "labelled name=...); not with --json or --watch");
   return cmd;
 }
 
@@ -76,9 +78,7 @@ namespace {
 template <ThrottleLike T>
 int show(const StatOptions& opts, const T& throttle, const std::string& url) {
   if (opts.watch_s > 0) install_stop_handlers();
-  const auto every = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-      std::chrono::duration<double>(opts.watch_s));
-  auto next = std::chrono::steady_clock::now();
+  Ticker ticker(opts.watch_s);
   bool first = true;
   do {
     const Snapshot s = throttle.snapshot();
@@ -93,26 +93,39 @@ int show(const StatOptions& opts, const T& throttle, const std::string& url) {
       std::fflush(stdout);
     }
     first = false;
-    if (opts.watch_s <= 0) break;
-    next += every;
-    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(next.time_since_epoch());
-    timespec ts{static_cast<time_t>(ns.count() / 1'000'000'000),
-                static_cast<long>(ns.count() % 1'000'000'000)};
-    while (stop_signal() == 0 &&
-           ::clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
-    }
-  } while (stop_signal() == 0);
+  } while (opts.watch_s > 0 && ticker.wait());
+  return kExitOk;
+}
+
+int show_openmetrics(const StatOptions& opts) {
+  if (opts.json) throw UsageError("--openmetrics: not with --json (choose one format)");
+  if (opts.watch_s > 0) throw UsageError("--openmetrics: not with --watch");
+  for (const std::string& n : opts.names) {
+    if (n.rfind("redis://", 0) == 0)
+      throw UsageError("--openmetrics: NAME " + n +
+                       " is in Redis; only local throttles have metrics");
+  }
+  const std::string text =
+      render_metrics(read_throttles(opts.names, true), MetricsFormat::kOpenMetrics);
+  std::fwrite(text.data(), 1, text.size(), stdout);
   return kExitOk;
 }
 
 }  // namespace
 
 int run_stat(const StatOptions& opts) {
-  if (opts.name.rfind("redis://", 0) == 0) {
-    const RemoteThrottle throttle = RemoteThrottle::connect(opts.name);
+  if (opts.openmetrics) return show_openmetrics(opts);
+  if (opts.names.size() != 1) {
+    throw UsageError(opts.names.empty()
+                         ? "stat: NAME is required (several, or none, with --openmetrics)"
+                         : "stat: one NAME (several with --openmetrics)");
+  }
+  const std::string& name = opts.names.front();
+  if (name.rfind("redis://", 0) == 0) {
+    const RemoteThrottle throttle = RemoteThrottle::connect(name);
     return show(opts, throttle, throttle.url());
   }
-  return show(opts, Throttle::open(opts.name), std::string());
+  return show(opts, Throttle::open(name), std::string());
 }
 
 }  // namespace mpt::cli

@@ -30,9 +30,10 @@ CLI::App* setup_run(CLI::App& app, RunOptions& opts);
 int run_run(const RunOptions& opts);
 
 struct StatOptions {
-  std::string name;    // or a redis:// URL
-  double watch_s = 0;  // 0: once
+  std::vector<std::string> names;  // each a name or a redis:// URL; one unless openmetrics
+  double watch_s = 0;              // 0: once
   bool json = false;
+  bool openmetrics = false;  // the metrics of names (none: every throttle), OpenMetrics text
 };
 CLI::App* setup_stat(CLI::App& app, StatOptions& opts);
 int run_stat(const StatOptions& opts);
@@ -89,6 +90,26 @@ struct ProbeOptions {
 };
 CLI::App* setup_probe(CLI::App& app, ProbeOptions& opts);
 int run_probe(const ProbeOptions& opts);
+
+// `mpt export --textfile DIR`: the metrics of `mpt stat --openmetrics`, for node_exporter.
+struct ExportOptions {
+  std::string dir;                 // --textfile
+  double every_s = 0;              // 0: once
+  std::vector<std::string> names;  // none: every throttle
+};
+CLI::App* setup_export(CLI::App& app, ExportOptions& opts);
+int run_export(const ExportOptions& opts);
+// `mpt bench`: the benchmark report from the installed programs (cmd_bench.cpp).
+struct BenchOptions {
+  bool quick = false;
+  std::string out = "bench-results";
+  std::string peers = "auto";  // the Python parts: auto (when python3 is there), on, off
+  double seconds = 0;          // per scenario; 0: 5, or 1 with --quick
+  std::string programs;        // empty: $MPT_BENCH_PROGRAMS, ../lib/mpthrottle beside mpt, ...
+  bool json = false;
+};
+CLI::App* setup_bench(CLI::App& app, BenchOptions& opts);
+int run_bench(const BenchOptions& opts);
 
 // `mpt create`, `mpt acquire`, `mpt start`, `mpt stop` (cmd_shell.cpp): a named throttle that
 // outlives the command that made it, for shell scripts and programs in other languages.

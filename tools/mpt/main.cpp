@@ -1,4 +1,4 @@
-// tools/mpt/main.cpp — the `mpt` command: run, stat, ls, rm, calibrate, report, probe.
+// tools/mpt/main.cpp — the `mpt` command and its subcommands (each in a cmd_<name>.cpp).
 //
 // Exit codes: 0 success, 1 runtime error (the message names the segment), 2 usage error (the
 // message names the flag or argument). CLI11's own parse errors are mapped to 2 as well. With
@@ -15,6 +15,7 @@
 #include <iostream>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "commands.hpp"
 #include "common.hpp"
@@ -58,6 +59,17 @@ std::string without_passwords(std::string message) {
     }
   }
   return message;
+}
+
+// "run, stat, ... or probe": the subcommands this mpt has, in the order --help lists them.
+std::string subcommand_names(CLI::App& app) {
+  const std::vector<CLI::App*> subs = app.get_subcommands([](CLI::App*) { return true; });
+  std::string names;
+  for (std::size_t i = 0; i < subs.size(); ++i) {
+    if (i > 0) names += i + 1 == subs.size() ? " or " : ", ";
+    names += subs[i]->get_name();
+  }
+  return names;
 }
 
 // Never throws: it runs inside catch blocks. No message carries a password (without_passwords).
@@ -113,6 +125,10 @@ int run_mpt(int argc, char** argv, bool json) {
   CLI::App* rm = setup_rm(app, rm_opts);
   CLI::App* calibrate = setup_calibrate(app, calibrate_opts);
   CLI::App* report = setup_report(app, report_opts);
+  ExportOptions export_opts;
+  CLI::App* export_cmd = setup_export(app, export_opts);
+  BenchOptions bench_opts;
+  CLI::App* bench = setup_bench(app, bench_opts);
   CLI::App* create = setup_create(app, create_opts);
   CLI::App* acquire = setup_acquire(app, acquire_opts);
   CLI::App* start = setup_start(app, start_opts);
@@ -127,10 +143,9 @@ int run_mpt(int argc, char** argv, bool json) {
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help
     if (argc > 1 && argv[1][0] != '-' && app.get_subcommands().empty()) {
-      return report_error(json, kExitUsage,
-                          std::string("unknown subcommand '") + argv[1] +
-                              "'; expected run, stat, ls, rm, calibrate, report, probe, "
-                              "create, acquire, start or stop");
+      return report_error(
+          json, kExitUsage,
+          std::string("unknown subcommand '") + argv[1] + "'; expected " + subcommand_names(app));
     }
     return report_error(json, kExitUsage, e.what());
   }
@@ -142,6 +157,8 @@ int run_mpt(int argc, char** argv, bool json) {
     if (rm->parsed()) return run_rm(rm_opts);
     if (calibrate->parsed()) return run_calibrate(calibrate_opts);
     if (report->parsed()) return run_report(report_opts);
+    if (export_cmd->parsed()) return run_export(export_opts);
+    if (bench->parsed()) return run_bench(bench_opts);
     if (create->parsed()) return run_create(create_opts);
     if (acquire->parsed()) return run_acquire(acquire_opts);
     if (start->parsed()) return run_start(start_opts);

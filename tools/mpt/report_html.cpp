@@ -298,6 +298,9 @@ std::string render_html(const Report& r, const Report* compare) {
        std::string(r.calibration.in_force ? "in force" : "not in force") + " — " +
        html_escape(r.calibration.note) + " (<code>" + html_escape(r.calibration.path) +
        "</code>)</dd>\n";
+  for (const LeftOut& l : r.left_out) {
+    h += "<dt>left out</dt><dd>" + html_escape(l.part) + " — " + html_escape(l.why) + "</dd>\n";
+  }
   h += "</dl>\n</section>\n";
 
   h += "<section id=\"summary\">\n<h2>Accuracy: achieved vs target</h2>\n";

@@ -21,6 +21,7 @@ constexpr std::size_t kMaxBenchmarks = 4096;
 constexpr std::size_t kMaxScenarios = 1024;
 constexpr std::size_t kMaxBuckets = 64;
 constexpr std::size_t kMaxSeries = 1'000'000;
+constexpr std::size_t kMaxLeftOut = 256;
 
 const char* type_name(const json& j) {
   switch (j.type()) {
@@ -69,6 +70,7 @@ class Obj {
     return *it;
   }
   bool is_null(std::string_view key) const { return at(key).is_null(); }
+  bool has(std::string_view key) const { return j_.find(key) != j_.end(); }
 
   std::string str(std::string_view key) const {
     const json& v = at(key);
@@ -299,6 +301,19 @@ std::vector<Scenario> parse_scenarios(const Obj& o, std::string_view key) {
   return out;
 }
 
+// "left_out": optional (reports written by scripts/bench before `mpt bench` have none).
+std::vector<LeftOut> parse_left_out(const Obj& o) {
+  std::vector<LeftOut> out;
+  if (!o.has("left_out")) return out;
+  const json& list = o.array("left_out", kMaxLeftOut);
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    const Obj e(list[i], index_path("left_out", i));
+    out.push_back({e.str("part"), e.str("why")});
+    if (out.back().part.empty()) fail(e.path("part"), "empty");
+  }
+  return out;
+}
+
 std::optional<double> median(std::vector<double> v) {
   if (v.empty()) return std::nullopt;
   std::sort(v.begin(), v.end());
@@ -371,6 +386,7 @@ Report parse_report(std::string_view text) {
     p.imap_chunk1000_items_per_sec = t.number("imap_chunk1000_items_per_sec", 1e-9, 1e15);
     r.peer_pipeline = p;
   }
+  r.left_out = parse_left_out(o);
   return r;
 }
 

@@ -113,6 +113,13 @@ struct PipelinePeer {
   double imap_chunk1000_items_per_sec = 0;
 };
 
+// A part of the run that was not measured (a suite not built, the peers off, no root for the
+// kernel's count), and why, in words. Reports written before `mpt bench` have none.
+struct LeftOut {
+  std::string part;
+  std::string why;
+};
+
 struct Report {
   std::string created_utc;
   std::string tool_version;
@@ -123,6 +130,7 @@ struct Report {
   std::vector<Scenario> scenarios;
   std::optional<ThrottlePeer> peer_throttle;
   std::optional<PipelinePeer> peer_pipeline;
+  std::vector<LeftOut> left_out;  // "left_out" (optional)
 };
 
 // Parses and validates one report. Throws ReportError naming the field.

@@ -114,8 +114,10 @@ std::string render_text(const Report& r, const Report* compare) {
                     "), " + r.host.kernel + "\n";
   out += "made " + r.created_utc + " by mpthrottle " + r.tool_version +
          (r.quick ? " (--quick: short runs)" : "") + "; calibration " +
-         (r.calibration.in_force ? "in force" : "not in force") + ": " + r.calibration.note +
-         "\n\n";
+         (r.calibration.in_force ? "in force" : "not in force") + ": " + r.calibration.note + "\n";
+  for (const LeftOut& l : r.left_out)
+    out += "left out: " + l.part + " (" + l.why + ")\n";
+  out += "\n";
   text_scenarios(out, r);
   text_suites(out, r);
   if (compare) text_compare(out, r, *compare);

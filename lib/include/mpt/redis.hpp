@@ -15,6 +15,14 @@
 // ns"), which each client turns into its own CLOCK_MONOTONIC time: clients whose clocks are skewed
 // share one schedule. Only this process's kill flag and spin lead are local.
 //
+// Leases: a process that takes units fast (about 4 or more in 2 ms) reserves k consecutive slots
+// in one call (k from its own recent demand, at most max_lease) and hands them to its own
+// waiters, each at its slot; the others keep one call per unit. A leased slot is granted at most
+// once, in the process that leased it (not in children forked later); one nobody takes (the
+// process stops asking, dies, or drops its lease on stop() or set_rate()) is lost time, never an
+// extra grant and never counted. Leased units are counted when their process reports them, with
+// its next call (see Totals). docs/design.md ("Redis: leased slots") has the mechanism.
+//
 // Bounds: every wait for the server is bounded, by connect_timeout per connection attempt (name
 // resolution included) and command_timeout per request. A call sends one request, sometimes a few
 // (the script loaded again after NOSCRIPT, the throttle re-made after a server restart, a stop
@@ -28,10 +36,11 @@
 // on_unavailable says, last_error() says "interrupted by a signal", start(), stop(), set_rate() and
 // snapshot() throw RemoteError (kUnavailable).
 //
-// Stopping: stop() takes effect in other hosts' processes at their next acquisition (a process
-// asleep until its slot wakes at the slot); in this process and its children forked after
-// connect() at once (the kill flag is local). Before start(), await_fuel() polls the state every
-// 20 ms until its timeout.
+// Stopping: stop() takes effect in other hosts' processes at their next call to the server (a
+// process asleep until its slot wakes at the slot; one holding a lease grants what is left of it
+// first, about 2 ms of its demand); in this process and its children forked after connect() at
+// once (the kill flag is local). Before start(), await_fuel() polls the state every 20 ms until
+// its timeout. set_rate() reaches other processes the same way.
 //
 // Totals: an emission (auto_emit) is counted when its unit is granted, at its slot on the server's
 // clock, not when the slot is reserved; stop() counts the slots that came before the server
@@ -46,7 +55,13 @@
 //     when it answers again, even after a stop; if the server cannot be reached at the stop, a
 //     sleeping local worker gives its unit up and the still running server counts it at its slot;
 //   * exactness assumes the server's clock and CLOCK_MONOTONIC here run at the same rate while a
-//     process waits (a step of the server's clock can move one unit across the stop).
+//     process waits (a step of the server's clock can move one unit across the stop);
+//   * leased units (see Leases) are counted, at their slots, when their process reports them:
+//     the stopping process's go with stop() (so there too a unit is granted exactly when it is
+//     counted); its forked children report when they see the kill flag, others at their next
+//     call, and the stopped run's total then grows by those before the stop, never by a unit
+//     after it. stop()'s total is final when no process holds a lease. A process killed with
+//     unreported grants leaves them uncounted.
 //
 // Passwords: no message, exception, last_error(), on_error call or url() shows the password.
 //
@@ -109,6 +124,9 @@ struct RemoteOptions {
   std::chrono::milliseconds command_timeout{500};
   // Reconnection attempts back off exponentially from 10 ms up to this (10 ms to 60 s).
   std::chrono::milliseconds reconnect_backoff_max{1000};
+  // The most slots one call may lease for this process (1 to 4096; see "Leases" above). 1: one
+  // call per unit, always.
+  std::int64_t max_lease = 256;
   // Called (from the thread that saw it) when the server becomes unreachable or answers with an
   // error, and once when it is back ("redis://...: reconnected"). Called with no lock of the
   // throttle's held, so it may take locks of its own and call the accessors (last_error(),
@@ -143,8 +161,8 @@ class RemoteThrottle {
   // has in flight (one lock guards the connection and these counters).
   std::string last_error() const;
   // RemoteThrottle::round_trips(): requests this process has sent to the server for this handle
-  // (and its copies). One per has_fuel()/await_fuel() call, as a rule (see Bounds). Sends
-  // nothing; waits like last_error().
+  // (and its copies). One per has_fuel()/await_fuel() call, as a rule (see Bounds), or one per
+  // lease of many units (see Leases). Sends nothing; waits like last_error().
   std::uint64_t round_trips() const noexcept;
 
   // RemoteThrottle::start()
@@ -169,7 +187,8 @@ class RemoteThrottle {
   // RemoteThrottle::has_fuel()
   // Takes n units if they are available now and returns true (counting n emissions when
   // auto_emit); otherwise takes nothing and returns false. False too when not running or n < 1.
-  // One round trip: blocks at most command_timeout (plus connect_timeout when it reconnects).
+  // One round trip, or none when this process's lease answers: blocks at most command_timeout
+  // (plus connect_timeout when it reconnects).
   // While the server cannot be reached, on_unavailable decides.
   [[nodiscard]] bool has_fuel(std::int64_t n = 1) noexcept;
 
@@ -209,6 +228,14 @@ class RemoteThrottle {
   [[nodiscard]] std::optional<TimePoint> reserve(std::int64_t n, TimePoint now,
                                                  TimePoint deadline) noexcept;
 
+  // RemoteThrottle::release()
+  // Reports this process's leased grants not yet reported and drops its lease (its unused slots
+  // are lost time; see Leases). One round trip when there is something to report, none
+  // otherwise; never throws. For a process that leaves its loop on the kill flag, or ends without
+  // stop(), with no further call: what it was granted is then counted. The last copy of a handle
+  // does the same when it goes away (on its open connection), but _exit() and a signal skip that.
+  void release() noexcept;
+
   // RemoteThrottle::available(): units that could be taken now without waiting (0 when not
   // running). One round trip; when the server cannot be reached, the last value seen (0 before
   // any), like the other accessors.
@@ -216,8 +243,9 @@ class RemoteThrottle {
 
   // RemoteThrottle::set_rate()
   // Changes the rate to max_n per `per` for every host: reserved slots are rescaled to the new
-  // interval from now on. A process asleep until its slot keeps that slot. Throws InvalidArgument
-  // like connect(), RemoteError when the server cannot do it. One round trip.
+  // interval from now on. A process asleep until its slot keeps that slot; leased slots keep
+  // theirs (this process drops its lease: lost time). Throws InvalidArgument like connect(),
+  // RemoteError when the server cannot do it. One round trip.
   void set_rate(std::int64_t max_n, std::chrono::duration<double> per);
 
   // RemoteThrottle::emit(): counts one emission (at `timestamp`, default now), unless as_monitor

@@ -22,6 +22,7 @@ using detail::reply_str;
 using detail::to_d;
 
 void RemoteThrottle::Impl::start() {
+  drop_lease();  // slots leased in an earlier run are not this run's
   {
     Locked lock(*this);
     Outcome o = script_locked({"start"}, true);
@@ -42,11 +43,17 @@ Summary RemoteThrottle::Impl::stop() {
   // server does, and none of them takes a slot after this point without the server's word (see
   // acquire()). Then the server: it counts the slots that came before its own time of the stop,
   // and none after.
+  // Leased slots not granted yet never will be here; the grants from leases go with the stop
+  // (after the flag: a grant is recorded before it, or not at all; see record_grant()).
   fallback_->stop();
+  drop_lease();
   Summary sum;
   Locked lock(*this);
-  Outcome o = script_locked({"stop"}, true);
+  Sent sent;
+  const std::string report = take_report(&sent);
+  Outcome o = script_locked({"stop", report}, true);
   if (!o) {
+    restore_report(&sent);
     fail_locked(o);
     throw RemoteError(o.code, o.error);
   }
@@ -69,6 +76,7 @@ void RemoteThrottle::Impl::set_rate(std::int64_t max_n, double per_s) {
   c.max_n = max_n;
   c.per_s = per_s;
   const double iv = remote_interval_us(c);
+  drop_lease();  // the new rate here at once: the slots leased at the old one are lost time
   Locked lock(*this);
   Outcome o = script_locked(
       {"rate", std::to_string(max_n), fmt17(per_s), fmt17(iv), fmt17(remote_tau_us(c, iv))}, true);
@@ -87,8 +95,11 @@ void RemoteThrottle::Impl::set_rate(std::int64_t max_n, double per_s) {
 
 RemoteThrottle::Impl::Stats RemoteThrottle::Impl::stats_or_throw(bool admin) {
   Locked lock(*this);
-  Outcome o = script_locked({"snap"}, admin);
+  Sent sent;
+  const std::string report = take_report(&sent);
+  Outcome o = script_locked({"snap", report}, admin);
   if (!o) {
+    restore_report(&sent);
     fail_locked(o);
     throw RemoteError(o.code, o.error);
   }

@@ -48,6 +48,10 @@ void validate_remote_options(const RemoteOptions& o) {
     throw InvalidArgument("fallback_divisor must be between 1 and 1000000, got " +
                           std::to_string(o.fallback_divisor));
   }
+  if (o.max_lease < 1 || o.max_lease > 4096) {
+    throw InvalidArgument("max_lease must be between 1 and 4096, got " +
+                          std::to_string(o.max_lease));
+  }
   auto check_ms = [](const char* what, std::chrono::milliseconds v, std::int64_t lo) {
     if (v.count() < lo || v.count() > 60'000) {
       throw InvalidArgument(std::string(what) + " must be between " + std::to_string(lo) +

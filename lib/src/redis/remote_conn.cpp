@@ -191,6 +191,7 @@ RemoteConfig RemoteThrottle::Impl::read_config(const redisReply* fields) {
 }
 
 RemoteThrottle::Impl::~Impl() {
+  flush_report(true);  // leased grants not reported yet, on the connection there is
   Locked lock(*this);
   drop_locked();
 }

@@ -124,6 +124,7 @@ class RemoteThrottle::Impl {
   std::optional<std::int64_t> reserve(std::int64_t n, std::int64_t now_ns,
                                       std::int64_t deadline_ns) noexcept;
   void emit(std::int64_t timestamp_ns) noexcept;
+  void release() noexcept;  // RemoteThrottle::release(): report, and drop the lease
 
   // Administration: throw RemoteError when the server cannot do it.
   void start();
@@ -167,12 +168,48 @@ class RemoteThrottle::Impl {
     explicit operator bool() const noexcept { return fail == Fail::kNone; }
   };
   struct Acq {
-    int status = 0;  // 1 granted, 0 denied (deadline), -1 created, -2 stopped, -3 gone
+    // 1 granted, 0 denied (deadline), -1 created, -2 stopped, -3 gone; 2: a lease was installed
+    // (or another thread's is there): take a slot from it
+    int status = 0;
     std::int64_t due_in_ns = 0;
     std::int64_t t_send = 0, t_recv = 0;  // local clock around the round trip
     Fail fail = Fail::kNone;
     std::string member;  // the reservation in mpt:{NAME}:pending; empty when counted (or not) now
   };
+
+  // Leases (remote_acquire.cpp): k consecutive slots for this process, from one call.
+  struct LeaseRec {  // a lease's slots this process granted and has not reported yet
+    std::string gen, s0,
+        iv;  // the run, the first slot, the interval (us), as the server wrote them
+    std::vector<std::pair<std::int64_t, std::int64_t>> ranges;  // granted slot indexes, A..B
+    int inflight = 0;                                           // claimed, not granted or lost yet
+  };
+  struct Lease {
+    std::shared_ptr<LeaseRec> rec;  // null: no lease
+    std::int64_t s0_local = 0;      // slot 0 on this host's clock (the latest it can be)
+    std::int64_t recv_local = 0;    // when the lease came: slots before it count from there
+    double iv_ns = 0;
+    std::int64_t grace_ns = 0;  // a slot passed by more than this (tau) is lost
+    std::int64_t k = 0, next = 0;
+  };
+  struct Claim {
+    std::shared_ptr<LeaseRec> rec;  // set: slot `index`, due at `slot` (local clock)
+    std::int64_t index = 0, slot = 0;
+    bool beyond = false;  // the lease's next slot is after the deadline: nothing taken
+  };
+  using Sent = std::vector<std::pair<std::shared_ptr<LeaseRec>, LeaseRec>>;
+  bool leases_for(std::int64_t n) const noexcept;
+  std::int64_t lease_size() noexcept;
+  void own_leases_locked() noexcept;
+  Claim claim_leased(std::int64_t deadline_local) noexcept;
+  std::int64_t grant_leased(const Claim& c, const Interrupt* intr) noexcept;
+  bool record_grant(const Claim& c) noexcept;
+  void install_lease(const redisReply* r, std::int64_t t_recv);
+  std::string take_report(Sent* sent);
+  void restore_report(Sent* sent) noexcept;
+  void drop_lease() noexcept;
+  void flush_report(bool only_if_connected = false) noexcept;
+  std::int64_t grant_reserved(const Acq& a, const Interrupt* intr) noexcept;
 
   // Hot path (remote_acquire.cpp).
   std::int64_t now_local() const noexcept;
@@ -181,7 +218,8 @@ class RemoteThrottle::Impl {
   enum class Woke { kReached, kKilled, kInterrupted };
   Woke sleep_until_local(std::int64_t due_local, const Interrupt* intr) noexcept;
   bool wait_for_retry(std::int64_t deadline_local, const Interrupt* intr) noexcept;
-  Acq call_acquire(std::int64_t n, std::int64_t max_wait_ns, bool emit) noexcept;
+  Acq call_acquire(std::int64_t n, std::int64_t max_wait_ns, bool emit,
+                   bool lease = false) noexcept;
   std::int64_t unavailable_grant(std::int64_t deadline_ns, std::int64_t n, bool counts,
                                  const Interrupt* intr) noexcept;
   bool confirm(const std::string& member) noexcept;
@@ -246,6 +284,14 @@ class RemoteThrottle::Impl {
   std::optional<Stats> last_stats_;
   std::optional<Throttle> fallback_;  // set by set_fallback() before any other call
   std::optional<Event> kill_;         // fallback_->kill_flag()
+
+  // Leases. lease_mu_ guards them (taken after mu_, never before it): claims take only it.
+  mutable std::mutex lease_mu_;
+  Lease lease_;
+  std::vector<std::shared_ptr<LeaseRec>> reports_;  // leases with grants not yet reported
+  int lease_pid_ = 0;                               // the process they belong to
+  double demand_per_s_ = 0;                       // this process's recent rate of units taken (mu_)
+  std::int64_t last_renewal_ = 0, last_got_ = 0;  // the last call's time and units (mu_)
 };
 
 }  // namespace mpt

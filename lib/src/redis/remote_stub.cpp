@@ -50,6 +50,7 @@ std::optional<RemoteThrottle::TimePoint> RemoteThrottle::await_grant(TimePoint, 
 std::optional<RemoteThrottle::TimePoint> RemoteThrottle::await_grant(TimePoint, std::int64_t, const Interrupt&) noexcept { unreachable(); }
 std::optional<RemoteThrottle::TimePoint> RemoteThrottle::reserve(std::int64_t, TimePoint, TimePoint) noexcept { unreachable(); }
 std::int64_t RemoteThrottle::available() const noexcept { unreachable(); }
+void RemoteThrottle::release() noexcept { unreachable(); }
 void RemoteThrottle::set_rate(std::int64_t, std::chrono::duration<double>) { unreachable(); }
 void RemoteThrottle::emit() noexcept { unreachable(); }
 void RemoteThrottle::emit(TimePoint) noexcept { unreachable(); }

@@ -132,6 +132,10 @@ std::optional<RemoteThrottle::TimePoint> RemoteThrottle::reserve(std::int64_t n,
   return detail::from_ns(*due);
 }
 
+void RemoteThrottle::release() noexcept {
+  impl_->release();
+}
+
 std::int64_t RemoteThrottle::available() const noexcept {
   return impl_->available();
 }

@@ -2,7 +2,9 @@
 -- The whole protocol of mpthrottle's Redis backend, one operation per call (EVALSHA).
 -- KEYS[1]: the throttle's hash; KEYS[2]: the prefix of its per-second buckets; KEYS[3]: the
 -- sorted set of reservations whose slots have not come yet. ARGV[1]: the operation (acq, chk,
--- emit, init, start, stop, rate, snap). Times: microseconds relative to base_us (server clock).
+-- emit, init, start, stop, rate, snap, rep). Times: microseconds relative to base_us (server clock).
+-- Leases: acq with k > 1 reserves k consecutive slots for one process, counted as emissions only
+-- when the process reports them granted (REPORT below, with its next call).
 -- Built into the library as a string (lib/CMakeLists.txt generates redis_script.cpp from it).
 local key, bprefix, pkey, op = KEYS[1], KEYS[2], KEYS[3], ARGV[1]
 local t = redis.call('TIME')
@@ -39,6 +41,56 @@ local function mcount(n, ts, base)
     M.last = ts
   end
 end
+-- Counts the n slots first, first + iv, ... (relative us) as emissions, in the per-second
+-- buckets they fall in.
+local function mcount_run(first, iv, n, base)
+  madd(n)
+  local pos = 0
+  while pos < n do
+    local sec = math.floor((first + pos * iv + base) / 1000000)
+    local stop = math.min(n, math.ceil(((sec + 1) * 1000000 - base - first) / iv))
+    if stop <= pos then stop = pos + 1 end
+    local bk = bprefix .. sec
+    if redis.call('INCRBY', bk, stop - pos) == stop - pos then redis.call('EXPIRE', bk, 10) end
+    pos = stop
+  end
+  local last = first + (n - 1) * iv
+  if first > M.last and M.last >= 0 then
+    local d = first - M.last
+    if M.lo < 0 or d < M.lo then M.lo = d end
+    if d > M.hi then M.hi = d end
+  end
+  if n >= 2 then
+    if M.lo < 0 or iv < M.lo then M.lo = iv end
+    if iv > M.hi then M.hi = iv end
+  end
+  if last > M.last then M.last = last end
+end
+-- REPORT: the leased slots a process granted, 'GEN S0 IV A B [A B ...][;...]', one entry per
+-- lease (S0 and IV as acq wrote them, A..B ranges of granted slot indexes). Counted when the
+-- lease's run is this one (still running), or the run just stopped (only the slots before the
+-- stop); a report from an older run is dropped.
+local function count_report(rep, state, cur, base)
+  if not rep or rep == '' then return end
+  local stop_us = nil
+  for entry in string.gmatch(rep, '[^;]+') do
+    local it = string.gmatch(entry, '%S+')
+    local gen, s0, iv = tonumber(it() or ''), tonumber(it() or ''), tonumber(it() or '')
+    local upto = nil
+    local ok = gen and s0 and iv and iv > 0 and (gen == cur and state == 'running')
+    if gen and s0 and iv and iv > 0 and gen + 1 == cur and state == 'stopped' then
+      stop_us = stop_us or tonumber(redis.call('HGET', key, 'stop_us')) or -1
+      ok, upto = true, stop_us
+    end
+    while ok do
+      local a, b = tonumber(it() or ''), tonumber(it() or '')
+      if not a or not b then break end
+      if upto and b > math.floor((upto - s0) / iv) then b = math.floor((upto - s0) / iv) end
+      if a < 0 then a = 0 end
+      if b >= a then mcount_run(s0 + a * iv, iv, b - a + 1, base) end
+    end
+  end
+end
 -- A unit is an emission when it is granted, at its slot. Reservations for later slots wait in
 -- pkey (score: the slot; member: 'RUN SEQ N'); the running throttle counts those whose slots
 -- have come by `upto`, in slot order.
@@ -49,23 +101,36 @@ local function settle(upto, base)
   redis.call('ZREMRANGEBYSCORE', pkey, '-inf', f(upto))
 end
 
+-- acq N MAXWAIT EMIT EXTRA [K REPORT]: N units (or, K > 1 and N = 1, a lease of K slots; the
+-- reply then adds K, the first slot, the interval, tau and the run).
 if op == 'acq' then
   local n, maxwait, emit, extra = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4] == '1', tonumber(ARGV[5])
+  local k = tonumber(ARGV[6] or '1') or 1
   local v = redis.call('HMGET', key, 'state', 'interval_us', 'tau_us', 'tat_us', 'base_us',
                        'as_throttle', 'as_monitor', 'run_gen')
   if not v[1] then return {-3, 0, 0} end
   local interval = tonumber(v[2])
   local interval_ns = math.floor(interval * 1000 + 0.5)
   if extra > 0 then madd(extra) end
-  if v[1] ~= 'running' then msave(); return {state_code(v[1]), 0, interval_ns} end
   local base = tonumber(v[5])
   local now = now_abs - base
-  settle(now, base)
+  if v[1] == 'running' then settle(now, base) end
+  count_report(ARGV[7], v[1], tonumber(v[8]), base)
+  if v[1] ~= 'running' then msave(); return {state_code(v[1]), 0, interval_ns} end
   local due = now
   if v[6] == '1' then
     local tau, tat = tonumber(v[3]), tonumber(v[4])
     local eff = tat
     if tau >= 0 and eff < now - tau then eff = now - tau end
+    if k > 1 and n == 1 then  -- a lease: slots eff, eff + interval, ... (some may be due now)
+      if maxwait >= 0 and eff - now > maxwait then
+        msave()
+        return {0, math.floor((eff - now) * 1000), interval_ns}
+      end
+      redis.call('HSET', key, 'tat_us', f(eff + k * interval))
+      msave()
+      return {1, math.floor((eff - now) * 1000), interval_ns, '', k, f(eff), f(interval), f(tau), v[8]}
+    end
     due = eff + (n - 1) * interval
     if maxwait >= 0 and due - now > maxwait then
       msave()
@@ -155,12 +220,11 @@ end
 
 if op == 'stop' then
   local runtime = tonumber(v[4])
+  if v[1] == 'running' then settle(now, base) end  -- the slots that came before the stop
+  count_report(ARGV[2], v[1], tonumber(v[7]), base)  -- the stopping process's leased grants
   if v[1] ~= 'stopped' then
-    if v[1] == 'running' then
-      settle(now, base)  -- the slots that came before the stop; the others never will
-      runtime = runtime + now - tonumber(v[3])
-    end
-    redis.call('HSET', key, 'state', 'stopped', 'runtime_us', f(runtime),
+    if v[1] == 'running' then runtime = runtime + now - tonumber(v[3]) end
+    redis.call('HSET', key, 'state', 'stopped', 'runtime_us', f(runtime), 'stop_us', f(now),
                'run_gen', tostring(tonumber(v[7]) + 1))
   end
   msave()
@@ -177,8 +241,17 @@ if op == 'rate' then
 end
 
 if op == 'snap' then
-  if v[1] == 'running' then settle(now, base); msave() end
+  if v[1] == 'running' then settle(now, base) end
+  count_report(ARGV[2], v[1], tonumber(v[7]), base)
+  msave()
   local prev = redis.call('GET', bprefix .. (math.floor(now_abs / 1000000) - 1)) or '0'
   return {f(now), prev, redis.call('HGETALL', key)}
+end
+-- rep REPORT: a process's leased grants, on their own (it saw the stop, or it lets go).
+if op == 'rep' then
+  if v[1] == 'running' then settle(now, base) end
+  count_report(ARGV[2], v[1], tonumber(v[7]), base)
+  msave()
+  return {state_code(v[1])}
 end
 return redis.error_reply('MPTOP unknown operation ' .. tostring(op))

@@ -1,0 +1,265 @@
+// Leases (docs/design.md#redis-leased-slots) against a real redis-server and real processes: a
+// busy process makes one script call for many grants and the fleet still holds the rate; a slow
+// one keeps one call per grant; leased slots nobody uses are lost time, never extra grants, and
+// never counted (a process that stops taking them, one SIGKILLed, children forked while the
+// parent holds a lease); set_rate() reaches a process that holds a lease.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "mpt/redis.hpp"
+#include "redis_fixture.hpp"
+#include "test_util.hpp"
+
+namespace mpt {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+using test::RedisServer;
+
+struct Shared {
+  std::atomic<std::int64_t> granted[16];
+  std::atomic<std::int64_t> flag[16];
+};
+
+Shared* shared() {
+  void* p =
+      ::mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  auto* s = new (p) Shared();
+  for (int i = 0; i < 16; ++i) {
+    s->granted[i].store(0);
+    s->flag[i].store(0);
+  }
+  return s;
+}
+
+std::int64_t sum(const Shared* s, int n) {
+  std::int64_t t = 0;
+  for (int i = 0; i < n; ++i)
+    t += s->granted[i].load();
+  return t;
+}
+
+// EVALSHA calls the server has answered (INFO commandstats).
+std::int64_t script_calls(RedisServer& server) {
+  const std::string info = server.command({"INFO", "commandstats"});
+  const auto p = info.find("cmdstat_evalsha:calls=");
+  return p == std::string::npos ? 0 : std::strtoll(info.c_str() + p + 22, nullptr, 10);
+}
+
+// Polls `done` every millisecond until it holds; false after `limit`.
+template <class Pred>
+bool wait_for(Pred done, std::chrono::milliseconds limit) {
+  const auto deadline = Clock::now() + limit;
+  while (!done()) {
+    if (Clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
+
+std::string unique(const std::string& what) {
+  return what + "-" + std::to_string(::getpid());
+}
+
+// Units the schedule has for a run of `runtime_s` at `rate`/s from start() (one at once, then
+// one per interval): no process may be granted more, whatever it leased.
+double slots_in(double runtime_s, double rate) {
+  return std::floor(runtime_s * rate) + 1;
+}
+
+// Forks `n` workers on `t` (they share its kill flag): each runs body(i) until the flag is set.
+template <class F>
+std::vector<pid_t> fork_workers(RemoteThrottle& t, int n, F body) {
+  std::vector<pid_t> pids;
+  for (int i = 0; i < n; ++i) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      body(i);
+      ::_exit(0);
+    }
+    pids.push_back(pid);
+  }
+  (void)t;
+  return pids;
+}
+
+// 4 busy processes at 40,000/s: leases (at most one call per 5 grants here; the benchmark
+// measures the ratio), no more grants than the schedule has, and the server's total, once every
+// worker has reported, exactly what the workers were granted.
+TEST(RedisLeaseTest, BusyProcessesLeaseAndTheTotalIsExact) {
+  MPT_REQUIRE_REDIS_SERVER();
+  RedisServer server;
+  ASSERT_TRUE(server.ready());
+  constexpr double kRate = 40'000;
+  RemoteThrottle t = RemoteThrottle::connect(server.url(unique("busy")), 40'000, 1s);
+  Shared* s = shared();
+  auto pids = fork_workers(t, 4, [&](int i) {
+    auto kill = t.kill_flag();
+    while (!kill.is_set())
+      if (t.await_fuel(1s)) s->granted[i].fetch_add(1);
+  });
+  std::this_thread::sleep_for(200ms);  // connected, waiting for the start
+  const std::int64_t calls0 = script_calls(server);
+  t.start();
+  std::this_thread::sleep_for(1500ms);
+  const Summary sum_at_stop = t.stop();
+  for (pid_t p : pids)
+    EXPECT_EQ(test::wait_child(p, 10s), 0);
+  const std::int64_t calls = script_calls(server) - calls0;
+  const std::int64_t granted = sum(s, 4);
+  const std::uint64_t total = RemoteThrottle::connect(server.url(unique("busy"))).total();
+  std::printf(
+      "4 processes at 40,000/s for %.3f s: granted %lld, total %llu (at stop %llu), %lld "
+      "script calls\n",
+      sum_at_stop.runtime.count(), static_cast<long long>(granted),
+      static_cast<unsigned long long>(total), static_cast<unsigned long long>(sum_at_stop.total),
+      static_cast<long long>(calls));
+  EXPECT_EQ(static_cast<std::int64_t>(total), granted);
+  EXPECT_LE(sum_at_stop.total, total);
+  EXPECT_LE(static_cast<double>(granted), slots_in(sum_at_stop.runtime.count(), kRate));
+  EXPECT_GT(granted, 1000);
+  EXPECT_LE(calls * 5, granted) << calls << " calls for " << granted << " grants";
+}
+
+// A process that asks 20 times a second makes one call per grant (no lease).
+TEST(RedisLeaseTest, ASlowCallerMakesOneCallPerGrant) {
+  MPT_REQUIRE_REDIS_SERVER();
+  RedisServer server;
+  ASSERT_TRUE(server.ready());
+  RemoteThrottle t = RemoteThrottle::connect(server.url(unique("slow")), 1000, 1s);
+  t.start();
+  ASSERT_TRUE(t.await_fuel(1s));
+  const std::int64_t calls0 = script_calls(server);
+  for (int i = 0; i < 20; ++i) {
+    std::this_thread::sleep_for(50ms);
+    ASSERT_TRUE(t.await_fuel(1s));
+  }
+  EXPECT_EQ(script_calls(server) - calls0, 20);
+  EXPECT_EQ(t.total(), 21u);
+}
+
+// Process 0 leases at full speed, then stops taking units while it still holds leased slots (it
+// waits for the kill flag); process 1 goes on. The slots process 0 left are nobody's: the two
+// together are never granted more than the schedule has, and the total counts exactly the grants.
+// Process 2 is SIGKILLed while it holds a lease: what it leased and did not report is never
+// counted, so the total is at most what was granted.
+TEST(RedisLeaseTest, UnusedLeasedSlotsAreLostNeverGranted) {
+  MPT_REQUIRE_REDIS_SERVER();
+  RedisServer server;
+  ASSERT_TRUE(server.ready());
+  constexpr double kRate = 50'000;
+  const std::string name = unique("lost");
+  RemoteThrottle t = RemoteThrottle::connect(server.url(name), 50'000, 1s);
+  Shared* s = shared();
+  auto pids = fork_workers(t, 3, [&](int i) {
+    auto kill = t.kill_flag();
+    while (!kill.is_set()) {
+      if (i != 1 && s->granted[i].load() >= 3000) {
+        s->flag[i].store(1);  // holds what is left of its lease from here on
+        if (i == 2) ::pause();
+        kill.wait();
+        t.release();  // reports its grants; the slots it left were never granted
+        break;
+      }
+      if (t.await_fuel(1s)) s->granted[i].fetch_add(1);
+    }
+  });
+  t.start();
+  const bool idle = wait_for([&] { return s->flag[0].load() && s->flag[2].load(); }, 10s);
+  std::this_thread::sleep_for(100ms);
+  ::kill(pids[2], SIGKILL);
+  std::this_thread::sleep_for(300ms);
+  const Summary at_stop = t.stop();
+  for (pid_t p : pids)
+    (void)test::wait_child(p, 10s);
+  ASSERT_TRUE(idle) << "the workers never took 3000 units";
+  const std::int64_t granted = sum(s, 3);
+  const std::uint64_t total = RemoteThrottle::connect(server.url(name)).total();
+  const std::int64_t survivors = s->granted[0].load() + s->granted[1].load();
+  std::printf("granted %lld (killed one: %lld), total %llu, schedule %.0f\n",
+              static_cast<long long>(granted), static_cast<long long>(s->granted[2].load()),
+              static_cast<unsigned long long>(total), slots_in(at_stop.runtime.count(), kRate));
+  EXPECT_LE(static_cast<double>(granted), slots_in(at_stop.runtime.count(), kRate));
+  EXPECT_LE(static_cast<std::int64_t>(total), granted);
+  EXPECT_GE(static_cast<std::int64_t>(total), survivors);
+  EXPECT_GT(s->granted[1].load(), 3000);
+}
+
+// A child forked while its parent holds a lease starts with none: the parent's slots are granted
+// once (children's and parent's grants together never exceed the schedule). The children leave
+// their has_fuel() loops on the kill flag and call release(), so the total is exact.
+TEST(RedisLeaseTest, ForkedChildrenDoNotShareTheParentsLease) {
+  MPT_REQUIRE_REDIS_SERVER();
+  RedisServer server;
+  ASSERT_TRUE(server.ready());
+  constexpr double kRate = 100'000;
+  const std::string name = unique("fork");
+  RemoteThrottle t = RemoteThrottle::connect(server.url(name), 100'000, 1s);
+  t.start();
+  Shared* s = shared();
+  // The parent takes units fast enough to lease, then forks while holding one.
+  const auto until = Clock::now() + 200ms;
+  while (Clock::now() < until)
+    if (t.has_fuel()) s->granted[0].fetch_add(1);
+  auto pids = fork_workers(t, 3, [&](int i) {
+    auto kill = t.kill_flag();
+    while (!kill.is_set())
+      if (t.has_fuel()) s->granted[1 + i].fetch_add(1);
+    t.release();  // it leaves on the flag with no further call: report what it was granted
+  });
+  const auto until2 = Clock::now() + 300ms;
+  while (Clock::now() < until2)
+    if (t.has_fuel()) s->granted[0].fetch_add(1);
+  const Summary at_stop = t.stop();
+  for (pid_t p : pids)
+    EXPECT_EQ(test::wait_child(p, 10s), 0);
+  const std::int64_t granted = sum(s, 4);
+  const std::uint64_t total = RemoteThrottle::connect(server.url(name)).total();
+  EXPECT_LE(static_cast<double>(granted), slots_in(at_stop.runtime.count(), kRate));
+  EXPECT_EQ(static_cast<std::int64_t>(total), granted);
+}
+
+// set_rate() from another handle reaches a process that holds leases at its next call: after
+// the change (and the leases it held then, at most max_lease slots), it gets the new rate.
+TEST(RedisLeaseTest, SetRateReachesALeaseHolder) {
+  MPT_REQUIRE_REDIS_SERVER();
+  RedisServer server;
+  ASSERT_TRUE(server.ready());
+  const std::string name = unique("rate");
+  RemoteOptions o;
+  o.max_lease = 64;
+  RemoteThrottle t = RemoteThrottle::connect(server.url(name), 100'000, 1s, o);
+  Shared* s = shared();
+  auto pids = fork_workers(t, 1, [&](int) {
+    auto kill = t.kill_flag();
+    while (!kill.is_set())
+      if (t.await_fuel(1s)) s->granted[0].fetch_add(1);
+  });
+  t.start();
+  ASSERT_TRUE(wait_for([&] { return s->granted[0].load() > 5000; }, 10s));
+  RemoteThrottle admin = RemoteThrottle::connect(server.url(name));
+  admin.set_rate(100, 1s);
+  const std::int64_t at_change = s->granted[0].load();
+  std::this_thread::sleep_for(500ms);
+  const std::int64_t after = s->granted[0].load() - at_change;
+  t.stop();
+  for (pid_t p : pids)
+    EXPECT_EQ(test::wait_child(p, 10s), 0);
+  // 500 ms at 100/s is 50, plus the slots leased before the change and the one in flight.
+  EXPECT_LE(after, 50 + 64 + 2) << after << " units in the 500 ms after set_rate(100/s)";
+  EXPECT_GE(after, 1);
+}
+
+}  // namespace
+}  // namespace mpt

@@ -1,0 +1,41 @@
+// tools/mpt/report_assemble.hpp — the writer of bench reports: collects what one `mpt bench` run
+// left in its raw folder into report.json (schema 2, the document parse_report() reads).
+//
+// The raw folder (every file optional but host.json):
+//     bm_<suite>.json                 Google Benchmark JSON (--benchmark_out_format=json)
+//     scenario-<hardcap>-<rate>.json  mpt_scenario --json (schema 2)
+//     peer-<hardcap>-<rate>.json      bench/peers/mp_throttle_peer.py --json (the same schema)
+//     pipeline.json                   bench/pipeline_compare.py --json
+//     host.json                       {"host": {...}}: this host as a calibration file names it
+//     calibration.json                `mpt calibrate --show --json`'s document, or {"error": ...}
+// The report: host, tool version, the calibration in force, the suites (medians; each benchmark
+// with the floor it is measured against and its target), the scenarios, the peers, and the parts
+// the run left out. docs/benchmarks.md ("Reports") documents the shape.
+//
+// A pure function of the folder's files and its inputs: no global state.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "report_model.hpp"
+
+namespace mpt::report {
+
+struct AssembleInputs {
+  std::filesystem::path raw;      // the raw folder
+  std::string tool_version;       // mpt_version()
+  bool quick = false;             // short runs
+  std::string created_utc;        // "YYYY-MM-DDTHH:MM:SSZ"; empty: now
+  std::vector<LeftOut> left_out;  // what the run did not measure, and why
+};
+
+// assemble_report()
+// The report as JSON text (indented, ending in a newline). Throws ReportError naming the file when
+// an input cannot be read or is not what its program writes (a scenario of another schema, an
+// error document, a missing field). A suite's file that cannot be read is no error: the suite is
+// reported with that error.
+std::string assemble_report(const AssembleInputs& in);
+
+}  // namespace mpt::report
