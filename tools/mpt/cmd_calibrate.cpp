@@ -349,7 +349,7 @@ CLI::App* setup_calibrate(CLI::App& app, CalibrateOptions& o) {
           ->check(CLI::IsMember({"auto", "on", "off"}));
   CLI::Option* quick =
       c->add_flag("--quick", o.quick,
-                  "a shorter calibration, fit for boot (about 15 s for the default bands on a "
+                  "a shorter calibration, fit for boot (13-14 s for the default bands on a "
                   "2-vCPU VM): fewer samples, trials of 0.5 s; the file says it was quick")
           ->excludes(show, host);
   CLI::Option* if_needed =
@@ -360,8 +360,8 @@ CLI::App* setup_calibrate(CLI::App& app, CalibrateOptions& o) {
   c->add_flag(
        "--check", o.check,
        "re-measure the stored bands, each as a throttle with auto_calibrate runs it: exit "
-       "0 while every band is within 1 % and the host is the same, 1 with the reasons (about "
-       "13 s for the default bands)")
+       "0 while every band is within 1 % and the host is the same, 1 with the reasons (12 s for "
+       "the default bands: 1 s each, 2 s at 10/s)")
       ->excludes(show, host, dry, probe, quick, if_needed);
   c->add_flag("--json", o.json, "print JSON instead of text (no progress bar)");
   return c;
