@@ -205,7 +205,7 @@ void print_verdict_json(const std::string& path, const Verdict& v) {
                  {"quick", v.file->quick}};
   }
   j["measured"] = !v.bands.empty();
-  j["workers"] = v.workers;
+  j["workers"] = v.file ? nlohmann::json(v.workers) : nlohmann::json(nullptr);
   j["bands"] = nlohmann::json::array();
   for (const auto& r : v.bands)
     j["bands"].push_back(band_json(r));
