@@ -387,7 +387,9 @@ int measure_and_store(const CalibrateOptions& o, const std::vector<std::int64_t>
   // Interrupting leaves the previous file: stop at the next tick, write nothing.
   install_stop_handlers();
 
-  const int trials = static_cast<int>(rates.size() * hardcaps.size()) * (o.quick ? 3 : 4);
+  // Per band: the uncorrected trials (a lead each) and the verification.
+  const int per_band = (plan_of(o).quarter_lead ? 3 : 2) + 1;
+  const int trials = static_cast<int>(rates.size() * hardcaps.size()) * per_band;
   Progress progress(isatty(STDERR_FILENO) && !o.json, trials + 3,
                     lateness_s(plan_of(o)) + ladder_s(plan_of(o)) + trials * (o.seconds + 0.1));
 
