@@ -8,6 +8,9 @@
 //      none, a quarter of the host's and the host's, keeping the most accurate (the larger leads
 //      are not run once no trial could beat the best: best_uncorrected()); the correction that
 //      follows (target / achieved - 1); and a verification trial with both.
+// --quick (for boot) does the same with fewer samples, shorter trials and no quarter lead: kQuick.
+// --if-needed measures only when no file is in force for this host (Calibration::load()).
+// --show and --host print (cmd_calibrate_show.cpp); --check re-measures (cmd_calibrate_check.cpp).
 // Ground truth is the eBPF counter (the kernel's count, --probe auto as root) or the monitor's
 // grant timestamps; the file says which. The file is written atomically (temp + fsync + rename);
 // a failed or interrupted run leaves the previous file as it was.
@@ -22,6 +25,7 @@
 #include <optional>
 #include <sstream>
 
+#include "cmd_calibrate.hpp"
 #include "commands.hpp"
 #include "common.hpp"
 #include "mpt/calibration.hpp"
@@ -33,17 +37,68 @@
 
 namespace mpt::cli {
 
+namespace calib {
+
+void throw_if_interrupted() {
+  if (stop_signal() != 0) {
+    throw std::runtime_error(std::string("interrupted by ") + signal_name(stop_signal()) +
+                             "; the previous file is unchanged");
+  }
+}
+
+std::string band_label(Hardcap h, double rate_per_sec) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%s %g/s", to_string(h), rate_per_sec);
+  return buf;
+}
+
+std::vector<std::int64_t> given_rates(const CalibrateOptions& o) {
+  std::vector<std::int64_t> rates;
+  for (const auto& r : split_list(o.rates))
+    rates.push_back(std::stoll(r));  // checked by integer_in() while parsing
+  std::sort(rates.begin(), rates.end());
+  rates.erase(std::unique(rates.begin(), rates.end()), rates.end());
+  return rates;
+}
+
+std::vector<Hardcap> given_hardcaps(const CalibrateOptions& o) {
+  std::vector<Hardcap> hardcaps;
+  for (const auto& h : split_list(o.hardcaps)) {
+    Hardcap hc = Hardcap::kLimit;
+    if (h == "one") {
+      hc = Hardcap::kOne;
+    } else if (h == "none") {
+      hc = Hardcap::kNone;
+    } else if (h != "limit") {
+      throw UsageError("--hardcaps: each must be limit, one or none, got '" + h + "'");
+    }
+    if (std::find(hardcaps.begin(), hardcaps.end(), hc) == hardcaps.end()) hardcaps.push_back(hc);
+  }
+  return hardcaps;
+}
+
+}  // namespace calib
+
 namespace {
 
+using namespace calib;
+
 constexpr double kTargetP99Us = 10.0;  // the spin lead must bring a wait's p99 under this
-constexpr int kLatenessSamples = 300;  // per lateness measurement
 constexpr auto kLatenessSleep = std::chrono::microseconds(1000);
 
-Hardcap parse_hardcap(const std::string& h) {
-  if (h == "limit") return Hardcap::kLimit;
-  if (h == "one") return Hardcap::kOne;
-  if (h == "none") return Hardcap::kNone;
-  throw UsageError("--hardcaps: each must be limit, one or none, got '" + h + "'");
+// What a run measures. The full run's trials of 2 s count even 10/s to 20 emissions; --quick, for
+// boot, takes a third of the lateness samples, trials of 0.5 s, and no quarter lead (step 3 tries
+// none and the host's): under 20 s for the default bands on a 2-vCPU VM (docs/calibration.md).
+struct Plan {
+  int lateness_samples;  // per lateness measurement, and per step of the lead ladder
+  double seconds;        // per trial, unless --seconds
+  bool quarter_lead;     // step 3 also tries a quarter of the host's spin lead
+};
+constexpr Plan kFull{300, 2.0, true};
+constexpr Plan kQuick{100, 0.5, false};
+constexpr int kDefaultWorkers = 4;
+const Plan& plan_of(const CalibrateOptions& o) {
+  return o.quick ? kQuick : kFull;
 }
 
 std::string utc_now() {
@@ -55,60 +110,8 @@ std::string utc_now() {
   return buf;
 }
 
-// The progress bar: one line on stderr, redrawn in place; nothing when not a terminal.
-class Progress {
- public:
-  Progress(bool enabled, int steps, double seconds)
-      : on_(enabled), steps_(steps), total_s_(seconds) {}
-  ~Progress() { done(); }
-  void step(const std::string& what, double step_s) {
-    if (step_ > 0) spent_s_ += last_s_;
-    ++step_;
-    what_ = what;
-    last_s_ = step_s;
-    draw(0);
-  }
-  void draw(double elapsed_in_step) {
-    if (!on_) return;
-    const double left = std::max(0.0, total_s_ - spent_s_ - std::min(elapsed_in_step, last_s_));
-    const int width = 24;
-    const int filled = static_cast<int>(width * (total_s_ - left) / std::max(total_s_, 1e-9));
-    std::string bar(static_cast<std::size_t>(std::clamp(filled, 0, width)), '#');
-    bar.resize(width, '.');
-    std::fprintf(stderr, "\r\033[K[%s] %d/%d %s, about %.0f s left", bar.c_str(), step_, steps_,
-                 what_.c_str(), std::ceil(left));
-    std::fflush(stderr);
-  }
-  void done() {
-    if (on_ && step_ > 0) std::fprintf(stderr, "\r\033[K");
-    on_ = false;
-  }
-  // Steps planned that will not run, and their seconds.
-  void drop(int steps, double seconds) {
-    steps_ -= steps;
-    total_s_ -= seconds;
-  }
-
- private:
-  bool on_;
-  int steps_;
-  double total_s_;
-  int step_ = 0;
-  double spent_s_ = 0;
-  double last_s_ = 0;
-  std::string what_;
-};
-
 // The ground truth: the kernel's count (eBPF) when it can be had, else the monitor's stamps.
 using GroundTruth = trial::KernelWitness;
-
-// A stop signal (install_stop_handlers) ends the calibration at the next tick, writing nothing.
-void throw_if_interrupted() {
-  if (stop_signal() != 0) {
-    throw std::runtime_error(std::string("interrupted by ") + signal_name(stop_signal()) +
-                             "; the previous file is unchanged");
-  }
-}
 
 struct Run {
   BandRun band;
@@ -165,9 +168,10 @@ Run measure(const CalibrateOptions& o, const GroundTruth& truth, Progress& progr
 Run best_uncorrected(const CalibrateOptions& o, const GroundTruth& truth, Progress& progress,
                      Hardcap h, std::int64_t rate, std::int64_t host_lead_ns, std::string* tried) {
   std::vector<std::int64_t> leads = {0, host_lead_ns / 4 / 1000 * 1000, host_lead_ns};
+  if (!plan_of(o).quarter_lead) leads.erase(leads.begin() + 1);
   leads.erase(std::unique(leads.begin(), leads.end()), leads.end());
   const double unbeatable = 2.0 / (1.5 * static_cast<double>(rate) * o.seconds + 2);
-  const std::string label = std::string(to_string(h)) + " " + std::to_string(rate) + "/s";
+  const std::string label = band_label(h, static_cast<double>(rate));
   std::optional<Run> best;
   std::ostringstream words;
   for (std::size_t i = 0; i < leads.size(); ++i) {
@@ -187,103 +191,19 @@ Run best_uncorrected(const CalibrateOptions& o, const GroundTruth& truth, Progre
   return *best;
 }
 
-SpinLeadTrial try_lead(std::int64_t lead_ns) {
+SpinLeadTrial try_lead(int samples, std::int64_t lead_ns) {
   SpinLeadTrial t;
   t.spin_lead_ns = lead_ns;
   t.lateness = calibration::measure_futex_lateness(
-      kLatenessSamples, kLatenessSleep, std::chrono::nanoseconds(lead_ns), &t.cpu_us_per_wait);
+      samples, kLatenessSleep, std::chrono::nanoseconds(lead_ns), &t.cpu_us_per_wait);
   return t;
-}
-
-std::string lateness_words(const LatenessStats& l) {
-  char buf[128];
-  std::snprintf(buf, sizeof buf, "p50 %.1f us, p99 %.1f us, max %.1f us (%lld samples)", l.p50_us,
-                l.p99_us, l.max_us, static_cast<long long>(l.samples));
-  return buf;
-}
-
-// A host's identity on one line, after "  host        ".
-void print_host_words(const HostIdentity& h) {
-  std::printf("  host        %s, kernel %s, %s, %d cores, clocksource %s\n",
-              printable(h.hostname).c_str(), printable(h.kernel).c_str(),
-              printable(h.cpu_model).c_str(), h.cores, printable(h.clocksource).c_str());
-}
-
-// Every string of the file goes through printable(): --show prints what any file says.
-void print_words(const Calibration& c, const std::string& path) {
-  std::printf("calibration %s\n", printable(path).c_str());
-  print_host_words(c.host);
-  std::printf("  made        %s by mpthrottle %s; ground truth: %s; %d workers, %g s per trial\n",
-              printable(c.created_utc).c_str(), printable(c.tool_version).c_str(),
-              c.ground_truth == "ebpf" ? "the kernel's count (eBPF)" : "the monitor's timestamps",
-              c.workers, c.seconds);
-  std::printf("  futex wait  late by %s\n", lateness_words(c.futex_lateness).c_str());
-  std::printf("  nanosleep   late by %s\n", lateness_words(c.nanosleep_lateness).c_str());
-  std::printf("  spin lead   %.1f us\n", static_cast<double>(c.spin_lead_ns) / 1e3);
-  for (const auto& t : c.spin_lead_trials) {
-    std::printf("    lead %7.1f us: late by p99 %7.1f us, %6.1f us CPU per wait\n",
-                static_cast<double>(t.spin_lead_ns) / 1e3, t.lateness.p99_us, t.cpu_us_per_wait);
-  }
-  std::printf("  %-6s %10s %12s %12s %12s %10s\n", "HARDCAP", "RATE/s", "UNCORRECTED", "CORRECTION",
-              "VERIFIED", "MAX/WINDOW");
-  for (const auto& b : c.bands) {
-    std::printf("  %-6s %10g %+11.3f%% %12.6f %+11.3f%% %10llu\n", to_string(b.hardcap),
-                b.rate_per_sec, b.uncorrected.rel_error * 100, b.correction,
-                b.verified.rel_error * 100,
-                static_cast<unsigned long long>(b.verified.max_in_window));
-  }
-}
-
-int show(const CalibrateOptions& o, const std::string& path) {
-  std::string why;
-  std::optional<Calibration> c = Calibration::load(path, &why);
-  std::string note;
-  if (!c) {
-    // Show a file from another host too, saying so; anything else is an error (a missing,
-    // unreadable, oversized or corrupt file, or one that is not a regular file).
-    try {
-      c = Calibration::from_file(path);
-    } catch (const InvalidArgument& e) {  // a bad field: exit 1, not a usage error
-      throw std::runtime_error("calibration file " + path + ": " + e.what());
-    }
-    note = why;
-  }
-  if (o.json) {
-    nlohmann::json j;
-    j["path"] = path;
-    j["in_force"] = note.empty();
-    if (!note.empty()) j["ignored_because"] = note;
-    j["calibration"] = nlohmann::json::parse(c->to_json());
-    print_json(j);
-  } else {
-    print_words(*c, path);
-    if (!note.empty()) std::printf("  NOT IN FORCE: %s\n", printable(note).c_str());
-  }
-  return kExitOk;
-}
-
-// --host: this host's identity, the one a calibration file must match (scripts/bench takes the
-// report's host from it).
-int show_host(const CalibrateOptions& o) {
-  const HostIdentity h = HostIdentity::current();
-  if (o.json) {
-    print_json({{"host", h}});
-  } else {
-    std::printf("this host, as a calibration file must match it:\n");
-    print_host_words(h);
-  }
-  return kExitOk;
 }
 
 // The rates to calibrate, ascending, each once. A rate is (count - 1) / (last - first), so every
 // trial must count two emissions at least: UsageError when the lowest rate would not.
 std::vector<std::int64_t> band_rates(const CalibrateOptions& o) {
-  std::vector<std::int64_t> rates;
-  for (const auto& r : split_list(o.rates))
-    rates.push_back(std::stoll(r));  // checked by integer_in() while parsing
+  std::vector<std::int64_t> rates = given_rates(o);
   if (rates.empty()) rates = {10, 100, 1000, 10000, 100000};
-  std::sort(rates.begin(), rates.end());
-  rates.erase(std::unique(rates.begin(), rates.end()), rates.end());
   if (static_cast<double>(rates.front()) * o.seconds < 2) {
     char buf[160];
     std::snprintf(buf, sizeof buf,
@@ -297,18 +217,18 @@ std::vector<std::int64_t> band_rates(const CalibrateOptions& o) {
 
 // The hardcaps to calibrate, in the order given, each once (default limit, one).
 std::vector<Hardcap> band_hardcaps(const CalibrateOptions& o) {
-  std::vector<Hardcap> hardcaps;
-  const std::vector<std::string> given = split_list(o.hardcaps);
-  for (const auto& h : given.empty() ? std::vector<std::string>{"limit", "one"} : given) {
-    const Hardcap hc = parse_hardcap(h);
-    if (std::find(hardcaps.begin(), hardcaps.end(), hc) == hardcaps.end()) hardcaps.push_back(hc);
-  }
+  std::vector<Hardcap> hardcaps = given_hardcaps(o);
+  if (hardcaps.empty()) hardcaps = {Hardcap::kLimit, Hardcap::kOne};
   return hardcaps;
 }
 
 // What the progress bar expects the lateness measurements (step 1) and the ladder (step 2) to take.
-constexpr double kLatenessS = 2 * kLatenessSamples * 1e-3 * 1.1;
-constexpr double kLadderS = 6 * kLatenessSamples * 1e-3 * 1.1;
+double lateness_s(const Plan& p) {
+  return 2 * p.lateness_samples * 1e-3 * 1.1;
+}
+double ladder_s(const Plan& p) {
+  return 6 * p.lateness_samples * 1e-3 * 1.1;
+}
 
 // Steps 1 and 2: the file's header, the lateness of timed waits, and the spin lead from a ladder
 // starting at half the futex p99; the first lead that meets the target wins.
@@ -320,21 +240,23 @@ Calibration measure_host(const CalibrateOptions& o, const GroundTruth& truth, Pr
   c.ground_truth = truth.counting() ? "ebpf" : "monitor";
   c.workers = o.workers;
   c.seconds = o.seconds;
+  c.quick = o.quick;
 
-  progress.step("futex lateness", kLatenessS / 2);
-  c.futex_lateness = calibration::measure_futex_lateness(kLatenessSamples, kLatenessSleep);
-  progress.step("nanosleep lateness", kLatenessS / 2);
-  c.nanosleep_lateness = calibration::measure_nanosleep_lateness(kLatenessSamples, kLatenessSleep);
+  const int samples = plan_of(o).lateness_samples;
+  progress.step("futex lateness", lateness_s(plan_of(o)) / 2);
+  c.futex_lateness = calibration::measure_futex_lateness(samples, kLatenessSleep);
+  progress.step("nanosleep lateness", lateness_s(plan_of(o)) / 2);
+  c.nanosleep_lateness = calibration::measure_nanosleep_lateness(samples, kLatenessSleep);
   throw_if_interrupted();
 
-  progress.step("spin lead", kLadderS);
+  progress.step("spin lead", ladder_s(plan_of(o)));
   const double p99_ns = c.futex_lateness.p99_us * 1e3;
   std::optional<std::int64_t> chosen;
   for (double f : {0.5, 0.75, 1.0, 1.5, 2.0, 3.0}) {
     const auto lead =
         std::clamp<std::int64_t>(std::llround(p99_ns * f / 1000.0) * 1000, 0, 10'000'000);
     if (!c.spin_lead_trials.empty() && lead <= c.spin_lead_trials.back().spin_lead_ns) continue;
-    c.spin_lead_trials.push_back(try_lead(lead));
+    c.spin_lead_trials.push_back(try_lead(samples, lead));
     if (c.spin_lead_trials.back().lateness.p99_us < kTargetP99Us) {
       chosen = lead;
       break;
@@ -379,7 +301,7 @@ CalibrationBand calibrate_band(const CalibrateOptions& o, const GroundTruth& tru
   b.hardcap = h;
   b.rate_per_sec = static_cast<double>(rate);
   b.spin_lead_ns = host_lead_ns;
-  const std::string label = std::string(to_string(h)) + " " + std::to_string(rate) + "/s";
+  const std::string label = band_label(h, static_cast<double>(rate));
   std::string tried;
   const Run u = best_uncorrected(o, truth, progress, h, rate, host_lead_ns, &tried);
   b.spin_lead_ns = u.band.spin_lead_ns;
@@ -390,22 +312,6 @@ CalibrationBand calibrate_band(const CalibrateOptions& o, const GroundTruth& tru
   return b;
 }
 
-// What a calibration measured (and whether it was written), in words or as JSON.
-void print_result(const CalibrateOptions& o, const Calibration& c, const std::string& path,
-                  bool written) {
-  if (o.json) {
-    nlohmann::json j;
-    j["path"] = path;
-    j["written"] = written;
-    j["calibration"] = nlohmann::json::parse(c.to_json());
-    print_json(j);
-  } else {
-    print_words(c, path);
-    std::printf(written ? "  written to %s\n" : "  --dry-run: nothing written to %s\n",
-                printable(path).c_str());
-  }
-}
-
 }  // namespace
 
 CLI::App* setup_calibrate(CLI::App& app, CalibrateOptions& o) {
@@ -414,38 +320,60 @@ CLI::App* setup_calibrate(CLI::App& app, CalibrateOptions& o) {
       "Measure this host (wake-up lateness, spin lead, achieved rate per band) and store the "
       "correction throttles use with auto_calibrate");
   add_list_option(c, "--rates", o.rates, integer_in(1, 10'000'000),
-                  "rate bands, per second (default 10,100,1000,10000,100000)");
+                  "rate bands, per second (default 10,100,1000,10000,100000; with --check: "
+                  "only the file's bands of these rates)");
   add_list_option(c, "--hardcaps", o.hardcaps, CLI::IsMember({"limit", "one", "none"}),
-                  "hardcaps to calibrate: limit, one, none (default limit,one)");
-  c->add_option("--workers", o.workers, "worker processes per trial (default 4)")
+                  "hardcaps to calibrate: limit, one, none (default limit,one; with --check: "
+                  "only the file's bands of these hardcaps)");
+  c->add_option("--workers", o.workers,
+                "worker processes per trial (default 4; with --check, the file's)")
       ->check(integer_in(1, 256));
-  c->add_option("--seconds", o.seconds, "seconds per trial (default 2)")
+  c->add_option("--seconds", o.seconds,
+                "seconds per trial (default 2; 0.5 with --quick; with --check 1, and as long as 20 "
+                "grants take at low rates)")
       ->check(number_in(0.1, 600));
   c->add_option("--output", o.output,
                 "file to write (default: $MPT_CALIBRATION, else /var/lib/mpthrottle/"
                 "calibration.json as root, else $XDG_STATE_HOME/mpthrottle/calibration.json)");
   CLI::Option* show =
       c->add_flag("--show", o.show, "print the stored file in words (or JSON) and exit");
-  c->add_flag("--host", o.host,
-              "print this host's identity (what a calibration file must match) and exit")
-      ->excludes(show);
-  c->add_flag("--dry-run", o.dry_run, "measure, print, write nothing");
-  c->add_option("--probe", o.probe,
-                "ground truth: auto (the eBPF counter when privileged, else the monitor), on, "
-                "off (default auto)")
-      ->check(CLI::IsMember({"auto", "on", "off"}));
+  CLI::Option* host =
+      c->add_flag("--host", o.host,
+                  "print this host's identity (what a calibration file must match) and exit")
+          ->excludes(show);
+  CLI::Option* dry = c->add_flag("--dry-run", o.dry_run, "measure, print, write nothing");
+  CLI::Option* probe =
+      c->add_option("--probe", o.probe,
+                    "ground truth: auto (the eBPF counter when privileged, else the monitor), on, "
+                    "off (default auto)")
+          ->check(CLI::IsMember({"auto", "on", "off"}));
+  CLI::Option* quick =
+      c->add_flag("--quick", o.quick,
+                  "a shorter calibration, fit for boot (13-14 s for the default bands on a "
+                  "2-vCPU VM): fewer samples, trials of 0.5 s; the file says it was quick")
+          ->excludes(show, host);
+  CLI::Option* if_needed =
+      c->add_flag("--if-needed", o.if_needed,
+                  "measure only when no calibration file is in force for this host (missing, "
+                  "unreadable, or made on another host, kernel, CPU...); else say which is, exit 0")
+          ->excludes(show, host);
+  c->add_flag(
+       "--check", o.check,
+       "re-measure the stored bands, each as a throttle with auto_calibrate runs it: exit "
+       "0 while every band is within 1 % and the host is the same, 1 with the reasons (12 s for "
+       "the default bands: 1 s each, 2 s at 10/s)")
+      ->excludes(show, host, dry, probe, quick, if_needed);
   c->add_flag("--json", o.json, "print JSON instead of text (no progress bar)");
   return c;
 }
 
-int run_calibrate(const CalibrateOptions& o) {
-  const std::string path = o.output.empty() ? default_calibration_path().string() : o.output;
-  if (o.host) return show_host(o);
-  if (o.show) return show(o, path);
+namespace {
 
-  const std::vector<std::int64_t> rates = band_rates(o);
-  const std::vector<Hardcap> hardcaps = band_hardcaps(o);
-
+// Measures the bands (o with its defaults filled in), writes the file unless --dry-run, and
+// prints what it measured. `because`: why --if-needed measured.
+int measure_and_store(const CalibrateOptions& o, const std::vector<std::int64_t>& rates,
+                      const std::vector<Hardcap>& hardcaps, const std::string& path,
+                      const std::string& because) {
   // A target that will be refused is refused now, not after minutes of measuring.
   if (!o.dry_run) detail::check_replaceable(path);
 
@@ -459,9 +387,11 @@ int run_calibrate(const CalibrateOptions& o) {
   // Interrupting leaves the previous file: stop at the next tick, write nothing.
   install_stop_handlers();
 
-  const int trials = static_cast<int>(rates.size() * hardcaps.size()) * 4;
+  // Per band: the uncorrected trials (a lead each) and the verification.
+  const int per_band = (plan_of(o).quarter_lead ? 3 : 2) + 1;
+  const int trials = static_cast<int>(rates.size() * hardcaps.size()) * per_band;
   Progress progress(isatty(STDERR_FILENO) && !o.json, trials + 3,
-                    kLatenessS + kLadderS + trials * (o.seconds + 0.1));
+                    lateness_s(plan_of(o)) + ladder_s(plan_of(o)) + trials * (o.seconds + 0.1));
 
   Calibration c = measure_host(o, truth, progress);
   for (Hardcap h : hardcaps) {
@@ -476,8 +406,31 @@ int run_calibrate(const CalibrateOptions& o) {
     written = true;
     reload_calibration();
   }
-  print_result(o, c, path, written);
+  print_result(o, c, path, written, because);
   return kExitOk;
+}
+
+}  // namespace
+
+int run_calibrate(const CalibrateOptions& given) {
+  const std::string path =
+      given.output.empty() ? default_calibration_path().string() : given.output;
+  if (given.host) return show_host(given);
+  if (given.show) return show(given, path);
+  if (given.check) return check(given, path);
+
+  CalibrateOptions o = given;
+  if (std::isnan(o.seconds)) o.seconds = plan_of(o).seconds;
+  if (o.workers == 0) o.workers = kDefaultWorkers;
+  const std::vector<std::int64_t> rates = band_rates(o);  // usage errors before anything else
+  const std::vector<Hardcap> hardcaps = band_hardcaps(o);
+  std::string because;
+  if (o.if_needed) {
+    if (const std::optional<Calibration> c = Calibration::load(path, &because))
+      return print_in_force(o, *c, path);
+    if (!o.json) std::printf("measuring: %s\n", printable(because).c_str());
+  }
+  return measure_and_store(o, rates, hardcaps, path, because);
 }
 
 }  // namespace mpt::cli

@@ -56,12 +56,15 @@ int run_rm(const RmOptions& opts);
 struct CalibrateOptions {
   std::vector<std::string> rates;     // as given ("10,100"; split_list()); none: 10,...,100000
   std::vector<std::string> hardcaps;  // as given ("limit,one"; split_list()); none: limit,one
-  int workers = 4;
-  double seconds = 2;
-  std::string output;  // empty: default_calibration_path()
+  int workers = 0;                    // 0: not given (4; with --check, the file's)
+  double seconds = NAN;               // NaN: not given (2; 0.5 with --quick; 1 with --check)
+  std::string output;                 // empty: default_calibration_path()
   bool show = false;
   bool host = false;  // print this host's identity and exit
   bool dry_run = false;
+  bool quick = false;      // shorter trials, fit for boot
+  bool if_needed = false;  // measure only when no file is in force for this host
+  bool check = false;      // re-measure the stored bands: does the file still hold?
   std::string probe = "auto";
   bool json = false;
 };

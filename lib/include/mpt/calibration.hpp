@@ -83,6 +83,7 @@ struct Calibration {
   std::string ground_truth;  // "ebpf" (the kernel's count) or "monitor"
   int workers = 0;
   double seconds = 0;
+  bool quick = false;  // made by `mpt calibrate --quick` (shorter trials; absent in older files)
   LatenessStats futex_lateness;      // FUTEX_WAIT_BITSET to an absolute CLOCK_MONOTONIC deadline
   LatenessStats nanosleep_lateness;  // clock_nanosleep(TIMER_ABSTIME)
   std::int64_t spin_lead_ns = 0;     // the chosen lead: p99 of a wait's lateness under 10 us

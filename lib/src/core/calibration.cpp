@@ -256,6 +256,7 @@ std::string Calibration::to_json() const {
   j["ground_truth"] = ground_truth;
   j["workers"] = workers;
   j["seconds"] = seconds;
+  j["quick"] = quick;
   j["lateness"] = {{"futex", lateness_json(futex_lateness)},
                    {"nanosleep", lateness_json(nanosleep_lateness)}};
   OJson trials = OJson::array();
@@ -305,6 +306,11 @@ Calibration Calibration::from_json(std::string_view text) {
   }
   c.workers = static_cast<int>(get_int(j, "", "workers", 1, 1 << 20));
   c.seconds = get_number(j, "", "seconds", 0, 86400);
+  // "quick" came later in schema 1: a file without it was a full run.
+  if (j.contains("quick")) {
+    if (!j["quick"].is_boolean()) bad("quick", "must be true or false");
+    c.quick = j["quick"].get<bool>();
+  }
   const Json& lat = field(j, "", "lateness");
   c.futex_lateness = get_lateness(field(lat, "lateness", "futex"), "lateness.futex");
   c.nanosleep_lateness = get_lateness(field(lat, "lateness", "nanosleep"), "lateness.nanosleep");
