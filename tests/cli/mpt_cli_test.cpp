@@ -86,8 +86,9 @@ class MptCliTest : public ::testing::Test {
   std::string dir_;
 };
 
-// A child process that creates a persistent named throttle (and optionally does not) or opens
-// one, says so through a pipe, and sleeps until killed.
+// A child process that creates a named throttle or opens one, says so through a pipe, and sleeps
+// until killed (SIGKILL: the name stays, as a crashed creator's does; not persistent, which
+// `rm --stale` would keep).
 pid_t hold(const std::string& name, bool create) {
   int fds[2];
   if (pipe(fds) != 0) return -1;
@@ -95,9 +96,7 @@ pid_t hold(const std::string& name, bool create) {
   if (pid == 0) {
     close(fds[0]);
     try {
-      mpt::ThrottleOptions o;
-      o.segment.persist = true;
-      auto t = create ? mpt::Throttle::create(name, 10, 1s, o) : mpt::Throttle::open(name);
+      auto t = create ? mpt::Throttle::create(name, 10, 1s) : mpt::Throttle::open(name);
       if (write(fds[1], "k", 1) != 1) _exit(1);
       for (;;)
         pause();

@@ -88,10 +88,14 @@ TEST(SegmentTest, CreateWritesHeaderAndMode) {
 
 TEST(SegmentTest, CreatorUnlinksOnCloseUnlessPersist) {
   const std::string name = unique_name("life");
-  { auto seg = make(name); }
+  {
+    auto seg = make(name);
+    EXPECT_FALSE(Segment::inspect(name).persistent);
+  }
   EXPECT_THROW(Segment::open(name, SegmentKind::kEvent), NotFound);
   { auto seg = make(name, CreateOptions{.mode = 0600, .persist = true}); }
   EXPECT_NO_THROW(Segment::open(name, SegmentKind::kEvent));
+  EXPECT_TRUE(Segment::inspect(name).persistent) << "the header records it: rm --stale keeps it";
   Segment::remove(name);
   EXPECT_THROW(Segment::remove(name), NotFound);
 }
@@ -166,7 +170,7 @@ TEST(SegmentTest, TruncatedAtEveryHeaderFieldBoundaryIsIncompatible) {
                                 offsetof(SegmentHeader, creator_pid),
                                 offsetof(SegmentHeader, creator_uid),
                                 offsetof(SegmentHeader, header_bytes),
-                                offsetof(SegmentHeader, reserved0),
+                                offsetof(SegmentHeader, flags),
                                 offsetof(SegmentHeader, reserved1),
                                 sizeof(SegmentHeader),
                                 kSize / 2,

@@ -4,7 +4,9 @@
 // process maps it: no line of any /proc/PID/maps names its device and inode. (The inode, not the
 // path: a creator maps the file before it has a name, so its maps show "/dev/shm/#123 (deleted)".)
 // Segments whose header is invalid, and files whose name no segment can have (planted by hand:
-// "mpt.a b"), are never removed by --stale: they are listed as kept, with why. Removing only
+// "mpt.a b"), and persistent segments (made to outlive their creator: `mpt create`,
+// CreateOptions::persist; the header records it), are never removed by --stale: they are listed
+// as kept, with why. Removing only
 // unlinks the name; a process that attaches between the check and the unlink keeps working.
 #include <dirent.h>
 #include <sys/stat.h>
@@ -56,8 +58,10 @@ std::set<FileId> mapped_files() {
 CLI::App* setup_rm(CLI::App& app, RmOptions& opts) {
   CLI::App* cmd = app.add_subcommand("rm", "Remove named segments, or every stale one");
   auto* names = cmd->add_option("NAME", opts.names, "segment names")->check(segment_name());
-  auto* stale = cmd->add_flag("--stale", opts.stale,
-                              "remove segments whose creator is gone and that no process maps");
+  auto* stale =
+      cmd->add_flag("--stale", opts.stale,
+                    "remove segments whose creator is gone and that no process maps (never a "
+                    "persistent one, as mpt create makes)");
   names->excludes(stale);
   cmd->add_flag("--dry-run", opts.dry_run, "with --stale: only say what would be removed");
   cmd->add_flag("--json", opts.json, "print one JSON document");
@@ -92,6 +96,8 @@ int run_rm(const RmOptions& opts) {
         reason = "not a segment name (" + s.problem + "); remove the file by hand";
       } else if (!s.valid) {
         reason = "invalid segment (" + s.problem + "); remove it by name";
+      } else if (s.persistent) {
+        reason = "persistent (made to outlive its creator, as by mpt create); remove it by name";
       } else if (pid_alive(s.creator_pid)) {
         reason = "creator pid " + std::to_string(s.creator_pid) + " is alive";
       } else if (::stat(s.path.c_str(), &st) != 0) {

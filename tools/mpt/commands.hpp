@@ -114,4 +114,36 @@ struct BenchOptions {
 CLI::App* setup_bench(CLI::App& app, BenchOptions& opts);
 int run_bench(const BenchOptions& opts);
 
+// `mpt create`, `mpt acquire`, `mpt start`, `mpt stop` (cmd_shell.cpp): a named throttle that
+// outlives the command that made it, for shell scripts and programs in other languages.
+struct CreateCmdOptions {
+  std::string name;
+  std::int64_t rate = 0;
+  double per_s = 1;
+  std::string hardcap = "limit";
+  bool stopped = false;       // made, not started
+  std::string mode = "0600";  // octal, as given
+  bool json = false;
+};
+CLI::App* setup_create(CLI::App& app, CreateCmdOptions& opts);
+int run_create(const CreateCmdOptions& opts);
+
+struct AcquireOptions {
+  std::string name;
+  std::int64_t n = 1;
+  double timeout_s = NAN;  // NaN: no timeout
+  bool json = false;
+};
+CLI::App* setup_acquire(CLI::App& app, AcquireOptions& opts);
+int run_acquire(const AcquireOptions& opts);
+
+struct StartStopOptions {
+  std::string name;
+  bool json = false;
+};
+CLI::App* setup_start(CLI::App& app, StartStopOptions& opts);
+int run_start(const StartStopOptions& opts);
+CLI::App* setup_stop(CLI::App& app, StartStopOptions& opts);
+int run_stop(const StartStopOptions& opts);
+
 }  // namespace mpt::cli

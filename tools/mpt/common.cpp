@@ -149,6 +149,13 @@ std::vector<std::string> split_list(const std::vector<std::string>& given) {
   return out;
 }
 
+Hardcap hardcap_named(const std::string& name, const std::string& flag) {
+  for (const Hardcap h : {Hardcap::kLimit, Hardcap::kOne, Hardcap::kNone}) {
+    if (name == to_string(h)) return h;
+  }
+  throw UsageError(flag + ": expected limit, one or none, got '" + name + "'");
+}
+
 std::string hex_id(std::uint64_t id) {
   char buf[24];
   std::snprintf(buf, sizeof buf, "0x%016llx", static_cast<unsigned long long>(id));
@@ -365,6 +372,7 @@ void to_json(nlohmann::json& j, const SegmentInfo& s) {
   j["owner_uid"] = s.owner_uid;
   j["mode"] = mode;
   j["created_realtime_ns"] = s.created_realtime_ns;
+  j["persistent"] = s.valid && s.persistent;
   j["age_s"] =
       s.valid ? nlohmann::json(cli::age_seconds(s.created_realtime_ns)) : nlohmann::json(nullptr);
 }

@@ -54,6 +54,10 @@ CLI::Option* add_list_option(CLI::App* app, const std::string& flag, std::vector
                              const CLI::Validator& each, const std::string& help);
 std::vector<std::string> split_list(const std::vector<std::string>& given);
 
+// The Hardcap whose to_string() is `name` ("limit", "one", "none"); UsageError naming `flag`
+// otherwise.
+Hardcap hardcap_named(const std::string& name, const std::string& flag = "--hardcap");
+
 // "0x" and 16 hex digits: 64-bit ids do not survive JSON numbers in most readers.
 std::string hex_id(std::uint64_t id);
 

@@ -115,6 +115,10 @@ int run_mpt(int argc, char** argv, bool json) {
   RmOptions rm_opts;
   CalibrateOptions calibrate_opts;
   ReportOptions report_opts;
+  CreateCmdOptions create_opts;
+  AcquireOptions acquire_opts;
+  StartStopOptions start_opts;
+  StartStopOptions stop_opts;
   CLI::App* run = setup_run(app, run_opts);
   CLI::App* stat = setup_stat(app, stat_opts);
   CLI::App* ls = setup_ls(app, ls_opts);
@@ -125,6 +129,10 @@ int run_mpt(int argc, char** argv, bool json) {
   CLI::App* export_cmd = setup_export(app, export_opts);
   BenchOptions bench_opts;
   CLI::App* bench = setup_bench(app, bench_opts);
+  CLI::App* create = setup_create(app, create_opts);
+  CLI::App* acquire = setup_acquire(app, acquire_opts);
+  CLI::App* start = setup_start(app, start_opts);
+  CLI::App* stop = setup_stop(app, stop_opts);
 #ifdef MPT_HAVE_BPF
   ProbeOptions probe_opts;
   CLI::App* probe = setup_probe(app, probe_opts);
@@ -151,6 +159,10 @@ int run_mpt(int argc, char** argv, bool json) {
     if (report->parsed()) return run_report(report_opts);
     if (export_cmd->parsed()) return run_export(export_opts);
     if (bench->parsed()) return run_bench(bench_opts);
+    if (create->parsed()) return run_create(create_opts);
+    if (acquire->parsed()) return run_acquire(acquire_opts);
+    if (start->parsed()) return run_start(start_opts);
+    if (stop->parsed()) return run_stop(stop_opts);
 #ifdef MPT_HAVE_BPF
     if (probe->parsed()) return run_probe(probe_opts);
 #endif

@@ -62,10 +62,14 @@ struct SegmentHeader {
   std::int32_t creator_pid;
   std::uint32_t creator_uid;
   std::uint32_t header_bytes;  // sizeof(SegmentHeader)
-  std::uint32_t reserved0;
+  std::uint32_t flags;         // kSegmentPersistent, or 0 (older segments: 0, it was reserved)
   std::uint64_t reserved1;
 };
 static_assert(sizeof(SegmentHeader) == 64);
+
+// SegmentHeader::flags: made with CreateOptions::persist, to outlive its creator (`mpt create`):
+// `mpt rm --stale` keeps it. A mark for tools only; nothing in the library reads it.
+inline constexpr std::uint32_t kSegmentPersistent = 1;
 
 struct CreateOptions {
   mode_t mode = 0600;    // file mode of a named segment
@@ -89,6 +93,7 @@ struct SegmentInfo {
   std::int32_t creator_pid = 0;
   std::uint32_t creator_uid = 0;
   std::int64_t created_realtime_ns = 0;
+  bool persistent = false;      // SegmentHeader::flags has kSegmentPersistent
   std::uint32_t owner_uid = 0;  // of the file
   std::uint32_t mode = 0;       // of the file
 };

@@ -43,7 +43,7 @@ struct Fd {
   }
 };
 
-void write_header(void* data, SegmentKind kind, std::size_t size) {
+void write_header(void* data, SegmentKind kind, std::size_t size, std::uint32_t flags = 0) {
   auto* h = static_cast<SegmentHeader*>(data);
   h->magic = kSegmentMagic;
   h->abi_version = kAbiVersion;
@@ -54,6 +54,7 @@ void write_header(void* data, SegmentKind kind, std::size_t size) {
   h->creator_pid = getpid();
   h->creator_uid = geteuid();
   h->header_bytes = sizeof(SegmentHeader);
+  h->flags = flags;
 }
 
 void check_size(std::size_t size) {
@@ -201,7 +202,7 @@ std::shared_ptr<Segment> Segment::create(std::string_view name, SegmentKind kind
     throw SystemError("cannot map " + what + ": " + errno_text(e), e);
   }
   std::shared_ptr<Segment> seg(new Segment(p, size_bytes, std::string(name), false));
-  write_header(p, kind, size_bytes);
+  write_header(p, kind, size_bytes, options.persist ? kSegmentPersistent : 0);
   if (init) init(p, size_bytes);
   // msync is not needed for tmpfs: the pages are the file.
   const std::string proc = "/proc/self/fd/" + std::to_string(f.fd);
@@ -360,6 +361,7 @@ SegmentInfo inspect_file(std::string_view name) {
   info.creator_pid = h.creator_pid;
   info.creator_uid = h.creator_uid;
   info.created_realtime_ns = h.created_realtime_ns;
+  info.persistent = (h.flags & kSegmentPersistent) != 0;
   info.valid = info.problem.empty();
   return info;
 }
