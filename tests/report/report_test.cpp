@@ -410,11 +410,10 @@ TEST_F(ReportTest, UsageErrorsExitTwo) {
   const ProgramResult r = run_mpt({"reprot"});
   EXPECT_EQ(r.code, 2);
   // The message lists every subcommand (those of `mpt --help`).
-  EXPECT_NE(
-      r.err.find("unknown subcommand 'reprot'; expected run, stat, ls, rm, calibrate, report"),
-      std::string::npos)
+  EXPECT_NE(r.err.find("unknown subcommand 'reprot'; expected run, stat, ls, rm, create, acquire"),
+            std::string::npos)
       << r.err;
-  for (const char* sub : {"export", "bench", "probe"})
+  for (const char* sub : {"start", "stop", "export", "calibrate", "bench", "report", "probe"})
     EXPECT_NE(r.err.find(sub), std::string::npos) << sub << " in " << r.err;
 }
 

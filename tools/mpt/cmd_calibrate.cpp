@@ -64,14 +64,7 @@ std::vector<std::int64_t> given_rates(const CalibrateOptions& o) {
 std::vector<Hardcap> given_hardcaps(const CalibrateOptions& o) {
   std::vector<Hardcap> hardcaps;
   for (const auto& h : split_list(o.hardcaps)) {
-    Hardcap hc = Hardcap::kLimit;
-    if (h == "one") {
-      hc = Hardcap::kOne;
-    } else if (h == "none") {
-      hc = Hardcap::kNone;
-    } else if (h != "limit") {
-      throw UsageError("--hardcaps: each must be limit, one or none, got '" + h + "'");
-    }
+    const Hardcap hc = hardcap_named(h, "--hardcaps");
     if (std::find(hardcaps.begin(), hardcaps.end(), hc) == hardcaps.end()) hardcaps.push_back(hc);
   }
   return hardcaps;

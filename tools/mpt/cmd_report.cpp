@@ -33,8 +33,8 @@ nlohmann::json opt(const std::optional<double>& v) {
 
 CLI::App* setup_report(CLI::App& app, ReportOptions& opts) {
   CLI::App* sub = app.add_subcommand(
-      "report", "Summarise a bench report (scripts/bench) and render it as one HTML page");
-  sub->add_option("REPORT", opts.report, "report.json written by scripts/bench")->required();
+      "report", "Summarise a bench report (mpt bench) and render it as one HTML page");
+  sub->add_option("REPORT", opts.report, "report.json written by mpt bench")->required();
   sub->add_option("--html", opts.html, "write the page here (self-contained: inline SVG)");
   sub->add_option("--compare", opts.compare,
                   "another report (another host, or before a change): side by side, with ratios");

@@ -55,12 +55,6 @@ OnUnavailable parse_on_unavailable(const std::string& s) {
   return OnUnavailable::kFail;
 }
 
-Hardcap parse_hardcap(const std::string& s) {
-  if (s == "one") return Hardcap::kOne;
-  if (s == "none") return Hardcap::kNone;
-  return Hardcap::kLimit;
-}
-
 // Sleeps until `t` or until a signal arrives.
 void sleep_until(Clock::time_point t) {
   const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch());
@@ -163,7 +157,7 @@ Summary final_summary(T& throttle, Summary s) {
 template <class Options>
 Options shaped(const RunOptions& opts) {
   Options o;
-  o.hardcap = parse_hardcap(opts.hardcap);
+  o.hardcap = hardcap_named(opts.hardcap);
   if (!std::isnan(opts.correction)) o.correction = opts.correction;
   return o;
 }

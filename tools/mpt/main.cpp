@@ -12,9 +12,11 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <iostream>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "commands.hpp"
@@ -101,6 +103,52 @@ int check_stdout(int code) noexcept {
   return code == mpt::cli::kExitOk ? mpt::cli::kExitRuntime : code;
 }
 
+// Every subcommand: its options, and the CLI11 app and runner that use them. --help and the
+// "expected ..." message list them in this order.
+struct Commands {
+  mpt::cli::RunOptions run;
+  mpt::cli::StatOptions stat;
+  mpt::cli::LsOptions ls;
+  mpt::cli::RmOptions rm;
+  mpt::cli::CreateCmdOptions create;
+  mpt::cli::AcquireOptions acquire;
+  mpt::cli::StartStopOptions start;
+  mpt::cli::StartStopOptions stop;
+  mpt::cli::ExportOptions export_;
+  mpt::cli::CalibrateOptions calibrate;
+  mpt::cli::BenchOptions bench;
+  mpt::cli::ReportOptions report;
+#ifdef MPT_HAVE_BPF
+  mpt::cli::ProbeOptions probe;
+#endif
+  std::vector<std::pair<CLI::App*, std::function<int()>>> table;
+
+  explicit Commands(CLI::App& app) {
+    using namespace mpt::cli;
+    add(setup_run(app, run), [this] { return run_run(run); });
+    add(setup_stat(app, stat), [this] { return run_stat(stat); });
+    add(setup_ls(app, ls), [this] { return run_ls(ls); });
+    add(setup_rm(app, rm), [this] { return run_rm(rm); });
+    add(setup_create(app, create), [this] { return run_create(create); });
+    add(setup_acquire(app, acquire), [this] { return run_acquire(acquire); });
+    add(setup_start(app, start), [this] { return run_start(start); });
+    add(setup_stop(app, stop), [this] { return run_stop(stop); });
+    add(setup_export(app, export_), [this] { return run_export(export_); });
+    add(setup_calibrate(app, calibrate), [this] { return run_calibrate(calibrate); });
+    add(setup_bench(app, bench), [this] { return run_bench(bench); });
+    add(setup_report(app, report), [this] { return run_report(report); });
+#ifdef MPT_HAVE_BPF
+    add(setup_probe(app, probe), [this] { return run_probe(probe); });
+#endif
+  }
+  Commands(const Commands&) = delete;
+  Commands& operator=(const Commands&) = delete;
+
+  void add(CLI::App* sub, std::function<int()> runner) {
+    table.emplace_back(sub, std::move(runner));
+  }
+};
+
 int run_mpt(int argc, char** argv, bool json) {
   using namespace mpt::cli;
   g_argc = argc;
@@ -109,34 +157,7 @@ int run_mpt(int argc, char** argv, bool json) {
   app.require_subcommand(1, 1);
   app.failure_message(CLI::FailureMessage::simple);
   app.set_version_flag("--version", std::string(mpt_version()));
-  RunOptions run_opts;
-  StatOptions stat_opts;
-  LsOptions ls_opts;
-  RmOptions rm_opts;
-  CalibrateOptions calibrate_opts;
-  ReportOptions report_opts;
-  CreateCmdOptions create_opts;
-  AcquireOptions acquire_opts;
-  StartStopOptions start_opts;
-  StartStopOptions stop_opts;
-  CLI::App* run = setup_run(app, run_opts);
-  CLI::App* stat = setup_stat(app, stat_opts);
-  CLI::App* ls = setup_ls(app, ls_opts);
-  CLI::App* rm = setup_rm(app, rm_opts);
-  CLI::App* calibrate = setup_calibrate(app, calibrate_opts);
-  CLI::App* report = setup_report(app, report_opts);
-  ExportOptions export_opts;
-  CLI::App* export_cmd = setup_export(app, export_opts);
-  BenchOptions bench_opts;
-  CLI::App* bench = setup_bench(app, bench_opts);
-  CLI::App* create = setup_create(app, create_opts);
-  CLI::App* acquire = setup_acquire(app, acquire_opts);
-  CLI::App* start = setup_start(app, start_opts);
-  CLI::App* stop = setup_stop(app, stop_opts);
-#ifdef MPT_HAVE_BPF
-  ProbeOptions probe_opts;
-  CLI::App* probe = setup_probe(app, probe_opts);
-#endif
+  Commands commands(app);
 
   try {
     app.parse(argc, argv);
@@ -151,21 +172,9 @@ int run_mpt(int argc, char** argv, bool json) {
   }
 
   try {
-    if (run->parsed()) return run_run(run_opts);
-    if (stat->parsed()) return run_stat(stat_opts);
-    if (ls->parsed()) return run_ls(ls_opts);
-    if (rm->parsed()) return run_rm(rm_opts);
-    if (calibrate->parsed()) return run_calibrate(calibrate_opts);
-    if (report->parsed()) return run_report(report_opts);
-    if (export_cmd->parsed()) return run_export(export_opts);
-    if (bench->parsed()) return run_bench(bench_opts);
-    if (create->parsed()) return run_create(create_opts);
-    if (acquire->parsed()) return run_acquire(acquire_opts);
-    if (start->parsed()) return run_start(start_opts);
-    if (stop->parsed()) return run_stop(stop_opts);
-#ifdef MPT_HAVE_BPF
-    if (probe->parsed()) return run_probe(probe_opts);
-#endif
+    for (const auto& [sub, runner] : commands.table) {
+      if (sub->parsed()) return runner();
+    }
     return report_error(json, kExitUsage, "a subcommand is required");
   } catch (const UsageError& e) {
     return report_error(json, kExitUsage, e.what());
