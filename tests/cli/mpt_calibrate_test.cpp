@@ -43,7 +43,7 @@ bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
 
-class MptCalibrateIssue17Test : public ::testing::Test {
+class MptCalibrateQuickCheckTest : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = fs::temp_directory_path() / mpt::test::unique_name("calibrate17");
@@ -77,7 +77,7 @@ class MptCalibrateIssue17Test : public ::testing::Test {
 };
 
 // --quick: every default band, the quick mark in the file and in --show; a full run says false.
-TEST_F(MptCalibrateIssue17Test, QuickWritesEveryBandAndSaysItWasQuick) {
+TEST_F(MptCalibrateQuickCheckTest, QuickWritesEveryBandAndSaysItWasQuick) {
   const ProgramResult r = run_mpt({"calibrate", "--quick", "--output", file_, "--json"}, 120s);
   ASSERT_EQ(r.code, 0) << r.out << r.err;
   const json c = file_json();
@@ -115,7 +115,7 @@ TEST_F(MptCalibrateIssue17Test, QuickWritesEveryBandAndSaysItWasQuick) {
 }
 
 // A file written before the quick mark existed reads as a full run; a wrong type is refused.
-TEST_F(MptCalibrateIssue17Test, QuickMarkIsOptionalInTheFile) {
+TEST_F(MptCalibrateQuickCheckTest, QuickMarkIsOptionalInTheFile) {
   mpt::Calibration c;
   c.host = mpt::HostIdentity::current();
   c.created_utc = "2026-01-01T00:00:00Z";
@@ -135,7 +135,7 @@ TEST_F(MptCalibrateIssue17Test, QuickMarkIsOptionalInTheFile) {
 
 // --if-needed: nothing measured while a file is in force; measured when its kernel is another's,
 // or when there is no file.
-TEST_F(MptCalibrateIssue17Test, IfNeededMeasuresOnlyWhenNoFileIsInForce) {
+TEST_F(MptCalibrateQuickCheckTest, IfNeededMeasuresOnlyWhenNoFileIsInForce) {
   write_limit_file("1000");
   const std::string before = slurp_file(file_);
   const ProgramResult skip = run_mpt({"calibrate", "--quick", "--if-needed", "--output", file_});
@@ -180,7 +180,7 @@ TEST_F(MptCalibrateIssue17Test, IfNeededMeasuresOnlyWhenNoFileIsInForce) {
 
 // --check holds on bands just measured (hardcap limit: see the top of this file), also restricted
 // by --rates; a correction edited by +20 % fails, naming its band and its error.
-TEST_F(MptCalibrateIssue17Test, CheckHoldsOnAFreshFileAndFailsOnAnEditedCorrection) {
+TEST_F(MptCalibrateQuickCheckTest, CheckHoldsOnAFreshFileAndFailsOnAnEditedCorrection) {
   write_limit_file("100,1000");
   const ProgramResult ok = run_mpt(check({"--seconds", "2"}));
   EXPECT_EQ(ok.code, 0) << ok.out << ok.err;
@@ -237,7 +237,7 @@ TEST_F(MptCalibrateIssue17Test, CheckHoldsOnAFreshFileAndFailsOnAnEditedCorrecti
 }
 
 // Another kernel in the file: exit 1 naming the key, nothing measured. No file: exit 1 saying so.
-TEST_F(MptCalibrateIssue17Test, CheckFailsOnAnotherHostOrNoFile) {
+TEST_F(MptCalibrateQuickCheckTest, CheckFailsOnAnotherHostOrNoFile) {
   write_limit_file("1000");
   json edited = file_json();
   edited["host"]["kernel"] = "0.0.0-another-kernel";
@@ -272,7 +272,7 @@ TEST_F(MptCalibrateIssue17Test, CheckFailsOnAnotherHostOrNoFile) {
   EXPECT_TRUE(contains(corrupt.out, "is not usable")) << corrupt.out;
 }
 
-TEST_F(MptCalibrateIssue17Test, BadUsageExits2NamingTheFlag) {
+TEST_F(MptCalibrateQuickCheckTest, BadUsageExits2NamingTheFlag) {
   const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
       {{"--check", "--quick"}, "--quick"},
       {{"--check", "--dry-run"}, "--dry-run"},
@@ -303,6 +303,14 @@ TEST_F(MptCalibrateIssue17Test, BadUsageExits2NamingTheFlag) {
   EXPECT_EQ(r.code, 2) << r.out << r.err;
   EXPECT_TRUE(contains(r.err, "--rates")) << r.err;
   EXPECT_TRUE(contains(r.err, "limit 1000/s")) << r.err;
+  // One band it has and one it does not: still a usage error, naming the missing one (a cron
+  // check of a band the file lacks must not read "holds").
+  const ProgramResult mixed = run_mpt(check({"--rates", "1000,500"}));
+  EXPECT_EQ(mixed.code, 2) << mixed.out << mixed.err;
+  EXPECT_TRUE(contains(mixed.err, "--rates 500")) << mixed.err;
+  const ProgramResult hardcap = run_mpt(check({"--rates", "1000", "--hardcaps", "limit,one"}));
+  EXPECT_EQ(hardcap.code, 2) << hardcap.out << hardcap.err;
+  EXPECT_TRUE(contains(hardcap.err, "--hardcaps one")) << hardcap.err;
 }
 
 }  // namespace

@@ -201,14 +201,15 @@ check_unit() {
 
 check_bench_programs() {
   local p
-  if [[ ! -d /usr/lib/mpthrottle ]]; then
-    echo "NOTE: no /usr/lib/mpthrottle in this package (the benchmark programs' install rules are not in this tree)"
-    return
-  fi
-  p=$(find /usr/lib/mpthrottle -maxdepth 1 -type f -name 'bm_*' -perm -u+x | sort | head -1)
-  [[ -n $p ]] || { fail "/usr/lib/mpthrottle holds no bm_* program"; return; }
-  clean "$p" --help >/dev/null || fail "$p --help failed"
-  echo "benchmark program: $p --help ran"
+  [[ -d /usr/lib/mpthrottle ]] || { fail "no /usr/lib/mpthrottle (the benchmark programs)"; return; }
+  for p in bm_throttle bm_probe_none bm_queue mpt_scenario mpt_pipeline_bench; do
+    [[ -x /usr/lib/mpthrottle/$p ]] || { fail "/usr/lib/mpthrottle/$p is missing"; continue; }
+  done
+  for p in /usr/lib/mpthrottle/bm_*; do
+    clean "$p" --help >/dev/null || fail "$p --help failed"
+  done
+  clean /usr/lib/mpthrottle/mpt_scenario --help >/dev/null || fail "mpt_scenario --help failed"
+  echo "benchmark programs: each bm_* and mpt_scenario ran --help"
 }
 
 # What remove (then purge) left, against the snapshot; FILE lists what may remain.

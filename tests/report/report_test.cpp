@@ -276,6 +276,19 @@ TEST_F(ReportTest, EscapesEveryStringFromTheReport) {
   }
 }
 
+TEST_F(ReportTest, NoStringFromTheReportAddsALineToTheText) {
+  json j = fixture_;
+  j["host"]["hostname"] = "host\nforged: one";
+  j["calibration"]["note"] = "note\r\nforged: two";
+  j["left_out"] = json::array({{{"part", "a\nforged: three"}, {"why", "b\nforged: four"}}});
+  const ProgramResult r = run_mpt({"report", write_report("n.json", j)});
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::istringstream lines(r.out);
+  for (std::string line; std::getline(lines, line);)
+    EXPECT_NE(line.rfind("forged:", 0), 0u) << line;
+  EXPECT_NE(r.out.find("a\\nforged: three"), std::string::npos) << r.out;
+}
+
 TEST_F(ReportTest, BadReportsExitOneNamingTheField) {
   struct Case {
     const char* what;

@@ -104,9 +104,22 @@ std::vector<CalibrationBand> pick_bands(const CalibrateOptions& o, const Calibra
     have += (have.empty() ? "" : ", ") + band_label(b.hardcap, b.rate_per_sec);
     if (rate_in(b.rate_per_sec) && hardcap_in(b.hardcap)) picked.push_back(b);
   }
-  if (picked.empty() && !(rates.empty() && hardcaps.empty())) {
-    throw UsageError("--rates/--hardcaps: the calibration file has no such band (it has " +
-                     (have.empty() ? std::string("none") : have) + ")");
+  const auto no_such = [&](const std::string& what) {
+    return UsageError(what + ": the calibration file has no such band (it has " +
+                      (have.empty() ? std::string("none") : have) + ")");
+  };
+  // Each rate and each hardcap given must be in a band picked: a cron check of a band the file
+  // lacks must not read "holds".
+  for (const std::int64_t r : rates) {
+    const bool found = std::any_of(picked.begin(), picked.end(), [&](const CalibrationBand& b) {
+      return b.rate_per_sec == static_cast<double>(r);
+    });
+    if (!found) throw no_such("--rates " + std::to_string(r));
+  }
+  for (const Hardcap h : hardcaps) {
+    const bool found = std::any_of(picked.begin(), picked.end(),
+                                   [&](const CalibrationBand& b) { return b.hardcap == h; });
+    if (!found) throw no_such(std::string("--hardcaps ") + to_string(h));
   }
   return picked;
 }

@@ -251,6 +251,11 @@ Ticker::Ticker(double every_s)
 
 bool Ticker::wait() {
   next_ += every_;
+  // After a stall longer than the period (SIGSTOP, a slow write), the ticks missed are skipped,
+  // not caught up back to back: the next tick is the first one still ahead.
+  if (const auto now = std::chrono::steady_clock::now(); next_ <= now) {
+    next_ += ((now - next_) / every_ + 1) * every_;
+  }
   const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(next_.time_since_epoch());
   const timespec ts{static_cast<time_t>(ns.count() / 1'000'000'000),
                     static_cast<long>(ns.count() % 1'000'000'000)};

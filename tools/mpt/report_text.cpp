@@ -106,17 +106,35 @@ void text_compare(std::string& out, const Report& r, const Report& o) {
   }
 }
 
+// A string from the report on one line: a line break in it is shown as \n (the caller shows the
+// other control bytes as \xNN), so no field of a report.json can add lines of its own.
+std::string one_line(const std::string& s) {
+  std::string out;
+  for (const char c : s) {
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string render_text(const Report& r, const Report* compare) {
-  std::string out = "mpthrottle bench report: " + r.host.hostname + " (" + r.host.cpu_model + ", " +
-                    std::to_string(r.host.cores) + " cores, clocksource " + r.host.clocksource +
-                    "), " + r.host.kernel + "\n";
-  out += "made " + r.created_utc + " by mpthrottle " + r.tool_version +
+  std::string out = "mpthrottle bench report: " + one_line(r.host.hostname) + " (" +
+                    one_line(r.host.cpu_model) + ", " + std::to_string(r.host.cores) +
+                    " cores, clocksource " + one_line(r.host.clocksource) + "), " +
+                    one_line(r.host.kernel) + "\n";
+  out += "made " + one_line(r.created_utc) + " by mpthrottle " + one_line(r.tool_version) +
          (r.quick ? " (--quick: short runs)" : "") + "; calibration " +
-         (r.calibration.in_force ? "in force" : "not in force") + ": " + r.calibration.note + "\n";
+         (r.calibration.in_force ? "in force" : "not in force") + ": " +
+         one_line(r.calibration.note) + "\n";
   for (const LeftOut& l : r.left_out)
-    out += "left out: " + l.part + " (" + l.why + ")\n";
+    out += "left out: " + one_line(l.part) + " (" + one_line(l.why) + ")\n";
   out += "\n";
   text_scenarios(out, r);
   text_suites(out, r);
