@@ -104,6 +104,18 @@ class TidThread {
   std::thread thread_;
 };
 
+// Polls `done` every 5 ms until it holds; false after `limit` (a bound for a test that would
+// otherwise hang, not a timing assertion).
+template <class Pred>
+bool wait_for(Pred done, std::chrono::milliseconds limit = std::chrono::seconds(30)) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
 // Waits for a child with a bound; kills it and returns -1 if it does not finish in time.
 inline int wait_child(pid_t pid, std::chrono::milliseconds limit = std::chrono::seconds(30)) {
   if (pid <= 0) return -1;  // no child: waitpid and kill would take -1 as "any" / "every process"

@@ -38,17 +38,7 @@ using mpt::test::MptProcess;
 using mpt::test::ProgramResult;
 using mpt::test::run_mpt;
 using mpt::test::slurp_file;
-
-// Polls `done` every 5 ms until it holds; false after `limit`.
-template <class Pred>
-bool wait_for(Pred done, std::chrono::milliseconds limit = 30s) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(5ms);
-  }
-  return true;
-}
+using mpt::test::wait_for;
 
 // The total of the named throttle a running `mpt run --name` made (0 while it does not exist).
 std::uint64_t total_of(const std::string& name) {

@@ -38,16 +38,7 @@ using mpt::test::ProgramResult;
 using mpt::test::run_mpt;
 using mpt::test::run_program;
 using mpt::test::slurp_file;
-
-template <class Pred>
-bool wait_for(Pred done, std::chrono::milliseconds limit = 30s) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(10ms);
-  }
-  return true;
-}
+using mpt::test::wait_for;
 
 // The path of a program the tests need, or "" (the test then fails, saying what to install).
 std::string find_tool(const std::string& name) {

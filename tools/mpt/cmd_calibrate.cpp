@@ -31,6 +31,7 @@
 #include "mpt/calibration.hpp"
 #include "mpt/error.hpp"
 #include "mpt/mpt.h"
+#include "report_assemble.hpp"
 #include "safe_file.hpp"
 #include "trial.hpp"
 #include "witness.hpp"
@@ -92,15 +93,6 @@ constexpr Plan kQuick{100, 0.5, false};
 constexpr int kDefaultWorkers = 4;
 const Plan& plan_of(const CalibrateOptions& o) {
   return o.quick ? kQuick : kFull;
-}
-
-std::string utc_now() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
 }
 
 // The ground truth: the kernel's count (eBPF) when it can be had, else the monitor's stamps.
@@ -228,7 +220,7 @@ double ladder_s(const Plan& p) {
 Calibration measure_host(const CalibrateOptions& o, const GroundTruth& truth, Progress& progress) {
   Calibration c;
   c.host = HostIdentity::current();
-  c.created_utc = utc_now();
+  c.created_utc = report::utc_now();
   c.tool_version = mpt_version();
   c.ground_truth = truth.counting() ? "ebpf" : "monitor";
   c.workers = o.workers;

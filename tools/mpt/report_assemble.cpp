@@ -343,15 +343,6 @@ json pipeline_info(const fs::path& path) {
           {"imap_chunk1000_items_per_sec", d.at("imap_chunk1000_items_per_sec")}};
 }
 
-std::string utc_now() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 json peers(const fs::path& raw) {
   json scenarios = read_scenarios(raw, "peer");
   json throttle = nullptr;
@@ -370,6 +361,15 @@ json peers(const fs::path& raw) {
 }
 
 }  // namespace
+
+std::string utc_now() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
 
 std::string assemble_report(const AssembleInputs& in) {
   json report;

@@ -38,4 +38,7 @@ struct AssembleInputs {
 // reported with that error.
 std::string assemble_report(const AssembleInputs& in);
 
+// Now, UTC, as report.json and the calibration file write it: 2026-11-29T23:40:00Z.
+std::string utc_now();
+
 }  // namespace mpt::report
