@@ -1,9 +1,10 @@
 // `mpt bench`: a quick run of the real benchmark programs (every suite but bm_probe, the ten
-// scenarios; no Python peers) into a temporary folder, its report read back by `mpt report`; the
-// parts left out named in the report; bad usage exits 2; a programs folder without the programs,
-// or --peers on without python3, exits 1 naming what is missing. And the report's writer
-// (report_assemble.hpp) against what bench/assemble_report.py, which it replaced, wrote from the
-// same raw folder (tests/report/fixtures/raw, raw-report.json).
+// scenarios, the Redis fleet when redis-server is installed; no Python peers) into a temporary
+// folder, its report read back by `mpt report`; the parts left out named in the report; bad usage
+// exits 2; a programs folder without the programs, or --peers on without python3, exits 1 naming
+// what is missing. And the report's writer (report_assemble.hpp) against what
+// bench/assemble_report.py, which it replaced, wrote from the same raw folder
+// (tests/report/fixtures/raw, raw-report.json).
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -58,9 +59,12 @@ TEST_F(BenchTest, QuickRunWritesAReportThatMptReportReads) {
                                    "--programs", programs.string(), "--out", out.string()},
                                   std::chrono::seconds(110));
   ASSERT_EQ(r.code, 0) << r.out << r.err;
-  // One line a step: host, 4 suites, 10 scenarios, the report.
-  EXPECT_NE(r.out.find("[ 1/16 "), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("[16/16 "), std::string::npos) << r.out;
+  // One line a step: host, 4 suites, 10 scenarios, the fleet twice (with redis-server), the report.
+  const bool fleet = mpt::test::run_program({"sh", "-c", "command -v redis-server"}).code == 0 &&
+                     fs::exists(programs / "mpt_redis_fleet");
+  const std::string steps = fleet ? "18" : "16";
+  EXPECT_NE(r.out.find("[ 1/" + steps + " "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("[" + steps + "/" + steps + " "), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("bm_probe was not built; left out"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("mpt bench: done in"), std::string::npos) << r.out;
 
@@ -86,6 +90,31 @@ TEST_F(BenchTest, QuickRunWritesAReportThatMptReportReads) {
     left_out.push_back(l["part"]);
   EXPECT_NE(std::find(left_out.begin(), left_out.end(), "bm_probe"), left_out.end());
   EXPECT_NE(std::find(left_out.begin(), left_out.end(), "Python peers"), left_out.end());
+  // The fleet ran at every host count, with leases and with one call per grant (--seconds 0.2),
+  // or, without redis-server, is named as left out.
+  EXPECT_EQ(std::find(left_out.begin(), left_out.end(), "Redis fleet") == left_out.end(), fleet)
+      << report["left_out"].dump();
+  if (fleet) {
+    const json& f = report["fleet"];
+    ASSERT_TRUE(f.is_object()) << f.dump();
+    EXPECT_EQ(f["seconds"], 0.2);
+    EXPECT_EQ(f["rate_per_sec"], 100000);
+    EXPECT_EQ(f["per_grant"]["max_lease"], 1);
+    for (const json* series : {&f["leased"], &f["per_grant"]}) {
+      std::vector<int> hosts;
+      for (const json& run : (*series)["runs"]) {
+        hosts.push_back(run["hosts"]);
+        EXPECT_GT(run["total"].get<std::uint64_t>(), 0u) << run.dump();
+        EXPECT_GT(run["script_calls"].get<std::uint64_t>(), 0u) << run.dump();
+      }
+      EXPECT_EQ(hosts, (std::vector<int>{1, 2, 4, 8, 16, 32}));
+    }
+    // One script call per grant without leases (a call that is refused or reports counts too).
+    for (const json& run : f["per_grant"]["runs"])
+      EXPECT_GE(run["calls_per_grant"].get<double>(), 1.0) << run.dump();
+  } else {
+    EXPECT_TRUE(report["fleet"].is_null());
+  }
   EXPECT_TRUE(report["quick"].get<bool>());
   EXPECT_TRUE(fs::exists(out / "raw" / "host.json"));
   EXPECT_GT(fs::file_size(out / "report.html"), 1000u);
@@ -98,6 +127,7 @@ TEST_F(BenchTest, QuickRunWritesAReportThatMptReportReads) {
   ASSERT_EQ(text.code, 0) << text.err;
   EXPECT_NE(text.out.find("left out: Python peers (--peers off)"), std::string::npos) << text.out;
   EXPECT_NE(slurp_file(out / "report.html").find("left out"), std::string::npos);
+  EXPECT_EQ(text.out.find("REDIS FLEET") != std::string::npos, fleet) << text.out;
 }
 
 TEST_F(BenchTest, BadUsageExitsTwoNamingTheFlag) {
@@ -201,11 +231,56 @@ TEST(ReportAssembleTest, MatchesWhatThePythonAssemblerWrote) {
       {fixtures / "raw", "0.1.0", true, expected["created_utc"], {{"bm_probe", "not built"}}});
   const json got = json::parse(text);
   expected["left_out"] = json::array({{{"part", "bm_probe"}, {"why", "not built"}}});
+  expected["fleet"] = nullptr;  // no fleet files in that folder
   EXPECT_EQ(got, expected) << json::diff(expected, got).dump(1);
   // And `mpt report`'s reader takes it.
   const mpt::report::Report r = mpt::report::parse_report(text);
   EXPECT_EQ(r.left_out.size(), 1u);
   EXPECT_EQ(r.scenarios.size(), 2u);
+}
+
+// The fleet's files (mpt_redis_fleet --json, with leases and with --max-lease 1) become the
+// report's fleet section: what the committed fixture report holds, made from the same files.
+TEST(ReportAssembleTest, ReadsTheRawFleetFiles) {
+  char tmpl[] = "/tmp/mpt-assemble-fleet.XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const fs::path raw = tmpl;
+  const fs::path fixtures = MPT_REPORT_FIXTURES;
+  fs::copy(fixtures / "raw", raw);
+  const auto fleet = [&] {
+    return json::parse(mpt::report::assemble_report({raw, "0.1.0", false, "", {}}))["fleet"];
+  };
+  // The one-call-per-grant file alone is not a fleet: the leased run is the table's rows.
+  fs::copy(fixtures / "fleet" / mpt::report::kFleetPerGrantFile, raw);
+  EXPECT_TRUE(fleet().is_null());
+  fs::copy(fixtures / "fleet" / mpt::report::kFleetLeasedFile, raw);
+  const json got = fleet();
+  const json expected = json::parse(slurp_file(fixtures / "small.json"))["fleet"];
+  EXPECT_EQ(got, expected) << json::diff(expected, got).dump(1);
+  // Without the second file: the leased runs only.
+  fs::remove(raw / mpt::report::kFleetPerGrantFile);
+  EXPECT_TRUE(fleet()["per_grant"].is_null());
+  EXPECT_EQ(fleet()["leased"], expected["leased"]);
+
+  // A file that is not the program's, or an error document, is named.
+  const auto expect_error = [&](const std::string& text, const std::string& message) {
+    std::ofstream(raw / mpt::report::kFleetLeasedFile) << text;
+    try {
+      fleet();
+      ADD_FAILURE() << text << " was taken";
+    } catch (const mpt::report::ReportError& e) {
+      EXPECT_NE(std::string(e.what()).find(message), std::string::npos) << e.what();
+    }
+  };
+  expect_error(R"({"schema": 2, "bench": "redis_fleet", "runs": []})",
+               "fleet-leased.json: not mpt_redis_fleet's schema 1");
+  expect_error(R"({"error": "redis-server did not start"})",
+               "fleet-leased.json: \"redis-server did not start\"");
+  expect_error(R"({"schema": 1, "bench": "redis_fleet", "seconds": 1, "max_lease": 256,
+                  "runs": [{"hosts": 1, "rate_per_sec": 100}]})",
+               "fleet-leased.json: a run has no field achieved_per_sec");
+  expect_error("{", "fleet-leased.json: not JSON");
+  fs::remove_all(raw);
 }
 
 TEST(ReportAssembleTest, ABadScenarioFileIsNamed) {

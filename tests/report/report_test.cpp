@@ -1,7 +1,8 @@
 // `mpt report`: renders the committed fixture report (tests/report/fixtures/small.json) and checks
 // the page: it parses (tests/report/check_html.py, Python's html.parser), has every chart (its
 // <svg> elements), no script and no external resource, and every number in its tables equals the
-// value in the JSON that its data-field names. Then --compare's ratios, escaping, and the errors:
+// value in the JSON that its data-field names (the Redis fleet's table and chart among them; a
+// report without a fleet has neither). Then --compare's ratios, escaping, and the errors:
 // a bad, truncated or wrong-typed report exits 1 naming the field; bad usage exits 2.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -111,6 +112,23 @@ TEST_F(ReportTest, RendersEveryChartAndTheNumbersOfTheJson) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("ACCURACY (3 scenarios"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("highest rate reached"), std::string::npos) << r.out;
+  // The fleet's table: a row per host count, leased figures then those of one call per grant.
+  EXPECT_NE(r.out.find("REDIS FLEET"), std::string::npos) << r.out;
+  for (std::size_t i = 0; i < fixture_["fleet"]["leased"]["runs"].size(); ++i) {
+    const json& a = fixture_["fleet"]["leased"]["runs"][i];
+    const json& b = fixture_["fleet"]["per_grant"]["runs"][i];
+    char row[160];
+    std::snprintf(row, sizeof row, "\n%6d  ", a["hosts"].get<int>());
+    const std::size_t at = r.out.find(row);
+    ASSERT_NE(at, std::string::npos) << row << r.out;
+    const std::string line = r.out.substr(at + 1, r.out.find('\n', at + 1) - at - 1);
+    for (const json* run : {&a, &b}) {
+      std::snprintf(row, sizeof row, "%.5f", (*run)["achieved_over_target"].get<double>());
+      EXPECT_NE(line.find(row), std::string::npos) << row << " in " << line;
+      std::snprintf(row, sizeof row, "%.4f", (*run)["calls_per_grant"].get<double>());
+      EXPECT_NE(line.find(row), std::string::npos) << row << " in " << line;
+    }
+  }
   ASSERT_TRUE(fs::exists(page));
 
   const auto checked = check_page(page);
@@ -150,6 +168,22 @@ TEST_F(ReportTest, RendersEveryChartAndTheNumbersOfTheJson) {
   }
   EXPECT_TRUE(seen.count("/suites/0/benchmarks/1/real_time_ns"));
   EXPECT_TRUE(seen.count("/peers/pipeline/imap_chunk1000_items_per_sec"));
+
+  // The fleet: its chart, and every run's figures with leases and with one call per grant.
+  EXPECT_EQ(svgs.value("fleet", 0), 1);
+  for (const char* series : {"leased", "per_grant"}) {
+    const json& runs = fixture_["fleet"][series]["runs"];
+    ASSERT_GE(runs.size(), 2u);
+    for (std::size_t i = 0; i < runs.size(); ++i) {
+      for (const char* key :
+           {"achieved_per_sec", "achieved_over_target", "calls_per_sec", "calls_per_grant"}) {
+        EXPECT_TRUE(
+            seen.count("/fleet/" + std::string(series) + "/runs/" + std::to_string(i) + "/" + key))
+            << series << i << key;
+      }
+    }
+  }
+  EXPECT_NE(c["text"].get<std::string>().find("calls, 1 call/grant"), std::string::npos);
 
   // Visible text: the achieved rate of limit 1,000/s as printed (one decimal, grouped).
   const double achieved = fixture_["scenarios"][1]["achieved_rate_per_sec"];
@@ -212,6 +246,27 @@ TEST_F(ReportTest, NoRateIsNullInTheReportAndNotAvailableOnThePage) {
                                        "/scenarios/0/rel_error", "/scenarios/0/kernel_rel_error",
                                        "/peers/throttle/scenarios/0/achieved_rate_per_sec",
                                        "/peers/throttle/scenarios/0/rel_error"}));
+}
+
+// Reports made before the fleet simulation have no "fleet" (or null, when it was not run): they
+// are read and rendered without the fleet's table or chart.
+TEST_F(ReportTest, AReportWithoutAFleetHasNoFleetSection) {
+  for (const bool null : {false, true}) {
+    json j = fixture_;
+    if (null) {
+      j["fleet"] = nullptr;
+    } else {
+      j.erase("fleet");
+    }
+    const std::string page = dir_ / "no-fleet.html";
+    const ProgramResult r = run_mpt({"report", write_report("no-fleet.json", j), "--html", page});
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.out.find("ACCURACY (3 scenarios"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("REDIS FLEET"), std::string::npos) << r.out;
+    const std::string html = slurp_file(page);
+    EXPECT_EQ(html.find("<section id=\"fleet\">"), std::string::npos);
+    EXPECT_NE(html.find("<section id=\"chart-floors\">"), std::string::npos);
+  }
 }
 
 TEST_F(ReportTest, CompareShowsBothReportsWithRatios) {
@@ -325,6 +380,15 @@ TEST_F(ReportTest, BadReportsExitOneNamingTheField) {
       {"a rate from one grant", [](json& j) { j["scenarios"][1]["achieved_total"] = 1; },
        "scenarios[1].achieved_rate_per_sec: set, but fewer than two grants"},
       {"not an object", [](json& j) { j = json::array(); }, "report: expected an object"},
+      {"fleet without leased runs", [](json& j) { j["fleet"].erase("leased"); },
+       "fleet.leased: missing"},
+      {"fleet run wrong type",
+       [](json& j) { j["fleet"]["per_grant"]["runs"][1]["calls_per_sec"] = "many"; },
+       "fleet.per_grant.runs[1].calls_per_sec: expected a number, got a string"},
+      {"fleet hosts out of order", [](json& j) { j["fleet"]["leased"]["runs"][1]["hosts"] = 1; },
+       "fleet.leased.runs[1].hosts: not more than the previous run's hosts"},
+      {"fleet not an object", [](json& j) { j["fleet"] = 3; },
+       "fleet: expected an object, got an integer"},
   };
   for (const Case& c : cases) {
     json j = fixture_;

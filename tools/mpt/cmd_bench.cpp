@@ -5,7 +5,8 @@
 // library), the Google Benchmark suites (bm_throttle, bm_probe with bm_probe_none, bm_queue), the
 // accuracy scenarios (mpt_scenario: hardcaps limit and one at 10 ... 100,000 per second, 4
 // workers, counted by the monitor and, as root, by the kernel), and with python3 the Python peer
-// of each scenario, the pipeline comparison and the Python module's harness; then writes
+// of each scenario, the pipeline comparison and the Python module's harness, and with
+// redis-server the Redis fleet simulation (mpt_redis_fleet, 1 ... 32 hosts); then writes
 // DIR/report.json (report_assemble.hpp) and DIR/report.html (`mpt report`). Every input is kept in
 // DIR/raw/. The programs: --programs DIR, else $MPT_BENCH_PROGRAMS, else <mpt's dir>/../lib/
 // mpthrottle (where the package puts them), else the install prefix's lib/mpthrottle.
@@ -14,6 +15,7 @@
 // went); 2 on bad usage.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <iostream>
 #include <stdexcept>
@@ -55,14 +57,14 @@ path find_programs(const BenchOptions& o, std::vector<std::string>* looked) {
   return {};
 }
 
-// python3 on $PATH, or empty.
-std::string find_python() {
+// A program on $PATH (python3, redis-server), or empty.
+std::string find_on_path(const char* name) {
   const char* env = std::getenv("PATH");
   std::string dirs = env ? env : "/usr/bin:/bin";
   for (std::size_t start = 0; start <= dirs.size();) {
     const auto colon = dirs.find(':', start);
     const std::string dir = dirs.substr(start, colon == std::string::npos ? colon : colon - start);
-    const path candidate = path(dir.empty() ? "." : dir) / "python3";
+    const path candidate = path(dir.empty() ? "." : dir) / name;
     if (::access(candidate.c_str(), X_OK) == 0) return candidate.string();
     if (colon == std::string::npos) break;
     start = colon + 1;
@@ -77,7 +79,7 @@ void plan_python(bench::Plan& p) {
     p.left_out.push_back({"Python peers", "--peers off"});
     return;
   }
-  p.python = find_python();
+  p.python = find_on_path("python3");
   if (p.python.empty()) {
     if (p.opts.peers == "on") throw std::runtime_error("--peers on: no python3 on $PATH");
     p.left_out.push_back({"Python peers", "no python3 on $PATH (--peers auto)"});
@@ -106,6 +108,20 @@ void plan_python(bench::Plan& p) {
     p.left_out.push_back({"python_bench.py", "the module mpthrottle cannot be imported"});
 }
 
+// The fleet simulation: mpt_redis_fleet starts a redis-server of its own.
+void plan_fleet(bench::Plan& p) {
+  const path fleet = p.programs / "mpt_redis_fleet";
+  if (::access(fleet.c_str(), X_OK) != 0) {
+    p.left_out.push_back({"Redis fleet", "not built (no " + fleet.string() + ")"});
+  } else if (find_on_path("redis-server").empty()) {
+    p.left_out.push_back({"Redis fleet", "no redis-server on $PATH"});
+  } else {
+    p.fleet = true;
+  }
+  const double base = p.opts.quick ? bench::kFleetQuickSeconds : bench::kFleetSeconds;
+  p.fleet_seconds = p.opts.seconds > 0 ? std::min(p.opts.seconds, base) : base;
+}
+
 bench::Plan make_plan(const BenchOptions& o) {
   bench::Plan p;
   p.opts = o;
@@ -121,6 +137,7 @@ bench::Plan make_plan(const BenchOptions& o) {
     throw std::runtime_error(msg);
   }
   plan_python(p);
+  plan_fleet(p);
   if (::geteuid() != 0) {
     p.left_out.push_back({"the kernel's count (eBPF)", "not root: counted by the monitor alone"});
   }
@@ -131,6 +148,7 @@ bench::Plan make_plan(const BenchOptions& o) {
   p.steps = 1 + suites + scenarios + 1;
   if (!p.python.empty()) p.steps += scenarios + 1;  // the peers, python_bench.py
   if (p.pipeline) p.steps += 1;
+  if (p.fleet) p.steps += 2;  // with leases, one call per grant
   return p;
 }
 
@@ -139,8 +157,8 @@ bench::Plan make_plan(const BenchOptions& o) {
 CLI::App* setup_bench(CLI::App& app, BenchOptions& o) {
   CLI::App* b = app.add_subcommand(
       "bench",
-      "Benchmark this host with the installed programs (suites, accuracy scenarios, Python peers) "
-      "and write DIR/report.json and DIR/report.html");
+      "Benchmark this host with the installed programs (suites, accuracy scenarios, Python peers, "
+      "the Redis fleet) and write DIR/report.json and DIR/report.html");
   b->add_flag("--quick", o.quick, "short runs (1 s scenarios, one repetition): about a minute");
   b->add_option("--out", o.out,
                 "where the report goes (default bench-results); DIR/raw keeps "
@@ -149,7 +167,9 @@ CLI::App* setup_bench(CLI::App& app, BenchOptions& o) {
                 "the Python parts (peers, pipeline comparison, python_bench.py): auto (when "
                 "python3 is on $PATH), on, off (default auto)")
       ->check(CLI::IsMember({"auto", "on", "off"}));
-  b->add_option("--seconds", o.seconds, "seconds per scenario (default 5, 1 with --quick)")
+  b->add_option("--seconds", o.seconds,
+                "seconds per scenario (default 5, 1 with --quick); the fleet's runs take 2 s (1 "
+                "with --quick), or this when less")
       ->check(number_in(0.1, 3600));
   b->add_option("--programs", o.programs,
                 "the benchmark programs (default: $MPT_BENCH_PROGRAMS, else ../lib/mpthrottle "
@@ -175,6 +195,7 @@ int run_bench(const BenchOptions& o) {
   bench::job_scenarios(p, progress);
   if (p.pipeline) bench::job_pipeline(p, progress);
   if (!p.python.empty()) bench::job_python_bench(p, progress);
+  if (p.fleet) bench::job_fleet(p, progress);
 
   const path report = p.out / "report.json";
   const path html = p.out / "report.html";

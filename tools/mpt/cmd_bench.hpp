@@ -23,6 +23,13 @@ inline constexpr int kWorkers = 4;
 // The Google Benchmark suites, in the order they run.
 inline constexpr const char* kSuites[] = {"bm_throttle", "bm_probe", "bm_probe_none", "bm_queue"};
 
+// The Redis fleet simulation (mpt_redis_fleet): these host counts at one total rate, with leases
+// and with one script call per grant (--max-lease 1); 2 s a run, 1 with --quick, --seconds if less.
+inline constexpr int kFleetHosts[] = {1, 2, 4, 8, 16, 32};
+inline constexpr int kFleetRate = 100'000;
+inline constexpr double kFleetSeconds = 2;
+inline constexpr double kFleetQuickSeconds = 1;
+
 // One run of `mpt bench`, decided before anything runs.
 struct Plan {
   BenchOptions opts;
@@ -34,6 +41,8 @@ struct Plan {
   std::string python_build;    // --build DIR for python_bench.py (a build tree), or empty
   bool python_module = false;  // the Python module mpthrottle can be imported
   bool pipeline = false;       // the pipeline comparison runs (python3 and mpt_pipeline_bench)
+  bool fleet = false;          // the fleet simulation runs (mpt_redis_fleet and redis-server)
+  double fleet_seconds = kFleetSeconds;  // per run of the fleet
   std::vector<report::LeftOut> left_out;
   int steps = 0;
 };
@@ -67,5 +76,6 @@ void job_suites(Plan& p, Progress& progress);
 void job_scenarios(const Plan& p, Progress& progress);
 void job_pipeline(const Plan& p, Progress& progress);
 void job_python_bench(const Plan& p, Progress& progress);
+void job_fleet(const Plan& p, Progress& progress);
 
 }  // namespace mpt::cli::bench

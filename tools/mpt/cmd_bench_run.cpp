@@ -1,7 +1,7 @@
 // tools/mpt/cmd_bench_run.cpp — the jobs of `mpt bench`: this host and its calibration (from the
 // library), the Google Benchmark suites, the accuracy scenarios and their Python peer, the pipeline
-// comparison and the Python module's harness (each a program of the programs directory, its
-// output kept in the raw folder). See cmd_bench.hpp.
+// comparison, the Python module's harness and the Redis fleet (each a program of the programs
+// directory, its output kept in the raw folder). See cmd_bench.hpp.
 #include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,6 +16,7 @@
 #include "common.hpp"
 #include "mpt/calibration.hpp"
 #include "mpt/error.hpp"
+#include "report_assemble.hpp"
 #include "safe_file.hpp"
 
 namespace mpt::cli::bench {
@@ -203,6 +204,38 @@ void job_python_bench(const Plan& p, Progress& progress) {
   std::ifstream text(p.raw / "python_bench.txt");
   for (std::string line; std::getline(text, line);)
     progress.note(line);
+}
+
+void job_fleet(const Plan& p, Progress& progress) {
+  char secs[32];
+  std::snprintf(secs, sizeof secs, "%g", p.fleet_seconds);
+  std::string hosts;
+  for (int h : kFleetHosts)
+    hosts += (hosts.empty() ? "" : ",") + std::to_string(h);
+  const std::string rate = std::to_string(kFleetRate);
+  const std::string what = "Redis fleet: " + hosts + " hosts at " + rate + "/s in all, " + secs +
+                           " s a run (mpt_redis_fleet, a redis-server of its own)";
+  const struct {
+    const char* file;
+    const char* max_lease;  // nullptr: the program's default
+    const char* how;
+  } runs[] = {{report::kFleetLeasedFile, nullptr, "with leases"},
+              {report::kFleetPerGrantFile, "1", "one script call per grant (--max-lease 1)"}};
+  for (const auto& run : runs) {
+    progress.step(what + ", " + run.how);
+    std::vector<std::string> argv = {(p.programs / "mpt_redis_fleet").string(),
+                                     "--hosts",
+                                     hosts,
+                                     "--rate",
+                                     rate,
+                                     "--seconds",
+                                     secs,
+                                     "--json"};
+    if (run.max_lease) argv.insert(argv.end(), {"--max-lease", run.max_lease});
+    const fs::path out = p.raw / run.file;
+    run_step(argv, out, fs::path(out).replace_extension(".stderr"),
+             std::string("mpt_redis_fleet ") + run.how);
+  }
 }
 
 }  // namespace mpt::cli::bench

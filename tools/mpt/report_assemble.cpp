@@ -343,6 +343,55 @@ json pipeline_info(const fs::path& path) {
           {"imap_chunk1000_items_per_sec", d.at("imap_chunk1000_items_per_sec")}};
 }
 
+constexpr int kFleetSchema = 1;  // what mpt_redis_fleet must write
+constexpr const char* kFleetRunFields[] = {
+    "hosts",     "achieved_per_sec", "achieved_over_target", "total",
+    "runtime_s", "script_calls",     "calls_per_sec",        "calls_per_grant"};
+
+// One mpt_redis_fleet --json file: {max_lease, runs}; *rate and *seconds get (or must equal) those
+// of its runs.
+json fleet_series(const fs::path& path, json* rate, json* seconds) {
+  const std::string file = path.filename().string();
+  const json d = read_json(path);
+  if (!d.is_object()) throw ReportError(file + ": not an object");
+  if (d.contains("error")) throw ReportError(file + ": " + d["error"].dump());
+  if (d.value("bench", json()) != "redis_fleet" || d.value("schema", json()) != kFleetSchema) {
+    throw ReportError(file + ": not mpt_redis_fleet's schema " + std::to_string(kFleetSchema) +
+                      " (bench " + d.value("bench", json()).dump() + ", schema " +
+                      d.value("schema", json()).dump() + ")");
+  }
+  if (!d.contains("runs") || !d["runs"].is_array() || d["runs"].empty())
+    throw ReportError(file + ": no runs");
+  if (seconds->is_null()) *seconds = d.at("seconds");
+  if (d.at("seconds") != *seconds) throw ReportError(file + ": seconds differ from the other file");
+  json runs = json::array();
+  for (const json& r : d["runs"]) {
+    if (rate->is_null()) *rate = r.at("rate_per_sec");
+    if (r.at("rate_per_sec") != *rate) throw ReportError(file + ": runs of different rates");
+    json run = json::object();
+    for (const char* key : kFleetRunFields) {
+      if (!r.contains(key)) throw ReportError(file + ": a run has no field " + key);
+      run[key] = r[key];
+    }
+    runs.push_back(std::move(run));
+  }
+  return {{"max_lease", d.at("max_lease")}, {"runs", std::move(runs)}};
+}
+
+// The fleet section: null without the leased run's file.
+json fleet_info(const fs::path& raw) {
+  if (!fs::exists(raw / kFleetLeasedFile)) return nullptr;
+  json rate, seconds;
+  json leased = fleet_series(raw / kFleetLeasedFile, &rate, &seconds);
+  json per_grant = fs::exists(raw / kFleetPerGrantFile)
+                       ? fleet_series(raw / kFleetPerGrantFile, &rate, &seconds)
+                       : json(nullptr);
+  return {{"rate_per_sec", rate},
+          {"seconds", seconds},
+          {"leased", std::move(leased)},
+          {"per_grant", std::move(per_grant)}};
+}
+
 json peers(const fs::path& raw) {
   json scenarios = read_scenarios(raw, "peer");
   json throttle = nullptr;
@@ -384,6 +433,7 @@ std::string assemble_report(const AssembleInputs& in) {
               {"suites", read_suites(in.raw)},
               {"scenarios", read_scenarios(in.raw, "scenario")},
               {"peers", peers(in.raw)},
+              {"fleet", fleet_info(in.raw)},
               {"left_out", json::array()}};
   } catch (const json::exception& e) {  // a field missing or of another type
     throw ReportError(in.raw.string() + ": " + e.what());

@@ -6,11 +6,14 @@
 //     scenario-<hardcap>-<rate>.json  mpt_scenario --json (schema 2)
 //     peer-<hardcap>-<rate>.json      bench/peers/mp_throttle_peer.py --json (the same schema)
 //     pipeline.json                   bench/pipeline_compare.py --json
+//     fleet-leased.json               mpt_redis_fleet --json (schema 1): the fleet with leases
+//     fleet-per-grant.json            the same with --max-lease 1 (read only beside the first)
 //     host.json                       {"host": {...}}: this host as a calibration file names it
 //     calibration.json                `mpt calibrate --show --json`'s document, or {"error": ...}
 // The report: host, tool version, the calibration in force, the suites (medians; each benchmark
 // with the floor it is measured against and its target), the scenarios, the peers, and the parts
-// the run left out. docs/benchmarks.md ("Reports") documents the shape.
+// the run left out, and the Redis fleet simulation. docs/benchmarks.md ("Reports") documents the
+// shape.
 //
 // A pure function of the folder's files and its inputs: no global state.
 #pragma once
@@ -22,6 +25,10 @@
 #include "report_model.hpp"
 
 namespace mpt::report {
+
+// The fleet simulation's files in the raw folder (`mpt bench` writes them).
+inline constexpr const char* kFleetLeasedFile = "fleet-leased.json";
+inline constexpr const char* kFleetPerGrantFile = "fleet-per-grant.json";
 
 struct AssembleInputs {
   std::filesystem::path raw;      // the raw folder

@@ -295,6 +295,61 @@ std::string chart_rate_over_time(const Report& r) {
   return draw_xy(c, series);
 }
 
+std::string chart_fleet(const Report& r) {
+  if (!r.fleet) return "<p>No fleet simulation in this report.</p>\n";
+  const Fleet& fl = *r.fleet;
+  std::vector<Series> series;
+  const auto add = [&](const FleetSeries& fs, const std::string& how, bool hollow) {
+    Series achieved{"achieved, " + how, kColors[0], 'o', hollow, hollow, {}};
+    Series calls{"calls, " + how, kColors[1], 's', hollow, hollow, {}};
+    for (const FleetRun& run : fs.runs) {
+      const std::string hosts = std::to_string(run.hosts) + " hosts, " + how + ": ";
+      achieved.points.push_back({static_cast<double>(run.hosts), run.achieved_per_sec,
+                                 hosts + "achieved " + rate_text(run.achieved_per_sec) + "/s (" +
+                                     f("%.5f", run.achieved_over_target) + " of the target)"});
+      calls.points.push_back({static_cast<double>(run.hosts), run.calls_per_sec,
+                              hosts + group(run.calls_per_sec, 0) + " script calls/s, " +
+                                  f("%.4f", run.calls_per_grant) + " per grant"});
+    }
+    series.push_back(std::move(achieved));
+    series.push_back(std::move(calls));
+  };
+  add(fl.leased, "leases", false);
+  if (fl.per_grant) add(*fl.per_grant, "1 call/grant", true);
+  const double target = static_cast<double>(fl.rate_per_sec);
+  double xlo = 1e300, xhi = 0, ylo = target, yhi = target;
+  for (const Series& ser : series)
+    for (const Point& p : ser.points) {
+      xlo = std::min(xlo, p.x);
+      xhi = std::max(xhi, p.x);
+      if (p.y > 0) ylo = std::min(ylo, p.y);
+      yhi = std::max(yhi, p.y);
+    }
+  const auto [a, b] = decades(ylo, yhi);
+  XYChart c;
+  c.title = "Fleet through one Redis at " + group(target, 0) + "/s: rate and script calls";
+  c.x_title = "hosts (log2 axis)";
+  c.y_title = "per second (log axis)";
+  c.width = 640;
+  c.height = 380;
+  c.x = {xlo / 1.3, xhi * 1.3, kLeft, c.width - kLegend, true};
+  // Up to a little above the highest point, not the next decade: the target is not at the bottom.
+  const double top = std::min(b, yhi * 1.6);
+  c.y = {a, top, c.height - kBottom, kTop, true};
+  for (const FleetRun& run : fl.leased.runs)
+    c.x_ticks.push_back(static_cast<double>(run.hosts));
+  for (double t : decade_ticks(a, b))
+    if (t <= top) c.y_ticks.push_back(t);
+  c.x_label = [](double v) { return f("%g", v); };
+  c.y_label = short_rate;
+  c.overlay =
+      f("<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#d62728\" "
+        "stroke-dasharray=\"4 3\"><title>target %s/s</title></line>\n",
+        c.x(c.x.d0), c.y(target), c.x(c.x.d1), c.y(target), group(target, 0).c_str());
+  series.push_back({"target", "#d62728", '-', false, true, {}});
+  return draw_xy(c, series);
+}
+
 std::string chart_floors(const Report& r) {
   struct Row {
     std::string label;

@@ -16,6 +16,9 @@ std::string chart_achieved(const Report& r, const Report* compare);
 std::string chart_histograms(const Report& r);
 // Grants per bin as a rate over the run of one scenario (series_scenario()), and the peer's.
 std::string chart_rate_over_time(const Report& r);
+// The Redis fleet simulation: achieved rate and script calls per second at the server against the
+// hosts (log2 axis), with leases and with one call per grant; a sentence without a fleet section.
+std::string chart_fleet(const Report& r);
 // Each benchmark with a floor as a bar of its ratio to it, on a log axis, with its target.
 std::string chart_floors(const Report& r);
 

@@ -109,6 +109,13 @@ const Scenario* find_scenario(const std::vector<Scenario>& v, const std::string&
   return nullptr;
 }
 
+const FleetRun* find_fleet_run(const std::optional<FleetSeries>& series, std::int64_t hosts) {
+  if (!series) return nullptr;
+  for (const FleetRun& run : series->runs)
+    if (run.hosts == hosts) return &run;
+  return nullptr;
+}
+
 const std::vector<Scenario>& peer_scenarios(const Report& r) {
   static const std::vector<Scenario> kNone;
   return r.peer_throttle ? r.peer_throttle->scenarios : kNone;

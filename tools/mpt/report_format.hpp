@@ -52,6 +52,8 @@ std::vector<std::size_t> scenario_order(const std::vector<Scenario>& v);
 // The scenario of this hardcap and rate, or null.
 const Scenario* find_scenario(const std::vector<Scenario>& v, const std::string& hardcap,
                               std::int64_t rate);
+// The fleet run of `hosts` hosts in a series (null: none, or no series).
+const FleetRun* find_fleet_run(const std::optional<FleetSeries>& series, std::int64_t hosts);
 // The throttle peer's scenarios (none without a peer).
 const std::vector<Scenario>& peer_scenarios(const Report& r);
 // The run whose rate over time is drawn: limit at 1,000/s when there is one.

@@ -137,6 +137,50 @@ std::string section_peers(const Report& r) {
   return s;
 }
 
+// The fleet's runs, one row per host count: with leases, and with one call per grant beside them.
+std::string section_fleet(const Fleet& fl) {
+  std::string t =
+      "<p class=\"note\">Each host is a process of this machine with its own connection, looping "
+      "on <code>await_fuel()</code>; the fleet shares one throttle of " +
+      html_escape(group(static_cast<double>(fl.rate_per_sec), 0)) +
+      "/s through one redis-server "
+      "on loopback, " +
+      html_escape(f("%g", fl.seconds)) +
+      " s a run (<code>mpt_redis_fleet</code>). Achieved = the server's total ÷ its runtime; calls "
+      "= the EVALSHA calls the server answered (INFO commandstats). One call per grant is "
+      "<code>--max-lease 1</code>, what the library did before leases.</p>\n";
+  const std::string head =
+      "<th>achieved (/s)</th><th>÷ target</th><th>calls/s at the server</th>"
+      "<th>calls per grant</th>";
+  t += "<table id=\"fleet-table\"><thead><tr><th rowspan=\"2\">hosts</th><th colspan=\"4\">"
+       "leases (max " +
+       std::to_string(fl.leased.max_lease) + ")</th>" +
+       (fl.per_grant ? "<th colspan=\"4\">one call per grant</th>" : "") + "</tr>\n<tr>" + head +
+       (fl.per_grant ? head : "") + "</tr></thead>\n<tbody>\n";
+  const auto cells = [](const std::string& p, const FleetRun& run) {
+    return td(p + "/achieved_per_sec", run.achieved_per_sec, rate_text(run.achieved_per_sec)) +
+           td(p + "/achieved_over_target", run.achieved_over_target,
+              f("%.5f", run.achieved_over_target)) +
+           td(p + "/calls_per_sec", run.calls_per_sec, group(run.calls_per_sec, 0)) +
+           td(p + "/calls_per_grant", run.calls_per_grant, f("%.4f", run.calls_per_grant));
+  };
+  for (std::size_t i = 0; i < fl.leased.runs.size(); ++i) {
+    const FleetRun& run = fl.leased.runs[i];
+    t += "<tr>" +
+         td("/fleet/leased/runs/" + std::to_string(i) + "/hosts", static_cast<double>(run.hosts),
+            std::to_string(run.hosts)) +
+         cells("/fleet/leased/runs/" + std::to_string(i), run);
+    if (fl.per_grant) {
+      const FleetRun* b = find_fleet_run(fl.per_grant, run.hosts);
+      const auto bi = b ? static_cast<std::size_t>(b - fl.per_grant->runs.data()) : 0;
+      t += b ? cells("/fleet/per_grant/runs/" + std::to_string(bi), *b)
+             : td("—") + td("—") + td("—") + td("—");
+    }
+    t += "</tr>\n";
+  }
+  return t + "</tbody></table>\n";
+}
+
 std::string table_suites(const Report& r) {
   std::string t =
       "<table id=\"suites-table\"><thead><tr><th>suite</th><th>benchmark</th>"
@@ -325,6 +369,11 @@ std::string render_html(const Report& r, const Report* compare) {
   h += "<section id=\"chart-rate-over-time\">\n<h2>Rate over time, one run</h2>\n" +
        chart_rate_over_time(r) + "</section>\n";
   h += "<section id=\"peers\">\n<h2>Peers</h2>\n" + section_peers(r) + "</section>\n";
+  if (r.fleet) {
+    h += "<section id=\"fleet\">\n<h2>Redis fleet: hosts sharing one throttle through one "
+         "Redis</h2>\n" +
+         section_fleet(*r.fleet) + chart_fleet(r) + "</section>\n";
+  }
   h += "<section id=\"chart-floors\">\n<h2>Benchmark suites against their floors</h2>\n" +
        chart_floors(r) + "</section>\n";
   h += "<section id=\"suites\">\n<h2>Benchmark suites (medians)</h2>\n" + table_suites(r) +

@@ -22,6 +22,7 @@ constexpr std::size_t kMaxScenarios = 1024;
 constexpr std::size_t kMaxBuckets = 64;
 constexpr std::size_t kMaxSeries = 1'000'000;
 constexpr std::size_t kMaxLeftOut = 256;
+constexpr std::size_t kMaxFleetRuns = 64;
 
 const char* type_name(const json& j) {
   switch (j.type()) {
@@ -314,6 +315,42 @@ std::vector<LeftOut> parse_left_out(const Obj& o) {
   return out;
 }
 
+FleetSeries parse_fleet_series(const Obj& o, std::string_view key) {
+  const Obj f(o.at(key), o.path(key));
+  FleetSeries out;
+  out.max_lease = f.integer("max_lease", 1, 1'000'000);
+  const json& runs = f.array("runs", kMaxFleetRuns);
+  if (runs.empty()) fail(f.path("runs"), "empty");
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    const Obj r(runs[i], index_path(f.path("runs"), i));
+    FleetRun run;
+    run.hosts = r.integer("hosts", 1, 100'000);
+    if (!out.runs.empty() && run.hosts <= out.runs.back().hosts)
+      fail(r.path("hosts"), "not more than the previous run's hosts");
+    run.achieved_per_sec = r.number("achieved_per_sec", 0, kMaxRate * 1e3);
+    run.achieved_over_target = r.number("achieved_over_target", 0, 1e9);
+    run.total = r.count("total");
+    run.runtime_s = r.number("runtime_s", 0, kMaxSeconds);
+    run.script_calls = r.count("script_calls");
+    run.calls_per_sec = r.number("calls_per_sec", 0, 1e15);
+    run.calls_per_grant = r.number("calls_per_grant", 0, 1e15);
+    out.runs.push_back(run);
+  }
+  return out;
+}
+
+// "fleet": optional (reports written before the fleet simulation have none), null when not run.
+std::optional<Fleet> parse_fleet(const Obj& o) {
+  if (!o.has("fleet") || o.is_null("fleet")) return std::nullopt;
+  const Obj f(o.at("fleet"), "fleet");
+  Fleet out;
+  out.rate_per_sec = f.integer("rate_per_sec", 1, static_cast<std::int64_t>(kMaxRate));
+  out.seconds = f.number("seconds", 1e-9, kMaxSeconds);
+  out.leased = parse_fleet_series(f, "leased");
+  if (!f.is_null("per_grant")) out.per_grant = parse_fleet_series(f, "per_grant");
+  return out;
+}
+
 std::optional<double> median(std::vector<double> v) {
   if (v.empty()) return std::nullopt;
   std::sort(v.begin(), v.end());
@@ -387,6 +424,7 @@ Report parse_report(std::string_view text) {
     r.peer_pipeline = p;
   }
   r.left_out = parse_left_out(o);
+  r.fleet = parse_fleet(o);
   return r;
 }
 

@@ -113,6 +113,34 @@ struct PipelinePeer {
   double imap_chunk1000_items_per_sec = 0;
 };
 
+// One run of the Redis fleet simulation (bench/redis_fleet.cpp): `hosts` processes, each with its
+// own connection, sharing one throttle of the fleet's rate through one redis-server.
+struct FleetRun {
+  std::int64_t hosts = 0;
+  double achieved_per_sec = 0;      // the server's total / its runtime
+  double achieved_over_target = 0;  // achieved_per_sec / the fleet's rate
+  std::uint64_t total = 0;          // the server's total
+  double runtime_s = 0;
+  std::uint64_t script_calls = 0;  // EVALSHA calls between start and stop (INFO commandstats)
+  double calls_per_sec = 0;
+  double calls_per_grant = 0;
+};
+
+// The runs at one lease cap, by hosts (increasing, each count once).
+struct FleetSeries {
+  std::int64_t max_lease = 0;
+  std::vector<FleetRun> runs;
+};
+
+// The fleet simulation at 1 ... 32 hosts: with leased slots, and with one script call per grant
+// (max_lease 1, what the library did before leases) when that ran.
+struct Fleet {
+  std::int64_t rate_per_sec = 0;
+  double seconds = 0;  // per run
+  FleetSeries leased;
+  std::optional<FleetSeries> per_grant;
+};
+
 // A part of the run that was not measured (a suite not built, the peers off, no root for the
 // kernel's count), and why, in words. Reports written before `mpt bench` have none.
 struct LeftOut {
@@ -131,6 +159,7 @@ struct Report {
   std::optional<ThrottlePeer> peer_throttle;
   std::optional<PipelinePeer> peer_pipeline;
   std::vector<LeftOut> left_out;  // "left_out" (optional)
+  std::optional<Fleet> fleet;     // "fleet" (optional; null or absent: not run)
 };
 
 // Parses and validates one report. Throws ReportError naming the field.

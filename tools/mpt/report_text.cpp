@@ -70,6 +70,34 @@ void text_suites(std::string& out, const Report& r) {
   }
 }
 
+void text_fleet(std::string& out, const Fleet& fl) {
+  out += "\nREDIS FLEET (hosts: processes, each with its own connection, at " +
+         group(static_cast<double>(fl.rate_per_sec), 0) + "/s in all through one Redis; " +
+         f("%g", fl.seconds) + " s a run; calls: script calls the server answered)\n";
+  const std::string lease = "LEASES (max " + std::to_string(fl.leased.max_lease) + ")";
+  out += pad("", 6) + "  " + pad(lease, 46, true) +
+         (fl.per_grant
+              ? "  ONE CALL PER GRANT (max_lease " + std::to_string(fl.per_grant->max_lease) + ")"
+              : "") +
+         "\n";
+  const std::string cols =
+      pad("ACHIEVED(/s)", 14) + pad("/TARGET", 9) + pad("CALLS(/s)", 11) + pad("CALLS/GRANT", 12);
+  out += pad("HOSTS", 6) + "  " + cols + (fl.per_grant ? "  " + cols : "") + "\n";
+  const auto cells = [](const FleetRun& run) {
+    return pad(rate_text(run.achieved_per_sec), 14) + pad(f("%.5f", run.achieved_over_target), 9) +
+           pad(group(run.calls_per_sec, 0), 11) + pad(f("%.4f", run.calls_per_grant), 12);
+  };
+  for (const FleetRun& run : fl.leased.runs) {
+    out += pad(std::to_string(run.hosts), 6) + "  " + cells(run);
+    if (fl.per_grant) {
+      const FleetRun* before = find_fleet_run(fl.per_grant, run.hosts);
+      out += "  " +
+             (before ? cells(*before) : pad("-", 14) + pad("-", 9) + pad("-", 11) + pad("-", 12));
+    }
+    out += "\n";
+  }
+}
+
 void text_compare(std::string& out, const Report& r, const Report& o) {
   out += "\nCOMPARED WITH " + o.host.hostname + " (" + o.created_utc + "): this / other\n";
   out += pad("HARDCAP", 7, true) + pad("RATE(/s)", 10) + pad("ACHIEVED", 14) + pad("OTHER", 14) +
@@ -137,6 +165,7 @@ std::string render_text(const Report& r, const Report* compare) {
     out += "left out: " + one_line(l.part) + " (" + one_line(l.why) + ")\n";
   out += "\n";
   text_scenarios(out, r);
+  if (r.fleet) text_fleet(out, *r.fleet);
   text_suites(out, r);
   if (compare) text_compare(out, r, *compare);
   return out;
