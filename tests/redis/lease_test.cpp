@@ -20,6 +20,10 @@
 #include "redis_fixture.hpp"
 #include "test_util.hpp"
 
+namespace mpt::detail {
+extern const char kThrottleScript[];  // lib/src/redis/script.hpp
+}  // namespace mpt::detail
+
 namespace mpt {
 namespace {
 
@@ -68,6 +72,13 @@ bool wait_for(Pred done, std::chrono::milliseconds limit) {
   return true;
 }
 
+std::int64_t sum_flags(const Shared* s, int n) {
+  std::int64_t t = 0;
+  for (int i = 0; i < n; ++i)
+    t += s->flag[i].load();
+  return t;
+}
+
 std::string unique(const std::string& what) {
   return what + "-" + std::to_string(::getpid());
 }
@@ -94,9 +105,9 @@ std::vector<pid_t> fork_workers(RemoteThrottle& t, int n, F body) {
   return pids;
 }
 
-// 4 busy processes at 40,000/s: leases (at most one call per 5 grants here; the benchmark
-// measures the ratio), no more grants than the schedule has, and the server's total, once every
-// worker has reported, exactly what the workers were granted.
+// 4 busy processes at 40,000/s: no more grants than the schedule has, and the server's total,
+// once every worker has reported, exactly what the workers were granted. (Calls per grant:
+// ABacklogLeasesAtTheCap; the benchmark measures the ratio here.)
 TEST(RedisLeaseTest, BusyProcessesLeaseAndTheTotalIsExact) {
   MPT_REQUIRE_REDIS_SERVER();
   RedisServer server;
@@ -106,13 +117,15 @@ TEST(RedisLeaseTest, BusyProcessesLeaseAndTheTotalIsExact) {
   Shared* s = shared();
   auto pids = fork_workers(t, 4, [&](int i) {
     auto kill = t.kill_flag();
+    (void)t.state();  // connected
+    s->flag[i].store(1);
     while (!kill.is_set())
       if (t.await_fuel(1s)) s->granted[i].fetch_add(1);
   });
-  std::this_thread::sleep_for(200ms);  // connected, waiting for the start
+  ASSERT_TRUE(wait_for([&] { return sum_flags(s, 4) == 4; }, 30s));
   const std::int64_t calls0 = script_calls(server);
   t.start();
-  std::this_thread::sleep_for(1500ms);
+  ASSERT_TRUE(wait_for([&] { return sum(s, 4) >= 20'000; }, 60s));
   const Summary sum_at_stop = t.stop();
   for (pid_t p : pids)
     EXPECT_EQ(test::wait_child(p, 10s), 0);
@@ -128,8 +141,37 @@ TEST(RedisLeaseTest, BusyProcessesLeaseAndTheTotalIsExact) {
   EXPECT_EQ(static_cast<std::int64_t>(total), granted);
   EXPECT_LE(sum_at_stop.total, total);
   EXPECT_LE(static_cast<double>(granted), slots_in(sum_at_stop.runtime.count(), kRate));
-  EXPECT_GT(granted, 1000);
+  EXPECT_LE(calls, granted + 4 * 100) << "more calls than grants (and waits for the start)";
+}
+
+// Forced high demand: hardcap none (no slot lapses) at a rate the processes cannot keep up with,
+// so each finds a backlog and takes leases at the cap: at most one call per 5 grants however the
+// processes are scheduled, and the total is exact.
+TEST(RedisLeaseTest, ABacklogLeasesAtTheCap) {
+  MPT_REQUIRE_REDIS_SERVER();
+  RedisServer server;
+  ASSERT_TRUE(server.ready());
+  RemoteOptions o;
+  o.hardcap = Hardcap::kNone;
+  const std::string name = unique("backlog");
+  RemoteThrottle t = RemoteThrottle::connect(server.url(name), 2'000'000, 1s, o);
+  t.start();
+  Shared* s = shared();
+  auto pids = fork_workers(t, 2, [&](int i) {
+    auto kill = t.kill_flag();
+    while (!kill.is_set())
+      if (t.has_fuel()) s->granted[i].fetch_add(1);
+    t.release();
+  });
+  const std::int64_t calls0 = script_calls(server);
+  ASSERT_TRUE(wait_for([&] { return sum(s, 2) >= 50'000; }, 60s));
+  t.stop();
+  for (pid_t p : pids)
+    EXPECT_EQ(test::wait_child(p, 10s), 0);
+  const std::int64_t calls = script_calls(server) - calls0;
+  const std::int64_t granted = sum(s, 2);
   EXPECT_LE(calls * 5, granted) << calls << " calls for " << granted << " grants";
+  EXPECT_EQ(static_cast<std::int64_t>(RemoteThrottle::connect(server.url(name)).total()), granted);
 }
 
 // A process that asks 20 times a second makes one call per grant (no lease).
@@ -179,7 +221,8 @@ TEST(RedisLeaseTest, UnusedLeasedSlotsAreLostNeverGranted) {
   const bool idle = wait_for([&] { return s->flag[0].load() && s->flag[2].load(); }, 10s);
   std::this_thread::sleep_for(100ms);
   ::kill(pids[2], SIGKILL);
-  std::this_thread::sleep_for(300ms);
+  const std::int64_t one_at_kill = s->granted[1].load();
+  const bool went_on = wait_for([&] { return s->granted[1].load() > one_at_kill + 3000; }, 60s);
   const Summary at_stop = t.stop();
   for (pid_t p : pids)
     (void)test::wait_child(p, 10s);
@@ -193,7 +236,7 @@ TEST(RedisLeaseTest, UnusedLeasedSlotsAreLostNeverGranted) {
   EXPECT_LE(static_cast<double>(granted), slots_in(at_stop.runtime.count(), kRate));
   EXPECT_LE(static_cast<std::int64_t>(total), granted);
   EXPECT_GE(static_cast<std::int64_t>(total), survivors);
-  EXPECT_GT(s->granted[1].load(), 3000);
+  EXPECT_TRUE(went_on) << "process 1 stopped getting units";
 }
 
 // A child forked while its parent holds a lease starts with none: the parent's slots are granted
@@ -230,8 +273,10 @@ TEST(RedisLeaseTest, ForkedChildrenDoNotShareTheParentsLease) {
   EXPECT_EQ(static_cast<std::int64_t>(total), granted);
 }
 
-// set_rate() from another handle reaches a process that holds leases at its next call: after
-// the change (and the leases it held then, at most max_lease slots), it gets the new rate.
+// set_rate() from another handle, slowing down, reaches a process that holds leases at its next
+// call: after the change it grants at most what is left of its lease (max_lease slots) and the
+// one in flight, then the new rate. Bounded by the time it took (measured from before the change:
+// a loaded machine only loosens the bound).
 TEST(RedisLeaseTest, SetRateReachesALeaseHolder) {
   MPT_REQUIRE_REDIS_SERVER();
   RedisServer server;
@@ -247,18 +292,123 @@ TEST(RedisLeaseTest, SetRateReachesALeaseHolder) {
       if (t.await_fuel(1s)) s->granted[0].fetch_add(1);
   });
   t.start();
-  ASSERT_TRUE(wait_for([&] { return s->granted[0].load() > 5000; }, 10s));
+  ASSERT_TRUE(wait_for([&] { return s->granted[0].load() > 5000; }, 30s));
   RemoteThrottle admin = RemoteThrottle::connect(server.url(name));
+  const std::int64_t before = s->granted[0].load();
+  const auto t0 = Clock::now();
   admin.set_rate(100, 1s);
   const std::int64_t at_change = s->granted[0].load();
-  std::this_thread::sleep_for(500ms);
-  const std::int64_t after = s->granted[0].load() - at_change;
+  const bool reached = wait_for([&] { return s->granted[0].load() >= at_change + 80; }, 30s);
+  const std::int64_t after = s->granted[0].load() - before;
+  const double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
   t.stop();
   for (pid_t p : pids)
     EXPECT_EQ(test::wait_child(p, 10s), 0);
-  // 500 ms at 100/s is 50, plus the slots leased before the change and the one in flight.
-  EXPECT_LE(after, 50 + 64 + 2) << after << " units in the 500 ms after set_rate(100/s)";
-  EXPECT_GE(after, 1);
+  EXPECT_TRUE(reached) << "no units at the new rate";
+  EXPECT_LE(static_cast<double>(after), 64 + 1 + slots_in(elapsed, 100))
+      << after << " units in the " << elapsed << " s after set_rate(100/s)";
+}
+
+// Speeding up, the server keeps its next free time at or after the end of the slots it leased
+// (their holder grants them at their times; no one else may be given them). The lease is taken
+// with the script itself (k = 1000 at 1,000/s: a second of slots).
+TEST(RedisLeaseTest, SetRateKeepsLeasedTimeLeased) {
+  MPT_REQUIRE_REDIS_SERVER();
+  RedisServer server;
+  ASSERT_TRUE(server.ready());
+  const std::string name = unique("faster");
+  RemoteOptions o;
+  o.hardcap = Hardcap::kOne;
+  RemoteThrottle t = RemoteThrottle::connect(server.url(name), 1000, 1s, o);
+  t.start();
+  const std::string key = "mpt:{" + name + "}:throttle";
+  const std::string script = detail::kThrottleScript;
+  (void)server.command({"EVAL", script, "3", key, "mpt:{" + name + "}:sec:",
+                        "mpt:{" + name + "}:pending", "acq", "1", "-1", "1", "0", "1000", ""});
+  const double leased_end = std::strtod(server.command({"HGET", key, "tat_us"}).c_str(), nullptr);
+  const double now = std::strtod(server.command({"HGET", key, "started_us"}).c_str(), nullptr);
+  ASSERT_GT(leased_end, now + 500'000) << "the script leased no second of slots";
+  RemoteThrottle::connect(server.url(name)).set_rate(10'000, 1s);
+  const double tat = std::strtod(server.command({"HGET", key, "tat_us"}).c_str(), nullptr);
+  EXPECT_GE(tat, leased_end);
+  EXPECT_FALSE(t.has_fuel()) << "a slot inside the lease went to another process";
+}
+
+// Takes units from `t` (this process) until it has been granted at least `n` and its last grant
+// came from a lease, without a round trip: it then holds grants not reported yet. -1 if it never
+// leased.
+std::int64_t lease_and_hold(RemoteThrottle& t, std::int64_t n) {
+  std::int64_t granted = 0;
+  const auto limit = Clock::now() + 60s;
+  while (Clock::now() < limit) {
+    const std::uint64_t rt = t.round_trips();
+    if (!t.has_fuel()) continue;
+    ++granted;
+    if (granted >= n && t.round_trips() == rt) return granted;
+  }
+  return -1;
+}
+
+// A report whose reply never comes (the server asleep past command_timeout, DEBUG SLEEP; the
+// script runs when it wakes) is resent with the next call and counted once.
+TEST(RedisLeaseTest, AReportResentAfterATimeoutIsCountedOnce) {
+  MPT_REQUIRE_REDIS_SERVER();
+  RedisServer server({"--enable-debug-command", "yes"});
+  ASSERT_TRUE(server.ready());
+  const std::string name = unique("resent");
+  RemoteOptions o;
+  o.command_timeout = 200ms;
+  RemoteThrottle t = RemoteThrottle::connect(server.url(name), 100'000, 1s, o);
+  t.start();
+  const std::int64_t granted = lease_and_hold(t, 2000);
+  ASSERT_GT(granted, 0) << "the process never leased";
+  // The server asleep for 1.5 s: DEBUG SLEEP sent, not waited for; a PING left unanswered past
+  // 100 ms says it sleeps.
+  redisContext* sleeper = redisConnect("127.0.0.1", server.port());
+  ASSERT_TRUE(sleeper && !sleeper->err);
+  redisAppendCommand(sleeper, "DEBUG SLEEP 1.5");
+  int done = 0;
+  while (!done)
+    ASSERT_EQ(redisBufferWrite(sleeper, &done), REDIS_OK);
+  ASSERT_TRUE(wait_for(
+      [&] {
+        timeval tv{0, 100'000};
+        redisContext* c = redisConnectWithTimeout("127.0.0.1", server.port(), tv);
+        if (c && !c->err) redisSetTimeout(c, tv);
+        auto* r = c && !c->err ? static_cast<redisReply*>(redisCommand(c, "PING")) : nullptr;
+        if (r) freeReplyObject(r);
+        if (c) redisFree(c);
+        return r == nullptr;
+      },
+      30s));
+  const std::int64_t calls0 = script_calls(server);  // waits for the server to wake
+  EXPECT_EQ(t.total(), 0u) << "a reply came from a sleeping server";
+  ASSERT_NE(t.last_error(), "");
+  // The snapshot call that timed out (its report in it) ran when the server woke.
+  EXPECT_TRUE(wait_for([&] { return script_calls(server) > calls0; }, 30s));
+  redisFree(sleeper);
+  const Snapshot snap = t.snapshot();  // resends the report
+  EXPECT_EQ(static_cast<std::int64_t>(snap.total), granted);
+  EXPECT_EQ(static_cast<std::int64_t>(RemoteThrottle::connect(server.url(name)).total()), granted);
+}
+
+// A process's leased grants from before a stop() and start() it has not seen are counted (at
+// their slots, in the stopped run) when it reports them after the start.
+TEST(RedisLeaseTest, GrantsReportedAfterAStopAndStartAreCounted) {
+  MPT_REQUIRE_REDIS_SERVER();
+  RedisServer server;
+  ASSERT_TRUE(server.ready());
+  const std::string name = unique("restart");
+  RemoteThrottle t = RemoteThrottle::connect(server.url(name), 100'000, 1s);
+  t.start();
+  const std::int64_t granted = lease_and_hold(t, 2000);
+  ASSERT_GT(granted, 0) << "the process never leased";
+  RemoteThrottle admin = RemoteThrottle::connect(server.url(name));
+  const Summary at_stop = admin.stop();
+  EXPECT_LT(static_cast<std::int64_t>(at_stop.total), granted);  // the held grants: not yet
+  admin.start();
+  t.release();  // reports them
+  EXPECT_EQ(static_cast<std::int64_t>(admin.total()), granted);
 }
 
 }  // namespace

@@ -60,7 +60,9 @@
 //     the stopping process's go with stop() (so there too a unit is granted exactly when it is
 //     counted); its forked children report when they see the kill flag, others at their next
 //     call, and the stopped run's total then grows by those before the stop, never by a unit
-//     after it. stop()'s total is final when no process holds a lease. A process killed with
+//     after it (also when the report comes after a later start(): the last 8 runs are kept). A
+//     report is counted once even when it is resent after a reply that was lost. stop()'s
+//     total is final when no process holds a lease. A process killed with
 //     unreported grants leaves them uncounted.
 //
 // Passwords: no message, exception, last_error(), on_error call or url() shows the password.
@@ -243,8 +245,11 @@ class RemoteThrottle {
 
   // RemoteThrottle::set_rate()
   // Changes the rate to max_n per `per` for every host: reserved slots are rescaled to the new
-  // interval from now on. A process asleep until its slot keeps that slot; leased slots keep
-  // theirs (this process drops its lease: lost time). Throws InvalidArgument like connect(),
+  // interval from now on, never before the end of the slots leased. A process asleep until its
+  // slot keeps that slot; leased slots keep theirs (this process drops its lease: lost time). A
+  // process elsewhere that holds a lease grants the rest of it at the old spacing until its next
+  // call: at most max_lease slots and 4 ms of the old rate per process, on top of max_n in a
+  // window of `per` across the change. Throws InvalidArgument like connect(),
   // RemoteError when the server cannot do it. One round trip.
   void set_rate(std::int64_t max_n, std::chrono::duration<double> per);
 

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <random>
 
 #include "clock.hpp"
 #include "futex.hpp"
@@ -171,40 +172,51 @@ void RemoteThrottle::Impl::drop_lease() noexcept {
   }
 }
 
-// The report of this process's leased grants not yet sent (mu_ held), for the script's REPORT
-// argument; `sent` keeps them for restore_report() if the call fails. Leases with nothing left
+// The report for the next call (mu_ held): the chunks sent before and not acknowledged, then a
+// new chunk "TOKEN SEQ EXTRA;GEN S0 IV A B ...;..." with the units counted while the server was
+// away and the leased grants not reported yet (none while 8 chunks wait: they stay here). A chunk
+// is resent until a reply comes (ack_report()); the script counts each (token, seq) once, so a
+// call whose reply was lost after the script ran counts nothing twice. Leases with nothing left
 // to report are forgotten.
-std::string RemoteThrottle::Impl::take_report(Sent* sent) {
-  std::lock_guard<std::mutex> g(lease_mu_);
-  own_leases_locked();
-  std::string out;
-  for (const auto& rec : reports_) {
-    if (rec->ranges.empty()) continue;
-    if (!out.empty()) out += ';';
-    out += rec->gen + ' ' + rec->s0 + ' ' + rec->iv;
-    for (const auto& [a, b] : rec->ranges)
-      out += ' ' + std::to_string(a) + ' ' + std::to_string(b);
-    LeaseRec copy;
-    copy.ranges.swap(rec->ranges);
-    sent->emplace_back(rec, std::move(copy));
+std::string RemoteThrottle::Impl::take_report() {
+  const int pid = static_cast<int>(::getpid());
+  if (report_pid_ != pid) {  // a forked child: its own token; the parent's chunks are the parent's
+    report_pid_ = pid;
+    std::random_device rd;
+    token_ = std::to_string(pid) + '.' + std::to_string(rd()) + std::to_string(rd());
+    report_seq_ = 0;
+    unacked_.clear();
+    unacked_chunks_ = 0;
   }
-  std::erase_if(reports_, [this](const std::shared_ptr<LeaseRec>& r) {
-    return r != lease_.rec && r->inflight == 0 && r->ranges.empty();
-  });
-  return out;
+  if (unacked_chunks_ >= 8) return unacked_;
+  std::string body;
+  {
+    std::lock_guard<std::mutex> g(lease_mu_);
+    own_leases_locked();
+    for (const auto& rec : reports_) {
+      if (rec->ranges.empty()) continue;
+      body += ';' + rec->gen + ' ' + rec->s0 + ' ' + rec->iv;
+      for (const auto& [a, b] : rec->ranges)
+        body += ' ' + std::to_string(a) + ' ' + std::to_string(b);
+      rec->ranges.clear();
+    }
+    std::erase_if(reports_, [this](const std::shared_ptr<LeaseRec>& r) {
+      return r != lease_.rec && r->inflight == 0 && r->ranges.empty();
+    });
+  }
+  const std::int64_t extra = pending_emits_.exchange(0, std::memory_order_relaxed);
+  if (body.empty() && extra == 0) return unacked_;
+  if (!unacked_.empty()) unacked_ += '/';
+  unacked_ += token_ + ' ' + std::to_string(++report_seq_) + ' ' + std::to_string(extra) + body;
+  ++unacked_chunks_;
+  return unacked_;
 }
 
-void RemoteThrottle::Impl::restore_report(Sent* sent) noexcept {
-  try {
-    std::lock_guard<std::mutex> g(lease_mu_);
-    for (auto& [rec, old] : *sent) {
-      rec->ranges.insert(rec->ranges.begin(), old.ranges.begin(), old.ranges.end());
-      if (std::find(reports_.begin(), reports_.end(), rec) == reports_.end())
-        reports_.push_back(rec);
-    }
-  } catch (...) {
-  }
-  sent->clear();
+// The script answered the call that carried take_report()'s report: counted (or, a chunk it had
+// seen, skipped), never to be sent again.
+void RemoteThrottle::Impl::ack_report() noexcept {
+  unacked_.clear();
+  unacked_chunks_ = 0;
 }
 
 // Sends the leased grants not yet reported on their own (one round trip, only when there are
@@ -214,15 +226,14 @@ void RemoteThrottle::Impl::flush_report(bool only_if_connected) noexcept {
   try {
     Locked lock(*this);
     if (only_if_connected && (!conn_ || conn_->owner_pid() != static_cast<int>(::getpid()))) return;
-    Sent sent;
-    const std::string rep = take_report(&sent);
+    const std::string rep = take_report();
     if (rep.empty()) return;
     Outcome o = script_locked({"rep", rep});
     if (!o) {
-      restore_report(&sent);
       fail_locked(o);
       return;
     }
+    ack_report();
     ok_locked();
   } catch (...) {
   }
@@ -302,18 +313,14 @@ RemoteThrottle::Impl::Acq RemoteThrottle::Impl::call_acquire(std::int64_t n,
       }
     }
     const std::int64_t k = lease ? lease_size() : 1;
-    Sent sent;
-    const std::string report = take_report(&sent);
-    const std::int64_t extra = pending_emits_.exchange(0, std::memory_order_relaxed);
+    const std::string report = take_report();
     const std::string max_wait_us = max_wait_ns < 0 ? "-1" : fmt17(max_wait_ns / 1000.0);
     for (int attempt = 0; attempt < 2; ++attempt) {
       a.t_send = now_local();
-      Outcome o = script_locked({"acq", std::to_string(n), max_wait_us, emit ? "1" : "0",
-                                 std::to_string(extra), std::to_string(k), report});
+      Outcome o = script_locked({"acq", std::to_string(n), max_wait_us, emit ? "1" : "0", "0",
+                                 std::to_string(k), report});
       a.t_recv = now_local();
-      if (!o) {
-        pending_emits_.fetch_add(extra, std::memory_order_relaxed);
-        restore_report(&sent);
+      if (!o) {  // the report waits for the next call (it may have been counted: see take_report)
         fail_locked(o);
         a.fail = o.fail;
         return a;
@@ -331,13 +338,12 @@ RemoteThrottle::Impl::Acq RemoteThrottle::Impl::call_acquire(std::int64_t n,
       if (a.status == 1 && r->elements >= 4) a.member = reply_str(r->element[3]);
       if (a.status == -3) {  // gone: put it back and ask again
         if (!recreate_locked()) {
-          pending_emits_.fetch_add(extra, std::memory_order_relaxed);
-          restore_report(&sent);
           a.fail = Fail::kError;
           return a;
         }
-        continue;
+        continue;  // the script returned before it read the report: it goes again
       }
+      ack_report();
       ok_locked();
       if (lease) last_got_ = a.status == 1 ? n : 0;
       if (a.status == 1 && r->elements >= 9) {
@@ -346,7 +352,6 @@ RemoteThrottle::Impl::Acq RemoteThrottle::Impl::call_acquire(std::int64_t n,
       }
       return a;
     }
-    restore_report(&sent);
     a.fail = Fail::kError;
   } catch (...) {  // std::bad_alloc, std::system_error from the mutex
     a.fail = Fail::kError;

@@ -49,14 +49,13 @@ Summary RemoteThrottle::Impl::stop() {
   drop_lease();
   Summary sum;
   Locked lock(*this);
-  Sent sent;
-  const std::string report = take_report(&sent);
+  const std::string report = take_report();
   Outcome o = script_locked({"stop", report}, true);
   if (!o) {
-    restore_report(&sent);
     fail_locked(o);
     throw RemoteError(o.code, o.error);
   }
+  ack_report();
   ok_locked();
   const redisReply* r = o.reply.get();
   if (r->type == REDIS_REPLY_ARRAY && r->elements >= 3) {
@@ -95,14 +94,13 @@ void RemoteThrottle::Impl::set_rate(std::int64_t max_n, double per_s) {
 
 RemoteThrottle::Impl::Stats RemoteThrottle::Impl::stats_or_throw(bool admin) {
   Locked lock(*this);
-  Sent sent;
-  const std::string report = take_report(&sent);
+  const std::string report = take_report();
   Outcome o = script_locked({"snap", report}, admin);
   if (!o) {
-    restore_report(&sent);
     fail_locked(o);
     throw RemoteError(o.code, o.error);
   }
+  ack_report();
   ok_locked();
   Stats s;
   const redisReply* r = o.reply.get();

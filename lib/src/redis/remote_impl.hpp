@@ -197,7 +197,6 @@ class RemoteThrottle::Impl {
     std::int64_t index = 0, slot = 0;
     bool beyond = false;  // the lease's next slot is after the deadline: nothing taken
   };
-  using Sent = std::vector<std::pair<std::shared_ptr<LeaseRec>, LeaseRec>>;
   bool leases_for(std::int64_t n) const noexcept;
   std::int64_t lease_size() noexcept;
   void own_leases_locked() noexcept;
@@ -205,8 +204,8 @@ class RemoteThrottle::Impl {
   std::int64_t grant_leased(const Claim& c, const Interrupt* intr) noexcept;
   bool record_grant(const Claim& c) noexcept;
   void install_lease(const redisReply* r, std::int64_t t_recv);
-  std::string take_report(Sent* sent);
-  void restore_report(Sent* sent) noexcept;
+  std::string take_report();
+  void ack_report() noexcept;
   void drop_lease() noexcept;
   void flush_report(bool only_if_connected = false) noexcept;
   std::int64_t grant_reserved(const Acq& a, const Interrupt* intr) noexcept;
@@ -292,6 +291,14 @@ class RemoteThrottle::Impl {
   int lease_pid_ = 0;                               // the process they belong to
   double demand_per_s_ = 0;                       // this process's recent rate of units taken (mu_)
   std::int64_t last_renewal_ = 0, last_got_ = 0;  // the last call's time and units (mu_)
+
+  // Reports (mu_): this process's token, its last sequence number, the chunks sent and not
+  // acknowledged yet (see take_report()).
+  int report_pid_ = 0;
+  std::string token_;
+  std::uint64_t report_seq_ = 0;
+  std::string unacked_;
+  int unacked_chunks_ = 0;
 };
 
 }  // namespace mpt

@@ -66,28 +66,69 @@ local function mcount_run(first, iv, n, base)
   end
   if last > M.last then M.last = last end
 end
--- REPORT: the leased slots a process granted, 'GEN S0 IV A B [A B ...][;...]', one entry per
--- lease (S0 and IV as acq wrote them, A..B ranges of granted slot indexes). Counted when the
--- lease's run is this one (still running), or the run just stopped (only the slots before the
--- stop); a report from an older run is dropped.
+-- The stop time of run GEN (the run's state went running -> stopped at it): 'stops' keeps the
+-- last 8 runs' "GEN STOP_US" pairs. nil when the run is not among them.
+local function stop_of(gen)
+  for g, us in string.gmatch(redis.call('HGET', key, 'stops') or '', '(%d+):(%S+)') do
+    if tonumber(g) == gen then return tonumber(us) end
+  end
+  return nil
+end
+-- One report entry 'GEN S0 IV A B [A B ...]' (S0 and IV as acq wrote them, A..B ranges of
+-- granted slot indexes): counted whole for the current run while running; for an earlier run
+-- only the slots before that run's stop (dropped if the run is not among the last 8 stopped).
+local function count_entry(entry, state, cur, base)
+  local it = string.gmatch(entry, '%S+')
+  local gen, s0, iv = tonumber(it() or ''), tonumber(it() or ''), tonumber(it() or '')
+  if not (gen and s0 and iv and iv > 0) or gen > cur then return end
+  local upto = nil
+  if not (gen == cur and state == 'running') then
+    upto = stop_of(gen)
+    if not upto then return end
+  end
+  while true do
+    local a, b = tonumber(it() or ''), tonumber(it() or '')
+    if not a or not b then break end
+    if upto and b > math.floor((upto - s0) / iv) then b = math.floor((upto - s0) / iv) end
+    if a < 0 then a = 0 end
+    if b >= a then mcount_run(s0 + a * iv, iv, b - a + 1, base) end
+  end
+end
+-- REPORT: a process's grants not yet acknowledged, 'TOKEN SEQ EXTRA;ENTRY;ENTRY...' chunks
+-- joined by '/': EXTRA units counted while the server was away, then lease entries (above). A
+-- chunk is counted once: the hash keeps each token's last sequence number ('rs:TOKEN' = "SEQ
+-- TIME_US") and a chunk at or below it (resent after a reply that never came) is skipped.
 local function count_report(rep, state, cur, base)
   if not rep or rep == '' then return end
-  local stop_us = nil
-  for entry in string.gmatch(rep, '[^;]+') do
-    local it = string.gmatch(entry, '%S+')
-    local gen, s0, iv = tonumber(it() or ''), tonumber(it() or ''), tonumber(it() or '')
-    local upto = nil
-    local ok = gen and s0 and iv and iv > 0 and (gen == cur and state == 'running')
-    if gen and s0 and iv and iv > 0 and gen + 1 == cur and state == 'stopped' then
-      stop_us = stop_us or tonumber(redis.call('HGET', key, 'stop_us')) or -1
-      ok, upto = true, stop_us
+  for chunk in string.gmatch(rep, '[^/]+') do
+    local entries = string.gmatch(chunk, '[^;]+')
+    local h = string.gmatch(entries() or '', '%S+')
+    local token, seq, extra = h(), tonumber(h() or ''), tonumber(h() or '')
+    if token and seq and extra then
+      local seen = redis.call('HGET', key, 'rs:' .. token)
+      if not seen or seq > tonumber(string.match(seen, '^(%S+)')) then
+        redis.call('HSET', key, 'rs:' .. token, seq .. ' ' .. f(now_abs - base))
+        if extra > 0 then madd(extra) end
+        for entry in entries do count_entry(entry, state, cur, base) end
+      end
     end
-    while ok do
-      local a, b = tonumber(it() or ''), tonumber(it() or '')
-      if not a or not b then break end
-      if upto and b > math.floor((upto - s0) / iv) then b = math.floor((upto - s0) / iv) end
-      if a < 0 then a = 0 end
-      if b >= a then mcount_run(s0 + a * iv, iv, b - a + 1, base) end
+  end
+end
+-- 'stops' with run GEN's stop at NOW added (the last 8 kept).
+local function push_stop(gen, now)
+  local t = {}
+  for p in string.gmatch(redis.call('HGET', key, 'stops') or '', '%S+') do table.insert(t, p) end
+  table.insert(t, gen .. ':' .. f(now))
+  while #t > 8 do table.remove(t, 1) end
+  return table.concat(t, ' ')
+end
+-- Forgets the sequence numbers of tokens not heard from in 10 minutes (admin calls only).
+local function prune_tokens(now)
+  local all = redis.call('HGETALL', key)
+  for i = 1, #all, 2 do
+    if string.sub(all[i], 1, 3) == 'rs:' then
+      local t = tonumber(string.match(all[i + 1], '%S+$')) or 0
+      if t < now - 600000000 then redis.call('HDEL', key, all[i]) end
     end
   end
 end
@@ -101,17 +142,16 @@ local function settle(upto, base)
   redis.call('ZREMRANGEBYSCORE', pkey, '-inf', f(upto))
 end
 
--- acq N MAXWAIT EMIT EXTRA [K REPORT]: N units (or, K > 1 and N = 1, a lease of K slots; the
+-- acq N MAXWAIT EMIT - [K REPORT]: N units (or, K > 1 and N = 1, a lease of K slots; the
 -- reply then adds K, the first slot, the interval, tau and the run).
 if op == 'acq' then
-  local n, maxwait, emit, extra = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4] == '1', tonumber(ARGV[5])
+  local n, maxwait, emit = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4] == '1'
   local k = tonumber(ARGV[6] or '1') or 1
   local v = redis.call('HMGET', key, 'state', 'interval_us', 'tau_us', 'tat_us', 'base_us',
                        'as_throttle', 'as_monitor', 'run_gen')
   if not v[1] then return {-3, 0, 0} end
   local interval = tonumber(v[2])
   local interval_ns = math.floor(interval * 1000 + 0.5)
-  if extra > 0 then madd(extra) end
   local base = tonumber(v[5])
   local now = now_abs - base
   if v[1] == 'running' then settle(now, base) end
@@ -127,7 +167,7 @@ if op == 'acq' then
         msave()
         return {0, math.floor((eff - now) * 1000), interval_ns}
       end
-      redis.call('HSET', key, 'tat_us', f(eff + k * interval))
+      redis.call('HSET', key, 'tat_us', f(eff + k * interval), 'lease_end_us', f(eff + k * interval))
       msave()
       return {1, math.floor((eff - now) * 1000), interval_ns, '', k, f(eff), f(interval), f(tau), v[8]}
     end
@@ -225,7 +265,8 @@ if op == 'stop' then
   if v[1] ~= 'stopped' then
     if v[1] == 'running' then runtime = runtime + now - tonumber(v[3]) end
     redis.call('HSET', key, 'state', 'stopped', 'runtime_us', f(runtime), 'stop_us', f(now),
-               'run_gen', tostring(tonumber(v[7]) + 1))
+               'run_gen', tostring(tonumber(v[7]) + 1), 'stops', push_stop(v[7], now))
+    prune_tokens(now)
   end
   msave()
   mload()
@@ -234,7 +275,13 @@ end
 
 if op == 'rate' then
   local oi, ni, tat = tonumber(v[6]), tonumber(ARGV[4]), tonumber(v[5])
-  if tat > now then tat = now + (tat - now) * ni / oi end
+  -- The backlog is spaced at the new rate, but never before the end of the slots leased: their
+  -- holders grant them at their times, and no one else may be given them.
+  if tat > now then
+    tat = now + (tat - now) * ni / oi
+    local lease_end = tonumber(redis.call('HGET', key, 'lease_end_us')) or 0
+    if tat < lease_end then tat = lease_end end
+  end
   redis.call('HSET', key, 'max_n', ARGV[2], 'per_s', ARGV[3], 'interval_us', ARGV[4],
              'tau_us', ARGV[5], 'tat_us', f(tat))
   return {1}
