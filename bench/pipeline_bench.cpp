@@ -64,10 +64,11 @@ int main(int argc, char** argv) {
     else if (a == "--json")
       json = true;
     else {
-      std::fprintf(stderr,
+      const bool help = a == "--help" || a == "-h";
+      std::fprintf(help ? stdout : stderr,
                    "usage: mpt_pipeline_bench [--items N] [--workers W] [--chunk C] "
                    "[--json]\n");
-      return 2;
+      return help ? 0 : 2;
     }
   }
   mpt::ParallelOptions opts;

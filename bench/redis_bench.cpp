@@ -114,10 +114,11 @@ int main(int argc, char** argv) {
     else if (k == "--json")
       a.json = true;
     else {
-      std::fprintf(stderr,
+      const bool help = k == "--help" || k == "-h";
+      std::fprintf(help ? stdout : stderr,
                    "usage: mpt_redis_bench [--url redis://HOST:PORT] [--rate N] [--workers W] "
                    "[--seconds S] [--repeat R] [--json]\n");
-      return 2;
+      return help ? 0 : 2;
     }
   }
   a.workers = std::clamp(a.workers, 1, 64);

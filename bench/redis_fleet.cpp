@@ -126,6 +126,22 @@ Args parse(int argc, char** argv) {
       a.find_max = true;
     } else if (k == "--json") {
       a.json = true;
+    } else if (k == "--help" || k == "-h") {
+      std::printf(
+          "mpt_redis_fleet: W processes (\"hosts\", each with its own connection) share one Redis\n"
+          "throttle at a fixed total rate; prints the achieved rate and the script calls per\n"
+          "second and per grant the server answered, one row per W.\n"
+          "usage: mpt_redis_fleet [--url redis://HOST:PORT] [--rate R] [--hosts 1,2,4,...]\n"
+          "                       [--seconds S] [--max-lease K] [--find-max] [--json]\n"
+          "  --url        the server (default: a redis-server of its own on a free loopback port)\n"
+          "  --rate       total units per second (default 100000)\n"
+          "  --hosts      process counts, one run each (default 1,2,4,8,16,32; at most 64)\n"
+          "  --seconds    seconds per run (default 2)\n"
+          "  --max-lease  the lease cap, RemoteOptions::max_lease (default 256; 1: a call per "
+          "grant)\n"
+          "  --find-max   double the rate for the first --hosts until it falls 1 %% short\n"
+          "  --json       one JSON document (schema 1, in bench/redis_fleet.cpp)\n");
+      std::exit(0);
     } else {
       usage(("unknown argument " + k).c_str());
     }
