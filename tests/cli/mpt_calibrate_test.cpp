@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "cli_util.hpp"
 #include "mpt/calibration.hpp"
 #include "mpt/error.hpp"
 #include "test_util.hpp"
@@ -26,22 +27,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
+using mpt::test::contains;
+using mpt::test::parse;
 using mpt::test::ProgramResult;
 using mpt::test::run_mpt;
 using mpt::test::slurp_file;
-
-json parse(const std::string& s) {
-  try {
-    return json::parse(s);
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "not JSON (" << e.what() << "): " << s;
-    return json();
-  }
-}
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
 
 class MptCalibrateQuickCheckTest : public ::testing::Test {
  protected:

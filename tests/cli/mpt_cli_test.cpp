@@ -24,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "cli_util.hpp"
 #include "mpt/calibration.hpp"
 #include "mpt/throttle.hpp"
 #include "test_util.hpp"
@@ -35,6 +36,7 @@ namespace fs = std::filesystem;
 namespace {
 
 using mpt::test::MptProcess;
+using mpt::test::parse;
 using mpt::test::ProgramResult;
 using mpt::test::run_mpt;
 using mpt::test::slurp_file;
@@ -46,15 +48,6 @@ std::uint64_t total_of(const std::string& name) {
     return mpt::Throttle::open(name).total();
   } catch (const std::runtime_error&) {  // mpt::SegmentError: not there yet
     return 0;
-  }
-}
-
-json parse(const std::string& s) {
-  try {
-    return json::parse(s);
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "not JSON (" << e.what() << "): " << s;
-    return json();
   }
 }
 

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "cli_util.hpp"
 #include "mpt/throttle.hpp"
 #include "test_util.hpp"
 
@@ -25,24 +26,13 @@ namespace fs = std::filesystem;
 
 namespace {
 
+using mpt::test::contains;
 using mpt::test::MptProcess;
+using mpt::test::parse;
 using mpt::test::ProgramResult;
 using mpt::test::run_mpt;
 using mpt::test::run_program;
 using mpt::test::slurp_file;
-
-json parse(const std::string& s) {
-  try {
-    return json::parse(s);
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "not JSON (" << e.what() << "): " << s;
-    return json();
-  }
-}
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
 
 // As `mpt` prints ids: "0x" and 16 hex digits.
 std::string hex_id(std::uint64_t id) {
