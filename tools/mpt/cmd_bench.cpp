@@ -102,10 +102,23 @@ void plan_python(bench::Plan& p) {
     p.python_build = build.string();
     p.python_module = true;
   } else {
-    p.python_module = bench::run_program({p.python, "-c", "import mpthrottle"}, "", "") == 0;
+    const auto imports = [](const std::string& python) {
+      return bench::run_program({python, "-c", "import mpthrottle"}, "", "") == 0;
+    };
+    p.python_module = imports(p.python);
+    // The package puts the module where Debian's python3 looks; a python3 of its own earlier on
+    // $PATH (pyenv, a virtualenv) does not see it: then every Python part runs with Debian's.
+    const std::string debian = "/usr/bin/python3";
+    if (!p.python_module && p.python != debian && ::access(debian.c_str(), X_OK) == 0 &&
+        imports(debian)) {
+      p.python = debian;
+      p.python_module = true;
+    }
   }
-  if (!p.python_module)
-    p.left_out.push_back({"python_bench.py", "the module mpthrottle cannot be imported"});
+  if (!p.python_module) {
+    p.left_out.push_back(
+        {"python_bench.py", "the module mpthrottle cannot be imported by " + p.python});
+  }
 }
 
 // The fleet simulation: mpt_redis_fleet starts a redis-server of its own.
