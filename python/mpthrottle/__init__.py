@@ -25,6 +25,7 @@ mpthrottle.Error, but bad arguments raise ValueError.
 """
 
 import collections.abc
+import weakref
 
 from ._mpthrottle import (
     Error,
@@ -38,9 +39,9 @@ from ._mpthrottle import (
     SegmentError,
     Throttle,
     _SharedDict,
-    connect,
     remove,
 )
+from ._mpthrottle import connect as _connect
 
 _MISSING = object()
 
@@ -173,6 +174,48 @@ class SharedDict(collections.abc.MutableMapping):
     def __repr__(self):
         return f"<mpthrottle.SharedDict {self._d.name!r} {self.copy()!r}>"
 
+
+# A RemoteThrottle reports its process's last leased grants when it goes away, but a
+# multiprocessing child ends with os._exit() after run(), and no destructor runs. So each handle
+# (from connect() or a pickle) has its release() called at the end of the process: by a
+# multiprocessing.util.Finalize, which Process._bootstrap runs after run() (and
+# multiprocessing's atexit hook at a plain interpreter exit); a forked child starts with that
+# registry cleared, hence the after-fork hook that registers it again there. Weak references: a
+# handle already gone has done it itself.
+def _release(ref):
+    handle = ref()
+    if handle is not None:
+        handle.release()
+
+
+def _release_at_exit(handle):
+    from multiprocessing import util  # imported with the first handle only
+
+    util.Finalize(handle, _release, args=(weakref.ref(handle),), exitpriority=100)
+
+
+def _track(handle):
+    from multiprocessing import util
+
+    util.register_after_fork(handle, _release_at_exit)
+    _release_at_exit(handle)
+    return handle
+
+
+def connect(*args, **kwargs):
+    return _track(_connect(*args, **kwargs))
+
+
+connect.__doc__ = _connect.__doc__
+_setstate = RemoteThrottle.__setstate__
+
+
+def _setstate_tracked(self, state):
+    _setstate(self, state)
+    _track(self)
+
+
+RemoteThrottle.__setstate__ = _setstate_tracked
 
 # The classes show (in help() and in pickles) as the package's, where users find them.
 for _cls in (Event, RemoteThrottle, Throttle, SharedDict):

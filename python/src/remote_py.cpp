@@ -30,19 +30,23 @@ struct LocalSettings {
   double connect_timeout = 0.5;
   double command_timeout = 0.5;
   double reconnect_backoff_max = 1.0;
+  std::int64_t max_lease = mpt::RemoteOptions().max_lease;
 
   py::tuple to_tuple() const {
     return py::make_tuple(spin_lead, on_unavailable, fallback_divisor, connect_timeout,
-                          command_timeout, reconnect_backoff_max);
+                          command_timeout, reconnect_backoff_max, max_lease);
   }
+  // 7 items; 6 from a module before max_lease (which then has its default).
   static LocalSettings from_tuple(const py::tuple& t) {
-    if (t.size() != 6) throw py::value_error("not a pickled RemoteThrottle");
-    return {t[0].cast<std::optional<double>>(),
-            t[1].cast<std::string>(),
-            t[2].cast<std::int64_t>(),
-            t[3].cast<double>(),
-            t[4].cast<double>(),
-            t[5].cast<double>()};
+    if (t.size() != 6 && t.size() != 7) throw py::value_error("not a pickled RemoteThrottle");
+    LocalSettings l{t[0].cast<std::optional<double>>(),
+                    t[1].cast<std::string>(),
+                    t[2].cast<std::int64_t>(),
+                    t[3].cast<double>(),
+                    t[4].cast<double>(),
+                    t[5].cast<double>()};
+    if (t.size() == 7) l.max_lease = t[6].cast<std::int64_t>();
+    return l;
   }
 };
 
@@ -105,6 +109,7 @@ mpt::RemoteOptions local_options(const LocalSettings& l) {
   o.connect_timeout = to_ms(l.connect_timeout, "connect_timeout");
   o.command_timeout = to_ms(l.command_timeout, "command_timeout");
   o.reconnect_backoff_max = to_ms(l.reconnect_backoff_max, "reconnect_backoff_max");
+  o.max_lease = l.max_lease;  // the library checks the range
   return o;
 }
 
@@ -197,6 +202,10 @@ progress first ends (within command_timeout).
       },
       py::arg("max_n"), py::arg("per") = 1.0, "Changes the rate for every host.");
   c.def("emit", round_trip([](RT& t) { t.emit(); }), "Counts one emission (now).");
+  c.def("release", round_trip([](RT& t) { t.release(); }), R"doc(
+Reports this process's leased grants not yet reported and drops its lease (one round trip when
+there is something to report). Never raises. The module calls it when a process ends.
+)doc");
   c.def("available", round_trip([](RT& t) { return t.available(); }));
   c.def("latest", round_trip([](RT& t) { return t.latest(); }));
   c.def("mean", round_trip([](RT& t) { return t.mean(); }));
@@ -245,9 +254,9 @@ server. Made by mpthrottle.connect(). Pickling reconnects in the child (on_error
       [](const std::string& url, const py::object& max_n, double per, bool am, bool at,
          std::optional<bool> ae, const py::object& hc, std::optional<double> corr,
          std::optional<double> sl, const std::string& ou, std::int64_t fd, double ct, double cmd,
-         double backoff, const py::object& on_error) {
+         double backoff, std::int64_t max_lease, const py::object& on_error) {
         return connect(url, max_n, per, am, at, ae, hc, corr,
-                       LocalSettings{sl, ou, fd, ct, cmd, backoff}, on_error);
+                       LocalSettings{sl, ou, fd, ct, cmd, backoff, max_lease}, on_error);
       },
       py::arg("url"), py::arg("max_n") = py::none(), py::arg("per") = 1.0, py::kw_only(),
       py::arg("as_monitor") = true, py::arg("as_throttle") = true,
@@ -255,13 +264,15 @@ server. Made by mpthrottle.connect(). Pickling reconnects in the child (on_error
       py::arg("_correction") = py::none(), py::arg("spin_lead") = py::none(),
       py::arg("on_unavailable") = "fail", py::arg("fallback_divisor") = 1,
       py::arg("connect_timeout") = 0.5, py::arg("command_timeout") = 0.5,
-      py::arg("reconnect_backoff_max") = 1.0, py::arg("on_error") = py::none(), R"doc(
+      py::arg("reconnect_backoff_max") = 1.0, py::arg("max_lease") = LocalSettings().max_lease,
+      py::arg("on_error") = py::none(), R"doc(
 Connects to the throttle NAME at "redis://[[USER]:PASSWORD@]HOST[:PORT]/NAME". With max_n, creates
 it at max_n per `per` seconds (and the keyword arguments of Throttle) if it does not exist; an
 existing one keeps its stored settings. Without max_n, attaches to an existing one (RemoteError
 if there is none). This process's settings: spin_lead, on_unavailable ('fail', 'fail_open',
 'fail_closed', 'local_fallback'), fallback_divisor, connect_timeout, command_timeout and
-reconnect_backoff_max (seconds), on_error (called with a message when the server fails).
+reconnect_backoff_max (seconds), max_lease (the most slots one call may lease for this process,
+1 to 4096; 1: one call per unit), on_error (called with a message when the server fails).
 ValueError for a bad URL or argument; RemoteError when the server cannot be reached or refuses.
 )doc");
 }

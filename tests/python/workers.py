@@ -36,3 +36,12 @@ def pool_take(_):
 
 def name_of(throttle):
     return throttle.name, throttle.id
+
+
+def take_until_stopped(throttle, stop, results):
+    """Takes units until `stop` (an Event) or the kill flag is set; puts how many it got."""
+    got = 0
+    while not stop.is_set() and not throttle.kill_flag.is_set():
+        if throttle.await_fuel(1):
+            got += 1
+    results.put(got)
