@@ -28,6 +28,7 @@ namespace mpt {
 namespace {
 
 using namespace std::chrono_literals;
+using mpt::test::wait_for;
 using Clock = std::chrono::steady_clock;
 using test::RedisServer;
 
@@ -59,17 +60,6 @@ std::int64_t script_calls(RedisServer& server) {
   const std::string info = server.command({"INFO", "commandstats"});
   const auto p = info.find("cmdstat_evalsha:calls=");
   return p == std::string::npos ? 0 : std::strtoll(info.c_str() + p + 22, nullptr, 10);
-}
-
-// Polls `done` every millisecond until it holds; false after `limit`.
-template <class Pred>
-bool wait_for(Pred done, std::chrono::milliseconds limit) {
-  const auto deadline = Clock::now() + limit;
-  while (!done()) {
-    if (Clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
 }
 
 std::int64_t sum_flags(const Shared* s, int n) {
