@@ -175,5 +175,51 @@ TEST(HardcapOneTest, TheGateHoldsWhenTheCorrectionWouldBurst) {
   EXPECT_TRUE(t.has_fuel(1, t0 + 4s));
 }
 
+TEST(HardcapOneTest, ALateGrantDelaysOnlyTheGrantMaxNAfterIt) {
+  // The gate spans max_n grants: unit k waits for unit k - max_n plus `per`, nothing shorter. 100
+  // per 1 s, slots every 5 ms (correction 0.5) so that only the gate decides; grants asked every
+  // 10 ms, unit 50 late by 5 ms. Clock injected.
+  ThrottleOptions o;
+  o.hardcap = Hardcap::kOne;
+  o.correction = 0.5;
+  Throttle t(100, 1s, o);
+  const auto t0 = Clock::now();
+  t.start(t0);
+  for (int i = 0; i < 100; ++i)
+    EXPECT_TRUE(t.has_fuel(1, t0 + i * 10ms + (i == 50 ? 5ms : 0ms))) << i;
+  // The second window's first grant is due a window after the first one's, not held back by the
+  // late one (a gate spanning 50 grants would hold it until 50's time + 0.5 s = 1,005 ms).
+  for (int i = 100; i < 150; ++i)
+    EXPECT_TRUE(t.has_fuel(1, t0 + i * 10ms)) << i;
+  EXPECT_FALSE(t.has_fuel(1, t0 + 1500ms));  // unit 150: a window after 50's late grant
+  EXPECT_FALSE(t.has_fuel(1, t0 + 1504ms));
+  EXPECT_TRUE(t.has_fuel(1, t0 + 1505ms));
+  EXPECT_TRUE(t.has_fuel(1, t0 + 1510ms));  // unit 151 is on time again
+  EXPECT_EQ(t.total(), 152u);
+}
+
+TEST(HardcapOneTest, AMaxNBeyondTheRingKeepsThePromise) {
+  // 70,001 per 1 s is more than the gate's ring holds (2^16 grants): the gate then spans q = 2
+  // steps of m = 35,000 grants, each at least 0.5 s, and lets 70,000 through per second. Slots
+  // every 7.1 us (correction 0.5), asked every 5 us for 2.5 s of injected time.
+  ThrottleOptions o;
+  o.hardcap = Hardcap::kOne;
+  o.correction = 0.5;
+  Throttle t(70001, 1s, o);
+  const auto t0 = Clock::now();
+  t.start(t0);
+  std::vector<std::int64_t> granted;
+  for (std::int64_t us = 0; us < 2'500'000; us += 5) {
+    const auto now = t0 + std::chrono::microseconds(us);
+    if (t.has_fuel(1, now)) granted.push_back(ns(now));
+  }
+  EXPECT_EQ(first_violation(granted, 70001, 1'000'000'000), -1);
+  EXPECT_EQ(first_violation(granted, 70000, 1'000'000'000), -1);  // exactly: q * m per window
+  std::int64_t in_second = 0;  // the second second: the gate's rate, not the first window's burst
+  for (std::int64_t g : granted)
+    in_second += g >= ns(t0 + 1s) && g < ns(t0 + 2s);
+  EXPECT_EQ(in_second, 70000);
+}
+
 }  // namespace
 }  // namespace mpt

@@ -16,6 +16,7 @@
 
 #include "../test_util.hpp"
 #include "mpt/error.hpp"
+#include "throttle_config.hpp"
 #include "throttle_shared.hpp"
 
 namespace mpt {
@@ -577,7 +578,7 @@ TEST(ThrottleOpenTest, RejectsACorruptGate) {
   const std::string path = Segment::path_for(name);
   const int fd = ::open(path.c_str(), O_RDWR);
   ASSERT_GE(fd, 0);
-  const std::int64_t bad = 65;  // more than the ring holds
+  const std::int64_t bad = (std::int64_t{1} << detail::kGateMaxBits) + 1;  // more than any ring
   const off_t at =
       Segment::kBodyOffset + offsetof(Throttle::Shared, cfg) + offsetof(detail::ConfigSlot, gate_m);
   ASSERT_EQ(::pwrite(fd, &bad, sizeof bad, at), static_cast<ssize_t>(sizeof bad));
@@ -587,6 +588,41 @@ TEST(ThrottleOpenTest, RejectsACorruptGate) {
     ADD_FAILURE() << "opened a throttle with a corrupt gate";
   } catch (const IncompatibleSegment& e) {
     EXPECT_NE(std::string(e.what()).find("gate"), std::string::npos) << e.what();
+  }
+}
+
+// hardcap one's gate spans max_n grants while the ring holds them; beyond it q steps of m grants,
+// with q * m <= max_n (the promise) and q * m > max_n - q (at most q - 1 grants a window lost).
+TEST(GateShapeTest, SpansMaxNWhileTheRingHoldsIt) {
+  using detail::compute_gate;
+  using detail::compute_gate_bits;
+  EXPECT_EQ(compute_gate_bits(Hardcap::kLimit, 100000), 0u);
+  EXPECT_EQ(compute_gate_bits(Hardcap::kNone, 100000), 0u);
+  EXPECT_EQ(compute_gate_bits(Hardcap::kOne, 4), detail::kGateMinBits);
+  EXPECT_EQ(compute_gate_bits(Hardcap::kOne, 10000), 14u);
+  EXPECT_EQ(compute_gate_bits(Hardcap::kOne, 16384), 14u);
+  EXPECT_EQ(compute_gate_bits(Hardcap::kOne, 16385), 15u);
+  EXPECT_EQ(compute_gate_bits(Hardcap::kOne, 100000), detail::kGateMaxBits);
+  EXPECT_EQ(compute_gate(Hardcap::kLimit, 100, 1.0, 10).m, 0);
+
+  const auto a = compute_gate(Hardcap::kOne, 10000, 1.0, 14);
+  EXPECT_EQ(a.m, 10000);
+  EXPECT_EQ(a.span_ns, 1'000'000'000);
+  const auto b = compute_gate(Hardcap::kOne, 97, 0.25, 10);  // a prime: still one step of 97
+  EXPECT_EQ(b.m, 97);
+  EXPECT_EQ(b.span_ns, 250'000'000);
+  const auto c = compute_gate(Hardcap::kOne, 1000, 1.0, 6);  // a ring of 64 after a set_rate
+  EXPECT_EQ(c.m, 62);                                        // q = 16 steps: 992 per second
+  EXPECT_EQ(c.span_ns, 62'500'000);
+  for (std::int64_t max_n : {65536, 65537, 100000, 100003, 131071, 1'000'000, 999'999'937}) {
+    const auto g = compute_gate(Hardcap::kOne, max_n, 3.0, detail::kGateMaxBits);
+    const std::int64_t q = (max_n + 65535) / 65536;
+    EXPECT_GE(g.m, 1) << max_n;
+    EXPECT_LE(g.m, 65536) << max_n;
+    EXPECT_LE(q * g.m, max_n) << max_n;
+    EXPECT_GT(q * g.m, max_n - q) << max_n;
+    EXPECT_GE(static_cast<double>(q * g.span_ns), 3e9) << max_n;
+    EXPECT_LT(static_cast<double>(q * (g.span_ns - 1)), 3e9) << max_n;
   }
 }
 

@@ -47,7 +47,7 @@ enum class SegmentKind : std::uint32_t {
 const char* to_string(SegmentKind kind) noexcept;
 
 inline constexpr std::uint64_t kSegmentMagic = 0x014c5452'4854504dULL;  // "MPTHRTL\x01"
-inline constexpr std::uint32_t kAbiVersion = 3;
+inline constexpr std::uint32_t kAbiVersion = 4;
 inline constexpr std::size_t kMaxSegmentBytes = 256u << 20;  // 256 MiB
 inline constexpr std::size_t kMaxNameLength = 200;
 

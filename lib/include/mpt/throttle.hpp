@@ -194,6 +194,8 @@ class Throttle {
     std::uint32_t hardcap = 0;         // a Hardcap
     std::uint32_t ring_len = 0;        // 2 to 1001 monitor buckets
     std::uint32_t window_buckets = 0;  // ring_len - 1
+    std::uint32_t gate_bits = 0;       // hardcap one: the gate ring holds 2^gate_bits grants
+    std::uint32_t gate_offset = 0;     // hardcap one: where the gate ring starts in the body
   };
 
  private:

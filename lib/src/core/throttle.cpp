@@ -62,12 +62,12 @@ bool Throttle::has_fuel(std::int64_t n, TimePoint now_tp) noexcept {
 bool Throttle::has_fuel_one(std::int64_t n, std::int64_t now) noexcept {
   const std::int64_t rel = detail::sat_sub(now, f_.base_ns);
   std::int64_t need;
-  if (!try_gate(s_, rel, &need, false)) return false;
+  if (!try_gate(s_, f_, rel, &need, false)) return false;
   std::int64_t due;
   std::uint32_t e;
   if (!reserve_rel(s_, n, rel, rel, &due, &e)) return false;
   for (std::int64_t i = 0; i < n; ++i)
-    if (!try_gate(s_, rel, &need)) return false;
+    if (!try_gate(s_, f_, rel, &need)) return false;
   return grant_at(s_, f_, n, now, detail::kAnyRun, 0);
 }
 
@@ -177,7 +177,7 @@ std::int64_t Throttle::pass_gate(std::int64_t now, std::uint32_t seq, std::uint3
   for (;;) {
     const std::int64_t rel = now - base;
     std::int64_t need;
-    if (try_gate(s_, rel, &need)) return now;
+    if (try_gate(s_, f_, rel, &need)) return now;
     if (need > deadline_rel) return -1;
     const std::int64_t lead = load_lead(s_);
     if (detail::sat_sub(need, rel) > lead) {

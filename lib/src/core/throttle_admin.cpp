@@ -22,8 +22,7 @@
 
 namespace mpt {
 
-using detail::compute_gate_m;
-using detail::compute_gate_ns;
+using detail::compute_gate;
 using detail::compute_interval_ns;
 using detail::compute_tau_ns;
 using detail::correction_source;
@@ -226,9 +225,9 @@ void Throttle::set_rate(std::int64_t max_n, std::chrono::duration<double> per, T
   auto& cfg = s_->cfg[e1 & (detail::kRingSlots - 1)];
   cfg.interval_ns.store(ni, std::memory_order_relaxed);
   cfg.tau_ns.store(compute_tau_ns(hardcap, max_n, ni), std::memory_order_relaxed);
-  const std::int64_t new_gate = compute_gate_ns(hardcap, max_n, per.count());
-  cfg.gate_ns.store(new_gate, std::memory_order_relaxed);
-  cfg.gate_m.store(compute_gate_m(max_n), std::memory_order_relaxed);
+  const detail::GateShape gate = compute_gate(hardcap, max_n, per.count(), f_.gate_bits);
+  cfg.gate_span_ns.store(gate.span_ns, std::memory_order_relaxed);
+  cfg.gate_m.store(gate.m, std::memory_order_relaxed);
   auto& rec = s_->rebase[e1 & (detail::kRingSlots - 1)];
   rec.epoch.store(detail::kNoEpoch, std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_release);  // seqlock: invalidate before the fields

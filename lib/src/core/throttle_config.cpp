@@ -48,16 +48,19 @@ std::int64_t compute_tau_ns(Hardcap h, std::int64_t max_n, std::int64_t interval
   return 0;
 }
 
-// hardcap one's least distance between grants: per / max_n rounded up, no correction applied, so
-// that the promise of at most max_n in any window of `per` holds whatever the correction.
-std::int64_t compute_gate_ns(Hardcap h, std::int64_t max_n, double per_s) {
-  if (h != Hardcap::kOne) return 0;
-  return static_cast<std::int64_t>(std::ceil(per_s * 1e9 / static_cast<double>(max_n)));
+GateShape compute_gate(Hardcap h, std::int64_t max_n, double per_s, std::uint32_t bits) {
+  if (h != Hardcap::kOne || max_n < 1) return {};
+  const std::int64_t slots = std::int64_t{1} << bits;
+  const std::int64_t q = (max_n + slots - 1) / slots;
+  return {max_n / q, static_cast<std::int64_t>(std::ceil(per_s * 1e9 / static_cast<double>(q)))};
 }
-std::int64_t compute_gate_m(std::int64_t max_n) {
-  for (std::int64_t m = detail::kGateSlots; m > 1; --m)
-    if (max_n % m == 0) return m;
-  return 1;
+
+std::uint32_t compute_gate_bits(Hardcap h, std::int64_t max_n) {
+  if (h != Hardcap::kOne) return 0;
+  std::uint32_t bits = detail::kGateMinBits;
+  while (bits < detail::kGateMaxBits && (std::int64_t{1} << bits) < max_n)
+    ++bits;
+  return bits;
 }
 
 void validate_rate(std::int64_t max_n, double per_s, double correction) {
@@ -121,11 +124,18 @@ Throttle::Fixed read_fixed(const Segment& seg) {
   f.hardcap = s->hardcap;
   f.ring_len = s->ring_len;
   f.window_buckets = s->window_buckets;
+  f.gate_bits = s->gate_bits;
   if (f.ring_len < 2 || f.ring_len > 1001 || f.window_buckets + 1 != f.ring_len)
     corrupt("bad monitor ring");
-  if (Segment::kBodyOffset + Throttle::Shared::size_for(f.ring_len) != seg.size_bytes())
-    corrupt("size does not match its monitor ring");
   if (f.hardcap > static_cast<std::uint32_t>(Hardcap::kNone)) corrupt("bad hardcap");
+  const bool one = f.hardcap == static_cast<std::uint32_t>(Hardcap::kOne);
+  if (one ? f.gate_bits < detail::kGateMinBits || f.gate_bits > detail::kGateMaxBits
+          : f.gate_bits != 0)
+    corrupt("bad gate ring");
+  f.gate_offset = static_cast<std::uint32_t>(Throttle::Shared::gate_offset(f.ring_len));
+  if (Segment::kBodyOffset + Throttle::Shared::size_for(f.ring_len, f.gate_bits) !=
+      seg.size_bytes())
+    corrupt("size does not match its rings");
   if (f.rf_ns <= 0 || f.rf_ns > 1'000'000'000) corrupt("bad rf_rate");
   if (f.base_ns < 0) corrupt("bad time origin");
   if (s->state.load() > static_cast<std::uint32_t>(ThrottleState::kStopped)) corrupt("bad state");
@@ -134,9 +144,8 @@ Throttle::Fixed read_fixed(const Segment& seg) {
   }
   const auto& now_cfg = s->cfg[detail::word_epoch(s->word.load()) & (detail::kRingSlots - 1)];
   if (now_cfg.interval_ns.load() <= 0) corrupt("no interval for the current epoch");
-  if (f.hardcap == static_cast<std::uint32_t>(Hardcap::kOne) &&
-      (now_cfg.gate_ns.load() <= 0 || now_cfg.gate_m.load() < 1 ||
-       now_cfg.gate_m.load() > static_cast<std::int64_t>(detail::kGateSlots))) {
+  if (one && (now_cfg.gate_span_ns.load() <= 0 || now_cfg.gate_m.load() < 1 ||
+              now_cfg.gate_m.load() > (std::int64_t{1} << f.gate_bits))) {
     corrupt("bad gate for hardcap one");
   }
   return f;
@@ -146,8 +155,8 @@ Throttle::Fixed read_fixed(const Segment& seg) {
 
 namespace {
 
-using detail::compute_gate_m;
-using detail::compute_gate_ns;
+using detail::compute_gate;
+using detail::compute_gate_bits;
 using detail::compute_interval_ns;
 using detail::compute_tau_ns;
 using detail::read_fixed;
@@ -184,12 +193,16 @@ Segment::Init make_init(std::int64_t max_n, double per_s, const ThrottleOptions&
     const std::int64_t interval = compute_interval_ns(max_n, per_s, c);
     s->cfg[0].interval_ns = interval;
     s->cfg[0].tau_ns = compute_tau_ns(o.hardcap, max_n, interval);
-    s->cfg[0].gate_ns = compute_gate_ns(o.hardcap, max_n, per_s);
-    s->cfg[0].gate_m = compute_gate_m(max_n);
-    s->gate_head = detail::kGateFirst;
-    for (std::uint64_t i = 0; i < detail::kGateSlots; ++i) {
-      const std::uint64_t k = detail::kGateFirst - detail::kGateSlots + i;
-      s->gate_ring[k % detail::kGateSlots] = detail::gate_entry(k, 0);
+    const std::uint32_t bits = compute_gate_bits(o.hardcap, max_n);
+    const detail::GateShape gate = compute_gate(o.hardcap, max_n, per_s, bits);
+    s->cfg[0].gate_span_ns = gate.span_ns;
+    s->cfg[0].gate_m = gate.m;
+    s->gate_bits = bits;
+    if (bits > 0) {  // units 0 .. 2^bits - 1 of lap 0, none granted (see detail::gate_lap)
+      s->gate_head = std::uint64_t{1} << bits;
+      auto* ring = reinterpret_cast<char*>(s) + Throttle::Shared::gate_offset(ring_len);
+      for (std::uint64_t i = 0; i < (std::uint64_t{1} << bits); ++i)
+        new (ring + i * sizeof(std::uint64_t)) std::atomic<std::uint64_t>(0);
     }
     for (auto& r : s->rebase)
       r.epoch = detail::kNoEpoch;
@@ -245,9 +258,9 @@ Throttle::Throttle(std::int64_t max_n, std::chrono::duration<double> per,
   const detail::Tuning tuning = detail::resolve_tuning(max_n, per.count(), options);
   validate_rate(max_n, per.count(), tuning.correction);
   auto [window, ring_len] = ring_shape(options);
-  segment_ =
-      Segment::anonymous(SegmentKind::kThrottle, Segment::kBodyOffset + Shared::size_for(ring_len),
-                         make_init(max_n, per.count(), options, tuning, window, ring_len));
+  const std::size_t size = Shared::size_for(ring_len, compute_gate_bits(options.hardcap, max_n));
+  segment_ = Segment::anonymous(SegmentKind::kThrottle, Segment::kBodyOffset + size,
+                                make_init(max_n, per.count(), options, tuning, window, ring_len));
   s_ = static_cast<Shared*>(segment_->body());
   f_ = read_fixed(*segment_);
 }
@@ -260,9 +273,10 @@ Throttle Throttle::create(std::string_view name, std::int64_t max_n,
   const detail::Tuning tuning = detail::resolve_tuning(max_n, per.count(), options);
   validate_rate(max_n, per.count(), tuning.correction);
   auto [window, ring_len] = ring_shape(options);
-  return Throttle(Segment::create(
-      name, SegmentKind::kThrottle, Segment::kBodyOffset + Shared::size_for(ring_len),
-      make_init(max_n, per.count(), options, tuning, window, ring_len), options.segment));
+  const std::size_t size = Shared::size_for(ring_len, compute_gate_bits(options.hardcap, max_n));
+  return Throttle(Segment::create(name, SegmentKind::kThrottle, Segment::kBodyOffset + size,
+                                  make_init(max_n, per.count(), options, tuning, window, ring_len),
+                                  options.segment));
 }
 
 Throttle Throttle::open(std::string_view name, const OpenOptions& options) {

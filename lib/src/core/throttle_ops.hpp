@@ -190,15 +190,43 @@ inline bool retime(const Throttle::Shared* s, std::int64_t* due, std::uint32_t f
   return true;
 }
 
-// hardcap one's gate (see Shared::gate_ring): tries to grant one unit at `now`. True when granted
-// (with commit false: when it could be, taking nothing); false with *need set to the earliest time
-// the gate could allow it.
-inline bool try_gate(Throttle::Shared* s, std::int64_t now, std::int64_t* need,
-                     bool commit = true) noexcept {
-  using detail::gate_entry;
-  using detail::gate_tag;
+// hardcap one's gate ring (see Shared::gate_head), after the monitor's buckets.
+inline std::atomic<std::uint64_t>* gate_ring(Throttle::Shared* s, const Throttle::Fixed& f) {
+  return reinterpret_cast<std::atomic<std::uint64_t>*>(reinterpret_cast<char*>(s) + f.gate_offset);
+}
+
+// The earliest time unit k may be granted: after unit k - 1 and `span` after unit k - m; -1 when
+// the entries read are not k - 1 and k - m (the head moved under us).
+inline std::int64_t gate_opens(const std::atomic<std::uint64_t>* ring, std::uint32_t bits,
+                               std::uint64_t k, std::int64_t m, std::int64_t span) noexcept {
+  using detail::gate_lap;
   using detail::gate_time;
-  constexpr std::uint64_t kSlots = detail::kGateSlots;
+  const std::uint64_t mask = (std::uint64_t{1} << bits) - 1;
+  const std::uint64_t km = k - static_cast<std::uint64_t>(m);
+  const std::uint64_t prev = ring[(k - 1) & mask].load(std::memory_order_acquire);
+  const std::uint64_t back = ring[km & mask].load(std::memory_order_acquire);
+  if (detail::gate_tag(prev) != gate_lap(k - 1, bits) ||
+      detail::gate_tag(back) != gate_lap(km, bits))
+    return -1;
+  std::int64_t n = gate_time(prev);
+  if (gate_time(back) > 0) {
+    std::int64_t after;
+    if (__builtin_add_overflow(gate_time(back), span, &after)) after = kForever;
+    n = std::max(n, after);
+  }
+  return n;
+}
+
+// hardcap one's gate: tries to grant one unit at `now`. True when granted (with commit false:
+// when it could be, taking nothing); false with *need set to the earliest time the gate could
+// allow it.
+inline bool try_gate(Throttle::Shared* s, const Throttle::Fixed& f, std::int64_t now,
+                     std::int64_t* need, bool commit = true) noexcept {
+  using detail::gate_lap;
+  using detail::gate_tag;
+  const std::uint32_t bits = f.gate_bits;
+  const std::uint64_t size = std::uint64_t{1} << bits;
+  std::atomic<std::uint64_t>* ring = gate_ring(s, f);
   for (int tries = 0;; ++tries) {
     // Each retry below means another grant moved the head, unless the ring is corrupt: a bound,
     // and the caller (which checks for stop() between calls) tries again a millisecond later.
@@ -207,40 +235,29 @@ inline bool try_gate(Throttle::Shared* s, std::int64_t now, std::int64_t* need,
       return false;
     }
     const std::uint64_t k = s->gate_head.load(std::memory_order_acquire);
-    auto& mine = s->gate_ring[k % kSlots];
+    auto& mine = ring[k & (size - 1)];
     std::uint64_t cur = mine.load(std::memory_order_acquire);
-    if (gate_tag(cur) == (k & 0xff)) {  // unit k is granted; move the head on for its granter
+    if (gate_tag(cur) ==
+        gate_lap(k, bits)) {  // unit k is granted; move the head on for its granter
       std::uint64_t kk = k;
       s->gate_head.compare_exchange_strong(kk, k + 1, std::memory_order_acq_rel);
       continue;
     }
-    if (gate_tag(cur) != ((k - kSlots) & 0xff)) continue;  // the head moved under us
+    if (gate_tag(cur) != gate_lap(k - size, bits)) continue;  // the head moved under us
     const std::uint32_t e = detail::word_epoch(s->word.load(std::memory_order_acquire));
     const auto& c = s->cfg[e & (detail::kRingSlots - 1)];
-    const std::int64_t gi = c.gate_ns.load(std::memory_order_relaxed);
+    const std::int64_t span = c.gate_span_ns.load(std::memory_order_relaxed);
     const std::int64_t m = c.gate_m.load(std::memory_order_relaxed);
-    if (gi <= 0 || m < 1 || m > static_cast<std::int64_t>(kSlots)) return true;  // being written
-    const std::uint64_t prev = s->gate_ring[(k - 1) % kSlots].load(std::memory_order_acquire);
-    const std::uint64_t back =
-        s->gate_ring[(k - static_cast<std::uint64_t>(m)) % kSlots].load(std::memory_order_acquire);
-    if (gate_tag(prev) != ((k - 1) & 0xff) ||
-        gate_tag(back) != ((k - static_cast<std::uint64_t>(m)) & 0xff)) {
-      continue;  // the head moved under us
-    }
-    std::int64_t n = gate_time(prev);
-    if (gate_time(back) > 0) {
-      std::int64_t span;
-      if (__builtin_mul_overflow(m, gi, &span) ||
-          __builtin_add_overflow(gate_time(back), span, &span))
-        span = kForever;
-      n = std::max(n, span);
-    }
+    if (span <= 0 || m < 1 || m > static_cast<std::int64_t>(size)) return true;  // being written
+    const std::int64_t n = gate_opens(ring, bits, k, m, span);
+    if (n < 0) continue;  // the head moved under us
     if (now < n) {
       *need = n;
       return false;
     }
     if (!commit) return true;
-    if (mine.compare_exchange_strong(cur, gate_entry(k, now), std::memory_order_acq_rel)) {
+    if (mine.compare_exchange_strong(cur, detail::gate_entry(k, bits, now),
+                                     std::memory_order_acq_rel)) {
       std::uint64_t kk = k;
       s->gate_head.compare_exchange_strong(kk, k + 1, std::memory_order_acq_rel);
       return true;

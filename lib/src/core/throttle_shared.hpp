@@ -38,18 +38,25 @@ constexpr std::int64_t word_tat(std::uint64_t w) {
 struct ConfigSlot {
   std::atomic<std::int64_t> interval_ns;
   std::atomic<std::int64_t> tau_ns;  // < 0: unbounded
-  // hardcap one (0 for the others): the nominal interval per/max_n rounded up, no correction
-  // applied, and the gate's span m (the largest divisor of max_n up to kGateSlots). See
-  // Throttle::Shared::gate_ring.
-  std::atomic<std::int64_t> gate_ns;
+  // hardcap one (0 for the others): the gate's span m and the least time any m + 1 consecutive
+  // grants take (see compute_gate and Throttle::Shared::gate_head).
+  std::atomic<std::int64_t> gate_span_ns;
   std::atomic<std::int64_t> gate_m;
 };
 
-inline constexpr std::uint64_t kGateSlots = 64;
-inline constexpr std::uint64_t kGateFirst = 256;  // the first grant's number
+// hardcap one's gate ring: 2^gate_bits entries after the monitor's buckets (none for the other
+// hardcaps), max_n at creation rounded up to a power of two, from 2^10 to 2^16 (8 to 512 KiB).
+inline constexpr std::uint32_t kGateMinBits = 10;
+inline constexpr std::uint32_t kGateMaxBits = 16;
 inline constexpr int kGateTagShift = 56;
-constexpr std::uint64_t gate_entry(std::uint64_t k, std::int64_t t_rel) {
-  return ((k & 0xff) << kGateTagShift) | (static_cast<std::uint64_t>(t_rel) & kTatMask);
+// Entry k (in slot k mod 2^bits) is tagged with its lap, k / 2^bits, modulo 256: the entry it
+// replaces, k - 2^bits, has the lap before. Grant numbers start at 2^bits, so a ring of zeros
+// holds units 0 .. 2^bits - 1 of lap 0 at time 0 (none yet).
+constexpr std::uint64_t gate_lap(std::uint64_t k, std::uint32_t bits) {
+  return (k >> bits) & 0xff;
+}
+constexpr std::uint64_t gate_entry(std::uint64_t k, std::uint32_t bits, std::int64_t t_rel) {
+  return (gate_lap(k, bits) << kGateTagShift) | (static_cast<std::uint64_t>(t_rel) & kTatMask);
 }
 constexpr std::uint64_t gate_tag(std::uint64_t e) {
   return e >> kGateTagShift;
@@ -106,6 +113,8 @@ struct Throttle::Shared {
   std::int64_t rf_ns;
   std::uint32_t ring_len;  // monitor buckets: one second's worth plus the current one
   std::uint32_t window_buckets;
+  std::uint32_t gate_bits;  // hardcap one: log2 of the gate ring's entries; 0 for the others
+  std::uint32_t gate_pad;
 
   // Administration (start/stop/set_rate) is serialised by this lock word: the thread id of the
   // holder, 0 when free. Not a pthread mutex: glibc trusts a mutex's words (a scribbled one can
@@ -130,15 +139,15 @@ struct Throttle::Shared {
   std::atomic<std::uint32_t> kill_flag;  // the Event word
   std::atomic<std::uint32_t> run_gen;    // bumped by start and stop: a slot belongs to one run
   detail::ConfigSlot cfg[detail::kRingSlots];
-  // hardcap one's gate: the grant times of the last detail::kGateSlots units, numbered k =
-  // gate_head - 1, gate_head - 2, ... (entry k in gate_ring[k % detail::kGateSlots], tagged with
-  // k's low 8 bits; time 0: none yet). Unit k may be granted at g when g >= time(k - 1) and g >=
-  // time(k - m) + m * gate_ns. As m divides max_n, chaining gives time(k) >= time(k - max_n) + per:
-  // never more than max_n grants in any window of `per`, while a late grant can be caught up within
-  // m units. A grant is one CAS on its ring entry, then gate_head moves on (any process helps it):
-  // lock-free.
+  // hardcap one's gate: the grant times of the last 2^gate_bits units, numbered k = gate_head - 1,
+  // gate_head - 2, ... in a ring after the monitor's buckets (gate_ring(); see detail::gate_lap).
+  // Unit k may be granted at g when g >= time(k - 1) and g >= time(k - m) + span, where max_n >=
+  // q * m and q * span >= per (compute_gate): chaining q times gives time(k) >= time(k - q * m) +
+  // per >= time(k - max_n) + per, so never more than max_n grants in any window of `per`. m is
+  // max_n itself up to 2^gate_bits, so a late grant delays only the grant max_n after it, and only
+  // when that one would have been earlier. A grant is one CAS on its ring entry, then gate_head
+  // moves on (any process helps it): lock-free.
   alignas(64) std::atomic<std::uint64_t> gate_head;
-  std::atomic<std::uint64_t> gate_ring[detail::kGateSlots];
   detail::RebaseRecord rebase[detail::kRingSlots];
 
   // Monitor. `total` is also where a grant becomes final (see detail::kTotalSealed): a unit is
@@ -153,8 +162,16 @@ struct Throttle::Shared {
   // ring_len of them, each bucket no. << kBucketCountBits | count
   alignas(64) std::atomic<std::uint64_t> buckets[1];
 
-  static std::size_t size_for(std::uint32_t ring_len) {
-    return offsetof(Shared, buckets) + sizeof(std::atomic<std::uint64_t>) * ring_len;
+  // Where the gate ring starts (a cache line after the buckets), and the body's size.
+  static std::size_t gate_offset(std::uint32_t ring_len) {
+    const std::size_t end =
+        offsetof(Shared, buckets) + sizeof(std::atomic<std::uint64_t>) * ring_len;
+    return (end + 63) / 64 * 64;
+  }
+  static std::size_t size_for(std::uint32_t ring_len, std::uint32_t gate_bits) {
+    if (gate_bits == 0)
+      return offsetof(Shared, buckets) + sizeof(std::atomic<std::uint64_t>) * ring_len;
+    return gate_offset(ring_len) + (sizeof(std::atomic<std::uint64_t>) << gate_bits);
   }
 };
 
