@@ -9,10 +9,12 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -32,6 +34,19 @@ using mpt::test::parse;
 using mpt::test::ProgramResult;
 using mpt::test::run_mpt;
 using mpt::test::slurp_file;
+
+// Whether a line of `text` starts, after spaces, with `first` and ends with `last`.
+bool has_row_ending(const std::string& text, const std::string& first, const std::string& last) {
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    const auto start = line.find_first_not_of(' ');
+    if (start == std::string::npos || line.compare(start, first.size(), first) != 0) continue;
+    if (line.size() >= last.size() &&
+        line.compare(line.size() - last.size(), last.size(), last) == 0)
+      return true;
+  }
+  return false;
+}
 
 class MptCalibrateQuickCheckTest : public ::testing::Test {
  protected:
@@ -301,6 +316,63 @@ TEST_F(MptCalibrateQuickCheckTest, BadUsageExits2NamingTheFlag) {
   const ProgramResult hardcap = run_mpt(check({"--rates", "1000", "--hardcaps", "limit,one"}));
   EXPECT_EQ(hardcap.code, 2) << hardcap.out << hardcap.err;
   EXPECT_TRUE(contains(hardcap.err, "--hardcaps one")) << hardcap.err;
+}
+
+// Issue 19: every trial's CPU per grant. A tiny real calibration writes it in each run, its band's
+// note gives each lead tried with its error and CPU (the kept run among them), --show prints the
+// column ("-" for a file written before it was measured), and --check measures it too.
+TEST_F(MptCalibrateQuickCheckTest, EveryRunRecordsItsCpuPerGrantAndShowPrintsIt) {
+  const ProgramResult r = run_mpt({"calibrate", "--rates", "1000", "--hardcaps", "one", "--seconds",
+                                   "0.2", "--workers", "1", "--output", file_, "--json"});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  json c = file_json();
+  ASSERT_EQ(c["bands"].size(), 1u);
+  const json& b = c["bands"][0];
+  for (const char* run : {"uncorrected", "verified"}) {
+    ASSERT_TRUE(b[run].contains("cpu_us_per_grant")) << b.dump();
+    EXPECT_GT(b[run]["cpu_us_per_grant"].get<double>(), 0) << b.dump();
+  }
+  // The kept run is one of the leads tried, in the note's words.
+  const json& u = b["uncorrected"];
+  char kept[128];
+  std::snprintf(kept, sizeof kept, "%lld us: %+.3f %% at %.1f us CPU/grant",
+                static_cast<long long>(u["spin_lead_ns"].get<std::int64_t>() / 1000),
+                u["rel_error"].get<double>() * 100, u["cpu_us_per_grant"].get<double>());
+  EXPECT_TRUE(contains(b["note"].get<std::string>(), kept)) << kept << "\n" << b["note"];
+
+  const ProgramResult shown = run_mpt({"calibrate", "--show", "--output", file_});
+  ASSERT_EQ(shown.code, 0) << shown.err;
+  EXPECT_TRUE(contains(shown.out, "MAX/WINDOW    CPU/GRANT")) << shown.out;
+  char cell[32];
+  std::snprintf(cell, sizeof cell, " %.1f us\n", b["verified"]["cpu_us_per_grant"].get<double>());
+  EXPECT_TRUE(contains(shown.out, cell)) << cell << "\n" << shown.out;
+  const ProgramResult shown_json = run_mpt({"calibrate", "--show", "--output", file_, "--json"});
+  ASSERT_EQ(shown_json.code, 0) << shown_json.err;
+  EXPECT_EQ(parse(shown_json.out)["calibration"], c);
+
+  // --check: the CPU per grant of each band's re-measurement, in words and in JSON.
+  const ProgramResult checked = run_mpt(check({"--seconds", "0.2", "--json"}));
+  ASSERT_NE(checked.code, 2) << checked.out << checked.err;
+  const json cj = parse(checked.out);
+  ASSERT_EQ(cj["bands"].size(), 1u) << cj.dump();
+  EXPECT_GT(cj["bands"][0]["cpu_us_per_grant"].get<double>(), 0) << cj.dump();
+  const ProgramResult checked_words = run_mpt(check({"--seconds", "0.2"}));
+  EXPECT_TRUE(contains(checked_words.out, "SPIN LEAD    CPU/GRANT  RESULT")) << checked_words.out;
+
+  // A file written before: no such key. It is in force, and --show prints "-" in the column.
+  for (const char* run : {"uncorrected", "verified"})
+    c["bands"][0][run].erase("cpu_us_per_grant");
+  write_json(c);
+  const ProgramResult old = run_mpt({"calibrate", "--show", "--output", file_});
+  ASSERT_EQ(old.code, 0) << old.err;
+  EXPECT_FALSE(contains(old.out, "NOT IN FORCE")) << old.out;
+  EXPECT_TRUE(contains(old.out, "CPU/GRANT")) << old.out;
+  EXPECT_TRUE(has_row_ending(old.out, "one", " -")) << old.out;
+  const ProgramResult old_json = run_mpt({"calibrate", "--show", "--output", file_, "--json"});
+  ASSERT_EQ(old_json.code, 0) << old_json.err;
+  const json oj = parse(old_json.out);
+  EXPECT_EQ(oj["in_force"], true);
+  EXPECT_FALSE(oj["calibration"]["bands"][0]["verified"].contains("cpu_us_per_grant")) << oj;
 }
 
 }  // namespace

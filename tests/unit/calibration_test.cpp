@@ -42,8 +42,8 @@ Calibration sample() {
     b.rate_per_sec = rate;
     b.correction = corr;
     b.spin_lead_ns = lead;
-    b.uncorrected = {rate * 0.99, -0.01, 1000, 999, 0, lead};
-    b.verified = {rate, 0.0001, 1001, 1000, corr, lead};
+    b.uncorrected = {rate * 0.99, -0.01, 1000, 999, 0, lead, std::nullopt};
+    b.verified = {rate, 0.0001, 1001, 1000, corr, lead, std::nullopt};
     b.note = "test band";
     return b;
   };
@@ -295,6 +295,117 @@ TEST_F(CalibrationFileTest, EveryBadFileIsIgnoredWithOneWarning) {
   write(replace("\"correction\": 0.03", "\"correction\": 0.9"));
   Calibration::load(path_, &why);
   EXPECT_NE(why.find("bands[1].correction"), std::string::npos) << why;
+}
+
+// The CPU per grant of a band's trials: written where measured, absent where not (files written
+// before it was measured), and checked like every other field.
+TEST(CalibrationCpuPerGrant, RoundTripsAndAnOldFileWithoutItLoads) {
+  Calibration c = sample();
+  c.bands[1].uncorrected.cpu_us_per_grant = 17.5;
+  c.bands[1].verified.cpu_us_per_grant = 42.25;
+  c.bands[2].verified.cpu_us_per_grant = 0.0;
+  const std::string text = c.to_json();
+  EXPECT_NE(text.find("\"cpu_us_per_grant\": 42.25"), std::string::npos) << text;
+  const Calibration back = Calibration::from_json(text);
+  EXPECT_EQ(back.bands[1].uncorrected.cpu_us_per_grant, 17.5);
+  EXPECT_EQ(back.bands[1].verified.cpu_us_per_grant, 42.25);
+  EXPECT_EQ(back.bands[2].verified.cpu_us_per_grant, 0.0);
+  EXPECT_EQ(back.bands[0].verified.cpu_us_per_grant, std::nullopt);
+  EXPECT_EQ(back.bands[2].uncorrected.cpu_us_per_grant, std::nullopt);
+  EXPECT_EQ(back.to_json(), text);
+
+  // A file written before: no key anywhere; it loads, every CPU per grant unknown.
+  const std::string old = sample().to_json();
+  EXPECT_EQ(old.find("cpu_us_per_grant"), std::string::npos) << old;
+  const Calibration from_old = Calibration::from_json(old);
+  for (const auto& b : from_old.bands) {
+    EXPECT_EQ(b.uncorrected.cpu_us_per_grant, std::nullopt);
+    EXPECT_EQ(b.verified.cpu_us_per_grant, std::nullopt);
+  }
+  EXPECT_EQ(from_old.to_json(), old);
+}
+
+TEST(CalibrationCpuPerGrant, BadValuesAreRejectedNamingTheField) {
+  Calibration c = sample();
+  c.bands[1].verified.cpu_us_per_grant = 42.25;
+  const std::string good = c.to_json();
+  const std::string key = "\"cpu_us_per_grant\": 42.25";
+  ASSERT_NE(good.find(key), std::string::npos);
+  for (const std::string bad_value : {"-1", "NaN", "\"42\"", "null", "true", "1e999", "1e10"}) {
+    SCOPED_TRACE(bad_value);
+    std::string text = good;
+    text.replace(text.find(key), key.size(), "\"cpu_us_per_grant\": " + bad_value);
+    try {
+      (void)Calibration::from_json(text);
+      ADD_FAILURE() << "accepted";
+    } catch (const InvalidArgument& e) {
+      const std::string what = e.what();
+      // NaN and 1e999 are not JSON: the parser refuses the file before any field is read.
+      if (bad_value != "NaN" && bad_value != "1e999") {
+        EXPECT_NE(what.find("bands[1].verified.cpu_us_per_grant"), std::string::npos) << what;
+      }
+    }
+  }
+}
+
+// calibration::choose_spin_lead(): the cheapest trial within kLeadWorth (plus its resolution) of
+// the most accurate one. Counts of 10^7 make the resolution (2e-7) negligible unless a case is
+// about it.
+using calibration::choose_spin_lead;
+using calibration::kLeadWorth;
+using calibration::LeadTrial;
+constexpr std::uint64_t kMany = 10'000'000;
+
+TEST(CalibrationChooseSpinLead, TheCheapestWithinTheWorthOfTheMostAccurateWins) {
+  // The host's lead is the most accurate; a quarter of it is within the worth and cheaper; none
+  // misses by more than the worth.
+  EXPECT_EQ(choose_spin_lead({{0, 0.0010, kMany, 10.0},
+                              {25'000, 0.0001 + kLeadWorth * 0.9, kMany, 30.0},
+                              {100'000, 0.0001, kMany, 60.0}}),
+            1u);
+  // None within the worth: none, the cheapest, wins though it is the least accurate.
+  EXPECT_EQ(
+      choose_spin_lead(
+          {{0, 0.0004, kMany, 10.0}, {25'000, 0.0002, kMany, 30.0}, {100'000, 0.0, kMany, 60.0}}),
+      0u);
+  // The order of the trials does not matter.
+  EXPECT_EQ(choose_spin_lead({{100'000, 0.0, kMany, 60.0}, {0, 0.0004, kMany, 10.0}}), 1u);
+  // Where a lead costs less (a measurement says so), it wins even if no more accurate.
+  EXPECT_EQ(choose_spin_lead({{0, 0.0001, kMany, 40.0}, {25'000, 0.0001, kMany, 35.0}}), 1u);
+}
+
+TEST(CalibrationChooseSpinLead, ALeadThatBuysMoreThanTheWorthWins) {
+  EXPECT_EQ(choose_spin_lead({{0, 0.01, kMany, 10.0}, {100'000, 0.001, kMany, 60.0}}), 1u);
+  // Just beyond the worth: the lead; the quarter lead is within the worth of it and cheaper.
+  EXPECT_EQ(choose_spin_lead({{0, kLeadWorth * 1.1, kMany, 10.0},
+                              {25'000, kLeadWorth * 0.05, kMany, 30.0},
+                              {100'000, 0.0, kMany, 60.0}}),
+            1u);
+  // A negative error counts by its size.
+  EXPECT_EQ(choose_spin_lead({{0, -0.02, kMany, 10.0}, {100'000, -0.001, kMany, 60.0}}), 1u);
+}
+
+TEST(CalibrationChooseSpinLead, TiesGoToTheSmallerLeadThenTheEarlierTrial) {
+  EXPECT_EQ(choose_spin_lead({{100'000, 0.0, kMany, 20.0}, {0, 0.0002, kMany, 20.0}}), 1u);
+  EXPECT_EQ(choose_spin_lead({{0, 0.0, kMany, 20.0}, {0, 0.0, kMany, 20.0}}), 0u);
+  // CPU unknown (a trial without grants) weighs as the most expensive; all unknown: the smaller.
+  EXPECT_EQ(choose_spin_lead({{0, 0.0, kMany, std::nullopt}, {100'000, 0.0, kMany, 60.0}}), 1u);
+  EXPECT_EQ(choose_spin_lead({{100'000, 0.0, kMany, std::nullopt}, {0, 0.0, kMany, std::nullopt}}),
+            1u);
+  EXPECT_EQ(choose_spin_lead({{25'000, 0.003, kMany, 5.0}}), 0u);  // one trial: that one
+  EXPECT_THROW(choose_spin_lead({}), InvalidArgument);
+}
+
+TEST(CalibrationChooseSpinLead, ACoarseCountWidensWhatIsWithinReach) {
+  // 200 grants: a resolution of 1 %, so -0.8 % is as good as the host's lead's 0 as far as the
+  // count can tell: the cheap trial wins. At 20,000 grants (0.01 %) it is not.
+  EXPECT_EQ(choose_spin_lead({{0, 0.008, 200, 10.0}, {100'000, 0.0, 200, 60.0}}), 0u);
+  EXPECT_EQ(choose_spin_lead({{0, 0.008, 20'000, 10.0}, {100'000, 0.0, 20'000, 60.0}}), 1u);
+  // The resolution is the trial's own: a coarse most-accurate trial does not widen the others'.
+  EXPECT_EQ(choose_spin_lead({{0, 0.008, 20'000, 10.0}, {100'000, 0.0, 200, 60.0}}), 1u);
+  // No count: nothing measured, resolution 1; a NaN error weighs as the least accurate.
+  EXPECT_EQ(choose_spin_lead({{0, 0.5, 0, 10.0}, {100'000, 0.0, kMany, 60.0}}), 0u);
+  EXPECT_EQ(choose_spin_lead({{0, NAN, kMany, 10.0}, {100'000, 0.01, kMany, 60.0}}), 1u);
 }
 
 TEST_F(CalibrationFileTest, FailureBeforeRenameLeavesTheOldFile) {

@@ -5,9 +5,11 @@
 //   2. the spin lead: the least lead, from a ladder around the futex p99, whose waits are late by
 //      under 10 us at p99 (the least CPU that meets it);
 //   3. per hardcap and rate: trials with no correction (W processes, S seconds) at spin leads of
-//      none, a quarter of the host's and the host's, keeping the most accurate (the larger leads
-//      are not run once no trial could beat the best: best_uncorrected()); the correction that
-//      follows (target / achieved - 1); and a verification trial with both.
+//      none, a quarter of the host's and the host's, each measuring its error and the workers' CPU
+//      per grant; the band keeps the cheapest of those within calibration::kLeadWorth (plus the
+//      count's resolution) of the most accurate (the larger leads are not run once a trial is as
+//      accurate as any count could tell: best_uncorrected()); the correction that follows (target
+//      / achieved - 1) removes what is left; and a verification trial with both.
 // --quick (for boot) does the same with fewer samples, shorter trials and no quarter lead: kQuick.
 // --if-needed measures only when no file is in force for this host (Calibration::load()).
 // --show and --host print (cmd_calibrate_show.cpp); --check re-measures (cmd_calibrate_check.cpp).
@@ -71,6 +73,11 @@ std::vector<Hardcap> given_hardcaps(const CalibrateOptions& o) {
   return hardcaps;
 }
 
+std::optional<double> cpu_us_per_grant(const trial::TrialResult& r) {
+  if (r.achieved_total == 0) return std::nullopt;
+  return r.cpu_s * 1e6 / static_cast<double>(r.achieved_total);
+}
+
 }  // namespace calib
 
 namespace {
@@ -124,6 +131,7 @@ Run measure(const CalibrateOptions& o, const GroundTruth& truth, Progress& progr
   out.band.max_in_window = r.max_in_window;
   out.band.correction = correction;
   out.band.spin_lead_ns = lead_ns;
+  out.band.cpu_us_per_grant = cpu_us_per_grant(r);
   std::optional<double> achieved = r.achieved_rate_per_sec;
   out.band.count = r.achieved_total;
   if (truth.counting()) {
@@ -144,12 +152,13 @@ Run measure(const CalibrateOptions& o, const GroundTruth& truth, Progress& progr
 }
 
 // A band's uncorrected trial. The host's spin lead suits a lone waiter, but W spinning waiters
-// share the cores, so the band tries none, a quarter of it and all of it, and keeps the most
-// accurate: a lead replaces the best so far only when its |error| plus the count's resolution
-// (2 / count) is below the best's (on a tie, the smaller lead: less CPU). Once the best's |error|
+// share the cores, and every lead spins: its CPU per grant grows with it. So the band tries none,
+// a quarter of the host's lead and all of it, and keeps the cheapest trial among those nearly as
+// accurate as the most accurate one (calibration::choose_spin_lead(): within kLeadWorth plus the
+// trial's resolution, 2 / count); the correction then removes what is left. Once a trial's |error|
 // is within the resolution of any count the trial can reach (at most 1.5 x rate x seconds + 2),
-// no later lead can replace it, so those are not run: the same choice, sooner. *tried gets each
-// lead tried and its error, in words.
+// a larger lead could at best tie it on accuracy and would spin more, so those are not run.
+// *tried gets each lead tried, its error and its CPU per grant, in words.
 Run best_uncorrected(const CalibrateOptions& o, const GroundTruth& truth, Progress& progress,
                      Hardcap h, std::int64_t rate, std::int64_t host_lead_ns, std::string* tried) {
   std::vector<std::int64_t> leads = {0, host_lead_ns / 4 / 1000 * 1000, host_lead_ns};
@@ -157,23 +166,28 @@ Run best_uncorrected(const CalibrateOptions& o, const GroundTruth& truth, Progre
   leads.erase(std::unique(leads.begin(), leads.end()), leads.end());
   const double unbeatable = 2.0 / (1.5 * static_cast<double>(rate) * o.seconds + 2);
   const std::string label = band_label(h, static_cast<double>(rate));
-  std::optional<Run> best;
-  std::ostringstream words;
+  std::vector<Run> runs;
+  std::vector<calibration::LeadTrial> trials;
+  std::string words;
   for (std::size_t i = 0; i < leads.size(); ++i) {
-    if (best && std::abs(best->band.rel_error) <= unbeatable) {
+    const bool exact = std::any_of(trials.begin(), trials.end(),
+                                   [&](const auto& t) { return t.abs_error <= unbeatable; });
+    if (exact) {
       progress.drop(static_cast<int>(leads.size() - i), (o.seconds + 0.1) * (leads.size() - i));
       break;
     }
     const std::int64_t lead = leads[i];
     progress.step(label + " spin lead " + std::to_string(lead / 1000) + " us", o.seconds + 0.1);
-    Run run = measure(o, truth, progress, h, rate, 0.0, lead);
-    words << (i > 0 ? ", " : "") << lead / 1000 << " us: " << std::showpos
-          << run.band.rel_error * 100 << std::noshowpos << " %";
-    const double res = run.band.count > 0 ? 2.0 / static_cast<double>(run.band.count) : 1.0;
-    if (!best || std::abs(run.band.rel_error) + res < std::abs(best->band.rel_error)) best = run;
+    runs.push_back(measure(o, truth, progress, h, rate, 0.0, lead));
+    const BandRun& b = runs.back().band;
+    trials.push_back({lead, std::abs(b.rel_error), b.count, b.cpu_us_per_grant});
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "%s%lld us: %+.3f %% at ", i > 0 ? ", " : "",
+                  static_cast<long long>(lead / 1000), b.rel_error * 100);
+    words += buf + cpu_per_grant_words(b.cpu_us_per_grant) + " CPU/grant";
   }
-  *tried = words.str();
-  return *best;
+  *tried = words;
+  return runs[calibration::choose_spin_lead(trials)];
 }
 
 SpinLeadTrial try_lead(int samples, std::int64_t lead_ns) {

@@ -7,11 +7,13 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "commands.hpp"
 #include "mpt/calibration.hpp"
+#include "trial.hpp"
 
 namespace mpt::cli::calib {
 
@@ -74,8 +76,13 @@ std::vector<std::int64_t> given_rates(const CalibrateOptions& o);
 // --hardcaps as given, in order, each once (empty when not given).
 std::vector<Hardcap> given_hardcaps(const CalibrateOptions& o);
 
+// The workers' CPU time per grant the monitor counted, in microseconds; nullopt without grants.
+std::optional<double> cpu_us_per_grant(const trial::TrialResult& r);
+
 // cmd_calibrate_show.cpp
 void print_host_words(const HostIdentity& h);  // "  host        NAME, kernel ..."
+// A CPU per grant in words, "18.2 us", or "-" when unknown (a file written before it was measured).
+std::string cpu_per_grant_words(const std::optional<double>& us);
 int show(const CalibrateOptions& o, const std::string& path);
 int show_host(const CalibrateOptions& o);
 // What a calibration measured (and whether it was written), in words or as JSON. `because`, when

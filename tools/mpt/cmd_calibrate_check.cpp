@@ -40,7 +40,8 @@ struct BandCheck {
   std::uint64_t count = 0;
   std::optional<double> achieved;
   std::optional<double> error;
-  std::string not_measured;  // why there is no trial, when there is none
+  std::optional<double> cpu_us_per_grant;  // the workers' CPU per grant the trial took
+  std::string not_measured;                // why there is no trial, when there is none
   bool within() const { return error && std::abs(*error) <= kTolerance; }
 };
 
@@ -152,6 +153,7 @@ BandCheck check_band(const Calibration& c, const CalibrationBand& b, int workers
   r.count = res.achieved_total;
   r.achieved = res.achieved_rate_per_sec;
   r.error = calibration::rel_error(r.achieved, b.rate_per_sec);
+  r.cpu_us_per_grant = cpu_us_per_grant(res);
   return r;
 }
 
@@ -194,9 +196,11 @@ nlohmann::json band_json(const BandCheck& r) {
                       {"count", r.count},
                       {"achieved_rate_per_sec", nullptr},
                       {"rel_error", nullptr},
+                      {"cpu_us_per_grant", nullptr},
                       {"within", r.within()}};
   if (r.achieved) j["achieved_rate_per_sec"] = *r.achieved;
   if (r.error) j["rel_error"] = *r.error;
+  if (r.cpu_us_per_grant) j["cpu_us_per_grant"] = *r.cpu_us_per_grant;
   if (!r.not_measured.empty()) j["not_measured"] = r.not_measured;
   return j;
 }
@@ -230,16 +234,17 @@ void print_verdict_words(const std::string& path, const Verdict& v) {
     std::printf("calibration %s (made %s%s), %d workers:\n", printable(path).c_str(),
                 printable(v.file->created_utc).c_str(), v.file->quick ? " by --quick" : "",
                 v.workers);
-    std::printf("  %-7s %10s %14s %10s %12s %12s  %s\n", "HARDCAP", "RATE/s", "ACHIEVED/s", "ERROR",
-                "CORRECTION", "SPIN LEAD", "RESULT");
+    std::printf("  %-7s %10s %14s %10s %12s %12s %12s  %s\n", "HARDCAP", "RATE/s", "ACHIEVED/s",
+                "ERROR", "CORRECTION", "SPIN LEAD", "CPU/GRANT", "RESULT");
   }
   for (const auto& r : v.bands) {
     char achieved[32] = "n/a", error[32] = "n/a";
     if (r.achieved) std::snprintf(achieved, sizeof achieved, "%.4f", *r.achieved);
     if (r.error) std::snprintf(error, sizeof error, "%s", percent(*r.error).c_str());
-    std::printf("  %-7s %10g %14s %10s %12.6f %9.1f us  %s\n", to_string(r.band.hardcap),
+    std::printf("  %-7s %10g %14s %10s %12.6f %9.1f us %12s  %s\n", to_string(r.band.hardcap),
                 r.band.rate_per_sec, achieved, error, r.used.correction,
                 static_cast<double>(r.used.spin_lead_ns) / 1e3,
+                cpu_per_grant_words(r.cpu_us_per_grant).c_str(),
                 r.within() ? "ok"
                 : r.error  ? "OFF"
                            : "not measured");

@@ -34,17 +34,25 @@ void print_words(const Calibration& c, const std::string& path) {
     std::printf("    lead %7.1f us: late by p99 %7.1f us, %6.1f us CPU per wait\n",
                 static_cast<double>(t.spin_lead_ns) / 1e3, t.lateness.p99_us, t.cpu_us_per_wait);
   }
-  std::printf("  %-6s %10s %12s %12s %12s %10s\n", "HARDCAP", "RATE/s", "UNCORRECTED", "CORRECTION",
-              "VERIFIED", "MAX/WINDOW");
+  std::printf("  %-6s %10s %12s %12s %12s %10s %12s\n", "HARDCAP", "RATE/s", "UNCORRECTED",
+              "CORRECTION", "VERIFIED", "MAX/WINDOW", "CPU/GRANT");
   for (const auto& b : c.bands) {
-    std::printf("  %-6s %10g %+11.3f%% %12.6f %+11.3f%% %10llu\n", to_string(b.hardcap),
+    std::printf("  %-6s %10g %+11.3f%% %12.6f %+11.3f%% %10llu %12s\n", to_string(b.hardcap),
                 b.rate_per_sec, b.uncorrected.rel_error * 100, b.correction,
                 b.verified.rel_error * 100,
-                static_cast<unsigned long long>(b.verified.max_in_window));
+                static_cast<unsigned long long>(b.verified.max_in_window),
+                cpu_per_grant_words(b.verified.cpu_us_per_grant).c_str());
   }
 }
 
 }  // namespace
+
+std::string cpu_per_grant_words(const std::optional<double>& us) {
+  if (!us) return "-";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f us", *us);
+  return buf;
+}
 
 // A host's identity on one line, after "  host        ".
 void print_host_words(const HostIdentity& h) {

@@ -62,6 +62,9 @@ struct BandRun {
   std::uint64_t max_in_window = 0;   // most grants in any window of `per` (the monitor's stamps)
   double correction = 0;             // in force during the run
   std::int64_t spin_lead_ns = 0;     // in force during the run
+  // The workers' CPU time (user + system) over the grants the monitor counted, in microseconds;
+  // nullopt when unknown: a file written before it was measured has no such key.
+  std::optional<double> cpu_us_per_grant;
 };
 
 struct CalibrationBand {
@@ -173,6 +176,26 @@ LatenessStats measure_nanosleep_lateness(int samples, std::chrono::nanoseconds s
 // calibration file covers, warns once through the log hook and names the fix (`mpt calibrate`).
 inline constexpr double kUncalibratedShortOne = 2'000;
 bool falls_short_uncalibrated(double rate_per_sec, Hardcap hardcap);
+
+// One uncorrected trial of a band at one spin lead, as choose_spin_lead() weighs it.
+struct LeadTrial {
+  std::int64_t spin_lead_ns = 0;
+  double abs_error = 0;     // |achieved / target - 1|; NaN weighs as the least accurate
+  std::uint64_t count = 0;  // emissions counted: the error's resolution is 2 / count
+  std::optional<double> cpu_us_per_grant;  // unknown weighs as the most expensive
+};
+
+// Accuracy a spin lead must buy over a cheaper one to be worth its CPU: a lead spins, so its CPU
+// per grant grows with it, while the correction (target / achieved - 1) removes most of what a
+// cheaper trial misses. 0.05 %.
+inline constexpr double kLeadWorth = 0.0005;
+
+// calibration::choose_spin_lead()
+// The index in `trials` (not empty) of the lead a band keeps: the cheapest (least
+// cpu_us_per_grant) of the trials whose |error| is within kLeadWorth plus that trial's resolution
+// (2 / count; 1 for no count) of the most accurate trial's |error|. Ties go to the smaller lead,
+// then to the earlier trial. Pure; throws InvalidArgument when `trials` is empty.
+std::size_t choose_spin_lead(const std::vector<LeadTrial>& trials);
 
 // Nearest-rank percentile (q in (0, 1]) of values sorted ascending; 0 when empty.
 std::int64_t percentile(const std::vector<std::int64_t>& sorted, double q);

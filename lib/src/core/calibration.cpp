@@ -136,6 +136,10 @@ BandRun get_run(const Json& obj, const std::string& where) {
   r.max_in_window = static_cast<std::uint64_t>(get_int(obj, where, "max_in_window", 0, INT64_MAX));
   r.correction = get_number(obj, where, "correction", -1, 1);
   r.spin_lead_ns = get_int(obj, where, "spin_lead_ns", 0, kMaxSpinLeadNs);
+  // "cpu_us_per_grant" came later in schema 1: a file without it did not measure it.
+  if (obj.contains("cpu_us_per_grant")) {
+    r.cpu_us_per_grant = get_number(obj, where, "cpu_us_per_grant", 0, 1e9);
+  }
   return r;
 }
 
@@ -144,12 +148,14 @@ OJson lateness_json(const LatenessStats& l) {
 }
 
 OJson run_json(const BandRun& r) {
-  return {{"achieved_rate_per_sec", r.achieved_rate_per_sec},
-          {"rel_error", r.rel_error},
-          {"count", r.count},
-          {"max_in_window", r.max_in_window},
-          {"correction", r.correction},
-          {"spin_lead_ns", r.spin_lead_ns}};
+  OJson j = {{"achieved_rate_per_sec", r.achieved_rate_per_sec},
+             {"rel_error", r.rel_error},
+             {"count", r.count},
+             {"max_in_window", r.max_in_window},
+             {"correction", r.correction},
+             {"spin_lead_ns", r.spin_lead_ns}};
+  if (r.cpu_us_per_grant) j["cpu_us_per_grant"] = *r.cpu_us_per_grant;  // unknown: no key
+  return j;
 }
 
 std::string describe(const HostIdentity& h) {
@@ -495,6 +501,32 @@ namespace calibration {
 
 bool falls_short_uncalibrated(double rate, Hardcap h) {
   return h == Hardcap::kOne && rate >= kUncalibratedShortOne;
+}
+
+std::size_t choose_spin_lead(const std::vector<LeadTrial>& trials) {
+  if (trials.empty()) throw InvalidArgument("choose_spin_lead: no trials");
+  const auto error_of = [](const LeadTrial& t) {
+    return std::isnan(t.abs_error) ? INFINITY : std::abs(t.abs_error);
+  };
+  const auto cpu_of = [](const LeadTrial& t) {
+    return t.cpu_us_per_grant && !std::isnan(*t.cpu_us_per_grant) ? *t.cpu_us_per_grant : INFINITY;
+  };
+  double most_accurate = INFINITY;
+  for (const auto& t : trials)
+    most_accurate = std::min(most_accurate, error_of(t));
+  std::optional<std::size_t> kept;
+  for (std::size_t i = 0; i < trials.size(); ++i) {
+    const LeadTrial& t = trials[i];
+    const double resolution = t.count > 0 ? 2.0 / static_cast<double>(t.count) : 1.0;
+    if (!(error_of(t) <= most_accurate + kLeadWorth + resolution)) continue;
+    if (kept) {
+      const LeadTrial& k = trials[*kept];
+      if (cpu_of(t) > cpu_of(k)) continue;
+      if (cpu_of(t) == cpu_of(k) && t.spin_lead_ns >= k.spin_lead_ns) continue;
+    }
+    kept = i;
+  }
+  return kept.value_or(0);
 }
 
 std::int64_t percentile(const std::vector<std::int64_t>& sorted, double q) {
