@@ -125,6 +125,26 @@ void BM_Throttle_HasFuelAutoEmit(benchmark::State& state) {
 }
 BENCHMARK(BM_Throttle_HasFuelAutoEmit);
 
+// BM_Throttle_HasFuelOne: has_fuel() under hardcap one (monitor off): the GCRA CAS, then hardcap
+// one's gate (a read of two ring entries, a CAS on the third, the head moved on). The rate is
+// unlimited and the gate spans 65,534 grants of a second's 1e9, so nothing is refused.
+void BM_Throttle_HasFuelOne(benchmark::State& state) {
+  mpt::ThrottleOptions o = unlimited_options(false);
+  o.hardcap = mpt::Hardcap::kOne;
+  auto throttle = make_started(state, o);
+  if (!throttle) return;
+  std::int64_t refused = 0;
+  for (auto _ : state) {
+    const bool ok = throttle->has_fuel();
+    benchmark::DoNotOptimize(ok);
+    refused += ok ? 0 : 1;
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.counters["refused"] = static_cast<double>(refused);
+  (void)throttle->stop();
+}
+BENCHMARK(BM_Throttle_HasFuelOne);
+
 // BM_Throttle_AwaitFuelAvailable: await_fuel() when the next unit is already due (never sleeps).
 void BM_Throttle_AwaitFuelAvailable(benchmark::State& state) {
   auto throttle = make_started(state, unlimited_options(false));
