@@ -127,7 +127,7 @@ BENCHMARK(BM_Throttle_HasFuelAutoEmit);
 
 // BM_Throttle_HasFuelOne: has_fuel() under hardcap one (monitor off): the GCRA CAS, then hardcap
 // one's gate (a read of two ring entries, a CAS on the third, the head moved on). The rate is
-// unlimited and the gate spans 65,534 grants of a second's 1e9, so nothing is refused.
+// unlimited and the gate steps over 65,535 grants of a second's 1e9, so nothing is refused.
 void BM_Throttle_HasFuelOne(benchmark::State& state) {
   mpt::ThrottleOptions o = unlimited_options(false);
   o.hardcap = mpt::Hardcap::kOne;

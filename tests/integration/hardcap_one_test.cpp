@@ -159,6 +159,43 @@ TEST(HardcapOneTest, SeveralUnitsAtOnceAreCountedUnitByUnit) {
   EXPECT_GE(t.total(), 3 * v.size());
 }
 
+TEST(HardcapOneTest, BatchesKeepThePromiseUnitByUnit) {
+  // await_grant(n) grants its n units at one instant: every unit is stamped with that time, and
+  // the promise holds over the units, not only the calls. correction 0.5: slots come twice as
+  // fast as the window allows, so the gate decides every grant.
+  ThrottleOptions o;
+  o.hardcap = Hardcap::kOne;
+  o.correction = 0.5;
+  o.spin_lead = 0ns;
+  Throttle t(20, 100ms, o);  // 200/s in windows of 100 ms
+  Stamps stamps(20000);
+  std::atomic<std::uint64_t> calls{0};
+  run_processes(t, 3, stamps, 400, [&] {
+    const std::int64_t n = 1 + static_cast<std::int64_t>(calls.fetch_add(1) % 3);  // per process
+    if (auto g = t.await_grant(Clock::time_point::max(), n)) {
+      for (std::int64_t i = 0; i < n; ++i)
+        stamps.add(ns(*g));
+    }
+  });
+  const auto v = stamps.sorted();
+  ASSERT_GE(v.size(), 400u);
+  EXPECT_EQ(first_violation(v, 20, 100'000'000), -1);
+  EXPECT_EQ(stamps.recorded(), t.total());
+}
+
+TEST(HardcapOneTest, MoreUnitsThanAWindowHoldsAreRefusedTakingNothing) {
+  ThrottleOptions o;
+  o.hardcap = Hardcap::kOne;
+  o.auto_calibrate = false;
+  Throttle t(4, 400ms, o);
+  t.start();
+  EXPECT_FALSE(t.await_fuel(5, 10s));  // at once: 5 units at one instant would break the window
+  EXPECT_FALSE(t.has_fuel(2));         // one unit at most is ever there at once
+  EXPECT_EQ(t.total(), 0u);
+  EXPECT_TRUE(t.await_fuel(4, 10s));  // 4 fit in a window: granted together
+  EXPECT_EQ(t.total(), 4u);
+}
+
 TEST(HardcapOneTest, TheGateHoldsWhenTheCorrectionWouldBurst) {
   // correction 0.5: slots every 0.5 s, so four grants come early (catching up is allowed within
   // the gate's span of m = 4 grants), but never a fifth within 4 s of the first. Clock injected.

@@ -568,26 +568,58 @@ TEST(ThrottleEdgeTest, ManyRateChangesDuringOneSleepStillFollowTheNewSchedule) {
 namespace mpt {
 namespace {
 
-// open() checks hardcap one's gate like the rest of the body: a corrupt span is refused.
+// open() checks hardcap one's gate like the rest of the body: a step longer than the segment's
+// own ring, or a ring size other than the one the segment was made with, is refused.
+void write_at(const std::string& name, off_t at, const void* data, std::size_t n) {
+  const int fd = ::open(Segment::path_for(name).c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::pwrite(fd, data, n, at), static_cast<ssize_t>(n));
+  ::close(fd);
+}
+
+// The segment names contain "gate": the reasons are matched after "is corrupt: ".
+void expect_refused(const std::string& name, const char* what, const std::string& why) {
+  try {
+    (void)Throttle::open(name);
+    ADD_FAILURE() << "opened a throttle with " << what;
+  } catch (const IncompatibleSegment& e) {
+    EXPECT_NE(std::string(e.what()).find("is corrupt: " + why), std::string::npos) << e.what();
+  }
+}
+
 TEST(ThrottleOpenTest, RejectsACorruptGate) {
   const std::string name = test::unique_name("gate");
   ThrottleOptions o;
   o.hardcap = Hardcap::kOne;
   Throttle t = Throttle::create(name, 100, std::chrono::seconds(1), o);
   EXPECT_NO_THROW(Throttle::open(name));
-  const std::string path = Segment::path_for(name);
-  const int fd = ::open(path.c_str(), O_RDWR);
-  ASSERT_GE(fd, 0);
-  const std::int64_t bad = (std::int64_t{1} << detail::kGateMaxBits) + 1;  // more than any ring
-  const off_t at =
+  const std::int64_t ring = std::int64_t{1} << detail::kGateMinBits;  // 100/s: the smallest ring
+  const off_t m_at =
       Segment::kBodyOffset + offsetof(Throttle::Shared, cfg) + offsetof(detail::ConfigSlot, gate_m);
-  ASSERT_EQ(::pwrite(fd, &bad, sizeof bad, at), static_cast<ssize_t>(sizeof bad));
-  ::close(fd);
-  try {
-    (void)Throttle::open(name);
-    ADD_FAILURE() << "opened a throttle with a corrupt gate";
-  } catch (const IncompatibleSegment& e) {
-    EXPECT_NE(std::string(e.what()).find("gate"), std::string::npos) << e.what();
+  const std::int64_t fits = ring, bad = ring + 1;  // one more than this segment's ring holds
+  write_at(name, m_at, &fits, sizeof fits);
+  EXPECT_NO_THROW(Throttle::open(name));
+  write_at(name, m_at, &bad, sizeof bad);
+  expect_refused(name, "a gate step longer than its ring", "bad gate for hardcap one");
+}
+
+TEST(ThrottleOpenTest, RejectsAGateRingOfAnotherSize) {
+  const off_t bits_at = Segment::kBodyOffset + offsetof(Throttle::Shared, gate_bits);
+  for (Hardcap h : {Hardcap::kOne, Hardcap::kLimit}) {
+    const std::string name = test::unique_name("gatebits");
+    ThrottleOptions o;
+    o.hardcap = h;
+    Throttle t = Throttle::create(name, 100, std::chrono::seconds(1), o);
+    // One: none, one size up (the segment is not that long), out of range; limit: any ring.
+    const std::vector<std::uint32_t> bad =
+        h == Hardcap::kOne ? std::vector<std::uint32_t>{0, detail::kGateMinBits + 1, 64}
+                           : std::vector<std::uint32_t>{detail::kGateMinBits};
+    for (std::uint32_t b : bad) {
+      write_at(name, bits_at, &b, sizeof b);
+      const bool in_range = h == Hardcap::kOne && b >= detail::kGateMinBits && b <= 16;
+      expect_refused(name, "a gate ring of another size",
+                     in_range ? "size does not match its rings" : "bad gate ring");
+    }
   }
 }
 
@@ -611,9 +643,10 @@ TEST(GateShapeTest, SpansMaxNWhileTheRingHoldsIt) {
   const auto b = compute_gate(Hardcap::kOne, 97, 0.25, 10);  // a prime: still one step of 97
   EXPECT_EQ(b.m, 97);
   EXPECT_EQ(b.span_ns, 250'000'000);
-  const auto c = compute_gate(Hardcap::kOne, 1000, 1.0, 6);  // a ring of 64 after a set_rate
-  EXPECT_EQ(c.m, 62);                                        // q = 16 steps: 992 per second
-  EXPECT_EQ(c.span_ns, 62'500'000);
+  // The smallest ring (made at up to 4,096/s) after a set_rate() to 100,000/s: q = 25 steps.
+  const auto c = compute_gate(Hardcap::kOne, 100000, 1.0, detail::kGateMinBits);
+  EXPECT_EQ(c.m, 4000);
+  EXPECT_EQ(c.span_ns, 40'000'000);
   for (std::int64_t max_n : {65536, 65537, 100000, 100003, 131071, 1'000'000, 999'999'937}) {
     const auto g = compute_gate(Hardcap::kOne, max_n, 3.0, detail::kGateMaxBits);
     const std::int64_t q = (max_n + 65535) / 65536;

@@ -111,7 +111,7 @@ class Throttle {
   // Throttle::has_fuel()
   // Never blocks. Takes n units if they are available now and returns true (counting n emissions
   // when auto_emit); otherwise takes nothing and returns false. False too when not running or n
-  // < 1.
+  // < 1, and under hardcap one for n > 1 (its bucket never holds more than one unit).
   [[nodiscard]] bool has_fuel(std::int64_t n = 1) noexcept;
   [[nodiscard]] bool has_fuel(std::int64_t n, TimePoint now) noexcept;
 
@@ -120,6 +120,8 @@ class Throttle {
   // the timeout cannot be met, or n < 1. A timeout that cannot be met by the earliest free slot
   // returns false at once without taking anything; no timeout waits forever; a zero timeout is
   // has_fuel(). Called before start(), it waits for the start. Counts n emissions when auto_emit.
+  // Under hardcap one the n units are granted at one instant, so n may be at most max_n (the
+  // gate's step: max_n up to 65,536, see docs/design.md); a larger n returns false at once.
   bool await_fuel() noexcept;
   bool await_fuel(std::chrono::nanoseconds timeout) noexcept;
   bool await_fuel(std::int64_t n,
@@ -202,7 +204,7 @@ class Throttle {
   explicit Throttle(std::shared_ptr<Segment> segment);
   static constexpr std::int64_t kLostSlot = -2;
   std::int64_t acquire(TimePoint deadline, std::int64_t n, const Interrupt* intr) noexcept;
-  std::int64_t pass_gate(std::int64_t now, std::uint32_t seq, std::uint32_t run,
+  std::int64_t pass_gate(std::int64_t now, std::int64_t n, std::uint32_t seq, std::uint32_t run,
                          std::int64_t deadline_rel, const Interrupt* intr) noexcept;
   bool has_fuel_one(std::int64_t n, std::int64_t now) noexcept;
   std::int64_t wait_for_slot(std::int64_t due_rel, std::uint32_t epoch, std::uint32_t seq,

@@ -56,19 +56,18 @@ bool Throttle::has_fuel(std::int64_t n, TimePoint now_tp) noexcept {
   return grant_at(s_, f_, n, now, detail::kAnyRun, 0);
 }
 
-// has_fuel() for hardcap one: takes nothing unless the gate allows a unit now. The n units then
-// go through the gate one after the other; if another grant closes it in between, the call
-// returns false and what it took is lost (the rate under-shoots, never over-shoots).
+// has_fuel() for hardcap one: takes nothing unless the gate allows a unit now. One unit only:
+// hardcap one's bucket never holds more, so n > 1 units are never there at once.
 bool Throttle::has_fuel_one(std::int64_t n, std::int64_t now) noexcept {
+  if (n != 1) return false;
   const std::int64_t rel = detail::sat_sub(now, f_.base_ns);
   std::int64_t need;
-  if (!try_gate(s_, f_, rel, &need, false)) return false;
+  if (!try_gate(s_, f_, rel, &need, 1, false)) return false;
   std::int64_t due;
   std::uint32_t e;
-  if (!reserve_rel(s_, n, rel, rel, &due, &e)) return false;
-  for (std::int64_t i = 0; i < n; ++i)
-    if (!try_gate(s_, f_, rel, &need)) return false;
-  return grant_at(s_, f_, n, now, detail::kAnyRun, 0);
+  if (!reserve_rel(s_, 1, rel, rel, &due, &e)) return false;
+  if (!try_gate(s_, f_, rel, &need)) return false;  // another grant came first: the slot is lost
+  return grant_at(s_, f_, 1, now, detail::kAnyRun, 0);
 }
 
 std::optional<Throttle::TimePoint> Throttle::reserve(std::int64_t n, TimePoint now_tp,
@@ -147,38 +146,39 @@ std::int64_t Throttle::acquire(TimePoint deadline_tp, std::int64_t n,
     const std::int64_t t0 = mono_ns();
     std::int64_t now = t0;
     if (f_.flags & detail::kFlagThrottle) {
+      const bool one = f_.hardcap == static_cast<std::uint32_t>(Hardcap::kOne);
+      if (one && n > detail::gate_step(s_, f_)) return -1;  // never at one instant: take nothing
       std::int64_t due;
       std::uint32_t epoch;
       if (!reserve_rel(s_, n, now - base, deadline_rel, &due, &epoch)) return -1;
       if (due > now - base) now = wait_for_slot(due, epoch, seq, run, deadline_rel, intr);
       if (now == kLostSlot) continue;  // the slot could not be re-timed: reserve a new one
       if (now < 0) return -1;
-      if (f_.hardcap == static_cast<std::uint32_t>(Hardcap::kOne)) {
-        // Unit by unit through the gate; then all n are granted (and counted) in one step at the
-        // last unit's time, so that a stop() or a missed deadline on the way grants none of them.
-        for (std::int64_t i = 0; i < n; ++i) {
-          now = pass_gate(now, seq, run, deadline_rel, intr);
-          if (now < 0) return -1;
-        }
+      if (one) {
+        // All n through the gate at one instant, then granted (and counted) in one step at that
+        // time, so that the ring holds each unit at the time it is granted.
+        now = pass_gate(now, n, seq, run, deadline_rel, intr);
+        if (now < 0) return -1;
       }
     }
     return grant_at(s_, f_, n, now, run, now - t0) ? now : -1;
   }
 }
 
-// Throttle::pass_gate(): hardcap one's last step for one unit after the slot is reached. Grants
+// Throttle::pass_gate(): hardcap one's last step for n units after their slot is reached. Grants
 // woken late can close the gate past the next slot: sleep while the gate is more than the spin
 // lead away, spin the rest. Returns the grant time, or -1 if the throttle stopped, the gate opens
 // after the deadline or the interrupt (if any) fired (the slot is then lost: the rate
 // under-shoots).
-std::int64_t Throttle::pass_gate(std::int64_t now, std::uint32_t seq, std::uint32_t run,
-                                 std::int64_t deadline_rel, const Interrupt* intr) noexcept {
+std::int64_t Throttle::pass_gate(std::int64_t now, std::int64_t n, std::uint32_t seq,
+                                 std::uint32_t run, std::int64_t deadline_rel,
+                                 const Interrupt* intr) noexcept {
   const std::int64_t base = f_.base_ns;
   for (;;) {
     const std::int64_t rel = now - base;
     std::int64_t need;
-    if (try_gate(s_, f_, rel, &need)) return now;
-    if (need > deadline_rel) return -1;
+    if (try_gate(s_, f_, rel, &need, n)) return now;
+    if (need > deadline_rel || need == kForever) return -1;
     const std::int64_t lead = load_lead(s_);
     if (detail::sat_sub(need, rel) > lead) {
       detail::futex_wait(&s_->wake_seq, seq, sleep_end(sat_add(need - lead, base), intr));

@@ -132,7 +132,7 @@ Throttle::Fixed read_fixed(const Segment& seg) {
   if (one ? f.gate_bits < detail::kGateMinBits || f.gate_bits > detail::kGateMaxBits
           : f.gate_bits != 0)
     corrupt("bad gate ring");
-  f.gate_offset = static_cast<std::uint32_t>(Throttle::Shared::gate_offset(f.ring_len));
+  if (one) f.gate_offset = static_cast<std::uint32_t>(Throttle::Shared::gate_offset(f.ring_len));
   if (Segment::kBodyOffset + Throttle::Shared::size_for(f.ring_len, f.gate_bits) !=
       seg.size_bytes())
     corrupt("size does not match its rings");
@@ -163,9 +163,18 @@ using detail::read_fixed;
 using detail::validate_options;
 using detail::validate_rate;
 
+// The sizes a new throttle's body is made with: the monitor's window and ring, hardcap one's gate
+// ring (see compute_gate_bits), and the bytes they take.
+struct BodyShape {
+  std::uint32_t window = 0;
+  std::uint32_t ring_len = 0;
+  std::uint32_t gate_bits = 0;
+  std::size_t bytes() const { return Throttle::Shared::size_for(ring_len, gate_bits); }
+};
+
 Segment::Init make_init(std::int64_t max_n, double per_s, const ThrottleOptions& o,
-                        const detail::Tuning& tuning, std::uint32_t window,
-                        std::uint32_t ring_len) {
+                        const detail::Tuning& tuning, const BodyShape& shape) {
+  const std::uint32_t window = shape.window, ring_len = shape.ring_len, bits = shape.gate_bits;
   return [=](void* data, std::size_t) {
     void* body = static_cast<char*>(data) + Segment::kBodyOffset;
     auto* s = new (body) Throttle::Shared();
@@ -193,7 +202,6 @@ Segment::Init make_init(std::int64_t max_n, double per_s, const ThrottleOptions&
     const std::int64_t interval = compute_interval_ns(max_n, per_s, c);
     s->cfg[0].interval_ns = interval;
     s->cfg[0].tau_ns = compute_tau_ns(o.hardcap, max_n, interval);
-    const std::uint32_t bits = compute_gate_bits(o.hardcap, max_n);
     const detail::GateShape gate = compute_gate(o.hardcap, max_n, per_s, bits);
     s->cfg[0].gate_span_ns = gate.span_ns;
     s->cfg[0].gate_m = gate.m;
@@ -214,10 +222,10 @@ Segment::Init make_init(std::int64_t max_n, double per_s, const ThrottleOptions&
   };
 }
 
-std::pair<std::uint32_t, std::uint32_t> ring_shape(const ThrottleOptions& o) {
+BodyShape body_shape(std::int64_t max_n, const ThrottleOptions& o) {
   const auto window =
       static_cast<std::uint32_t>(std::max<long long>(1, std::llround(1.0 / o.rf_rate.count())));
-  return {window, window + 1};
+  return {window, window + 1, compute_gate_bits(o.hardcap, max_n)};
 }
 
 }  // namespace
@@ -257,10 +265,9 @@ Throttle::Throttle(std::int64_t max_n, std::chrono::duration<double> per,
   validate_rate(max_n, per.count(), options.correction.value_or(0.0));
   const detail::Tuning tuning = detail::resolve_tuning(max_n, per.count(), options);
   validate_rate(max_n, per.count(), tuning.correction);
-  auto [window, ring_len] = ring_shape(options);
-  const std::size_t size = Shared::size_for(ring_len, compute_gate_bits(options.hardcap, max_n));
-  segment_ = Segment::anonymous(SegmentKind::kThrottle, Segment::kBodyOffset + size,
-                                make_init(max_n, per.count(), options, tuning, window, ring_len));
+  const BodyShape shape = body_shape(max_n, options);
+  segment_ = Segment::anonymous(SegmentKind::kThrottle, Segment::kBodyOffset + shape.bytes(),
+                                make_init(max_n, per.count(), options, tuning, shape));
   s_ = static_cast<Shared*>(segment_->body());
   f_ = read_fixed(*segment_);
 }
@@ -272,11 +279,10 @@ Throttle Throttle::create(std::string_view name, std::int64_t max_n,
   validate_rate(max_n, per.count(), options.correction.value_or(0.0));
   const detail::Tuning tuning = detail::resolve_tuning(max_n, per.count(), options);
   validate_rate(max_n, per.count(), tuning.correction);
-  auto [window, ring_len] = ring_shape(options);
-  const std::size_t size = Shared::size_for(ring_len, compute_gate_bits(options.hardcap, max_n));
-  return Throttle(Segment::create(name, SegmentKind::kThrottle, Segment::kBodyOffset + size,
-                                  make_init(max_n, per.count(), options, tuning, window, ring_len),
-                                  options.segment));
+  const BodyShape shape = body_shape(max_n, options);
+  return Throttle(
+      Segment::create(name, SegmentKind::kThrottle, Segment::kBodyOffset + shape.bytes(),
+                      make_init(max_n, per.count(), options, tuning, shape), options.segment));
 }
 
 Throttle Throttle::open(std::string_view name, const OpenOptions& options) {

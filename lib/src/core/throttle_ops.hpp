@@ -195,74 +195,113 @@ inline std::atomic<std::uint64_t>* gate_ring(Throttle::Shared* s, const Throttle
   return reinterpret_cast<std::atomic<std::uint64_t>*>(reinterpret_cast<char*>(s) + f.gate_offset);
 }
 
-// The earliest time unit k may be granted: after unit k - 1 and `span` after unit k - m; -1 when
-// the entries read are not k - 1 and k - m (the head moved under us).
+// The earliest time units k .. k + n - 1 (n <= m) may all be granted: after unit k - 1 and
+// `span` after unit k + n - 1 - m (grant times never decrease, so that one bounds the rest); -1
+// when the entries read are not those units (the head moved under us).
 inline std::int64_t gate_opens(const std::atomic<std::uint64_t>* ring, std::uint32_t bits,
-                               std::uint64_t k, std::int64_t m, std::int64_t span) noexcept {
+                               std::uint64_t k, std::int64_t n, std::int64_t m,
+                               std::int64_t span) noexcept {
   using detail::gate_lap;
   using detail::gate_time;
   const std::uint64_t mask = (std::uint64_t{1} << bits) - 1;
-  const std::uint64_t km = k - static_cast<std::uint64_t>(m);
+  const std::uint64_t kb = k + static_cast<std::uint64_t>(n - 1) - static_cast<std::uint64_t>(m);
   const std::uint64_t prev = ring[(k - 1) & mask].load(std::memory_order_acquire);
-  const std::uint64_t back = ring[km & mask].load(std::memory_order_acquire);
+  const std::uint64_t back = ring[kb & mask].load(std::memory_order_acquire);
   if (detail::gate_tag(prev) != gate_lap(k - 1, bits) ||
-      detail::gate_tag(back) != gate_lap(km, bits))
+      detail::gate_tag(back) != gate_lap(kb, bits))
     return -1;
-  std::int64_t n = gate_time(prev);
+  std::int64_t at = gate_time(prev);
   if (gate_time(back) > 0) {
     std::int64_t after;
     if (__builtin_add_overflow(gate_time(back), span, &after)) after = kForever;
-    n = std::max(n, after);
+    at = std::max(at, after);
   }
-  return n;
+  return at;
 }
 
-// hardcap one's gate: tries to grant one unit at `now`. True when granted (with commit false:
-// when it could be, taking nothing); false with *need set to the earliest time the gate could
-// allow it.
+// The gate's step m and span in the current rate configuration, read as a seqlock reads: the
+// word's epoch again after the fields. False when set_rate() moved on meanwhile or the slot is
+// corrupt (m outside 1 .. the ring, span <= 0): the caller retries, and never grants unchecked.
+inline bool gate_config(const Throttle::Shared* s, std::uint64_t size, std::int64_t* m,
+                        std::int64_t* span) noexcept {
+  const std::uint32_t e = detail::word_epoch(s->word.load(std::memory_order_acquire));
+  const auto& c = s->cfg[e & (detail::kRingSlots - 1)];
+  *span = c.gate_span_ns.load(std::memory_order_relaxed);
+  *m = c.gate_m.load(std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_acquire);
+  if (detail::word_epoch(s->word.load(std::memory_order_relaxed)) != e) return false;
+  return *span > 0 && *m >= 1 && *m <= static_cast<std::int64_t>(size);
+}
+
+// Records units k .. k + n - 1 at `now`, moving the head past each. False when another granter
+// took one of them first: those recorded before it stay in the ring unused (lost time, never
+// extra grants).
+inline bool gate_commit(Throttle::Shared* s, std::atomic<std::uint64_t>* ring, std::uint32_t bits,
+                        std::uint64_t k, std::int64_t n, std::int64_t now) noexcept {
+  const std::uint64_t size = std::uint64_t{1} << bits;
+  for (std::uint64_t u = k; u < k + static_cast<std::uint64_t>(n); ++u) {
+    auto& entry = ring[u & (size - 1)];
+    std::uint64_t old = entry.load(std::memory_order_acquire);
+    if (detail::gate_tag(old) != detail::gate_lap(u - size, bits) ||
+        !entry.compare_exchange_strong(old, detail::gate_entry(u, bits, now),
+                                       std::memory_order_acq_rel)) {
+      return false;
+    }
+    std::uint64_t h = u;
+    s->gate_head.compare_exchange_strong(h, u + 1, std::memory_order_acq_rel);
+  }
+  return true;
+}
+
+// hardcap one's gate: tries to grant n units (1 .. m) at `now`, all at that instant. True when
+// granted (with commit false: when they could be, taking nothing); false with *need set to the
+// earliest time the gate could allow them (kForever: never, n is more than the gate's step m).
 inline bool try_gate(Throttle::Shared* s, const Throttle::Fixed& f, std::int64_t now,
-                     std::int64_t* need, bool commit = true) noexcept {
+                     std::int64_t* need, std::int64_t n = 1, bool commit = true) noexcept {
   using detail::gate_lap;
   using detail::gate_tag;
   const std::uint32_t bits = f.gate_bits;
   const std::uint64_t size = std::uint64_t{1} << bits;
   std::atomic<std::uint64_t>* ring = gate_ring(s, f);
   for (int tries = 0;; ++tries) {
-    // Each retry below means another grant moved the head, unless the ring is corrupt: a bound,
-    // and the caller (which checks for stop() between calls) tries again a millisecond later.
+    // Each retry below means another grant moved the head or set_rate() changed the rate, unless
+    // the segment is corrupt: a bound, and the caller (which checks for stop() between calls)
+    // tries again a millisecond later.
     if (tries == kGateTries) {
       *need = sat_add(now, 1'000'000);
       return false;
     }
     const std::uint64_t k = s->gate_head.load(std::memory_order_acquire);
-    auto& mine = ring[k & (size - 1)];
-    std::uint64_t cur = mine.load(std::memory_order_acquire);
-    if (gate_tag(cur) ==
-        gate_lap(k, bits)) {  // unit k is granted; move the head on for its granter
-      std::uint64_t kk = k;
+    const std::uint64_t cur = ring[k & (size - 1)].load(std::memory_order_acquire);
+    if (gate_tag(cur) == gate_lap(k, bits)) {
+      std::uint64_t kk = k;  // unit k is granted: move the head on for its granter
       s->gate_head.compare_exchange_strong(kk, k + 1, std::memory_order_acq_rel);
       continue;
     }
     if (gate_tag(cur) != gate_lap(k - size, bits)) continue;  // the head moved under us
-    const std::uint32_t e = detail::word_epoch(s->word.load(std::memory_order_acquire));
-    const auto& c = s->cfg[e & (detail::kRingSlots - 1)];
-    const std::int64_t span = c.gate_span_ns.load(std::memory_order_relaxed);
-    const std::int64_t m = c.gate_m.load(std::memory_order_relaxed);
-    if (span <= 0 || m < 1 || m > static_cast<std::int64_t>(size)) return true;  // being written
-    const std::int64_t n = gate_opens(ring, bits, k, m, span);
-    if (n < 0) continue;  // the head moved under us
-    if (now < n) {
-      *need = n;
+    std::int64_t m, span;
+    if (!gate_config(s, size, &m, &span)) continue;
+    if (n > m) {
+      *need = kForever;
       return false;
     }
-    if (!commit) return true;
-    if (mine.compare_exchange_strong(cur, detail::gate_entry(k, bits, now),
-                                     std::memory_order_acq_rel)) {
-      std::uint64_t kk = k;
-      s->gate_head.compare_exchange_strong(kk, k + 1, std::memory_order_acq_rel);
-      return true;
+    const std::int64_t at = gate_opens(ring, bits, k, n, m, span);
+    if (at < 0) continue;  // the head moved under us
+    if (now < at) {
+      *need = at;
+      return false;
     }
+    if (!commit || gate_commit(s, ring, bits, k, n, now)) return true;
   }
+}
+
+// The most units one call may take at once under hardcap one: the gate's step m (max_n up to
+// the ring's length), as the current rate configuration says; 0 while it cannot be read.
+inline std::int64_t gate_step(const Throttle::Shared* s, const Throttle::Fixed& f) noexcept {
+  std::int64_t m, span;
+  for (int tries = 0; tries < kGateTries; ++tries)
+    if (gate_config(s, std::uint64_t{1} << f.gate_bits, &m, &span)) return m;
+  return 0;
 }
 
 // The spin lead, bounded: the segment's word may hold anything.

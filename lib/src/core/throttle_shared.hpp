@@ -38,15 +38,16 @@ constexpr std::int64_t word_tat(std::uint64_t w) {
 struct ConfigSlot {
   std::atomic<std::int64_t> interval_ns;
   std::atomic<std::int64_t> tau_ns;  // < 0: unbounded
-  // hardcap one (0 for the others): the gate's span m and the least time any m + 1 consecutive
-  // grants take (see compute_gate and Throttle::Shared::gate_head).
+  // hardcap one (0 for the others): the gate's step m (grants) and span (ns), the least time any
+  // m + 1 consecutive grants take (see compute_gate and Throttle::Shared::gate_head).
   std::atomic<std::int64_t> gate_span_ns;
   std::atomic<std::int64_t> gate_m;
 };
 
 // hardcap one's gate ring: 2^gate_bits entries after the monitor's buckets (none for the other
-// hardcaps), max_n at creation rounded up to a power of two, from 2^10 to 2^16 (8 to 512 KiB).
-inline constexpr std::uint32_t kGateMinBits = 10;
+// hardcaps), max_n at creation rounded up to a power of two, from 2^12 to 2^16 (32 to 512 KiB):
+// the floor leaves a slow throttle room for set_rate() to raise it to 4,096 per window.
+inline constexpr std::uint32_t kGateMinBits = 12;
 inline constexpr std::uint32_t kGateMaxBits = 16;
 inline constexpr int kGateTagShift = 56;
 // Entry k (in slot k mod 2^bits) is tagged with its lap, k / 2^bits, modulo 256: the entry it
