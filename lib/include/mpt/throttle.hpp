@@ -15,8 +15,9 @@
 // sleeps on a futex until `slot - spin_lead` and spins the rest. stop() and set_rate() wake every
 // sleeper at once; after set_rate() sleepers re-time their slot on the new schedule.
 //
-// Fuel: start() makes one unit available at once; unused time then builds the burst allowance up to
-// the hardcap (max_n for kLimit, 1 for kOne, unbounded for kNone). So 4 workers at 4/s for 5 s take
+// Fuel: start() makes one unit available at once (under kOne once its gate allows it: the gate
+// remembers the last window's grants across runs); unused time then builds the burst allowance up
+// to the hardcap (max_n for kLimit, 1 for kOne, unbounded for kNone). So 4 workers at 4/s for 5 s take
 // 20 units (21 at most), never the 24 a full bucket would give.
 //
 // Lifetime: Throttle(max_n, per) makes an anonymous throttle, shared with children forked after it.
