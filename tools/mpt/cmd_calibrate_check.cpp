@@ -40,7 +40,7 @@ struct BandCheck {
   std::uint64_t count = 0;
   std::optional<double> achieved;
   std::optional<double> error;
-  std::optional<double> cpu_us_per_grant;  // the workers' CPU per grant the trial took
+  std::optional<double> cpu_us_per_grant;  // the workers' CPU per grant they recorded
   std::string not_measured;                // why there is no trial, when there is none
   bool within() const { return error && std::abs(*error) <= kTolerance; }
 };

@@ -62,7 +62,8 @@ struct BandRun {
   std::uint64_t max_in_window = 0;   // most grants in any window of `per` (the monitor's stamps)
   double correction = 0;             // in force during the run
   std::int64_t spin_lead_ns = 0;     // in force during the run
-  // The workers' CPU time (user + system) over the grants the monitor counted, in microseconds;
+  // The workers' CPU time (user + system) over the grants they recorded between start() and
+  // stop() in the trial (not `count`, which is the kernel's count when probing), in microseconds;
   // nullopt when unknown: a file written before it was measured has no such key.
   std::optional<double> cpu_us_per_grant;
 };
