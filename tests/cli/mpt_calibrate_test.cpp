@@ -358,6 +358,21 @@ TEST_F(MptCalibrateQuickCheckTest, EveryRunRecordsItsCpuPerGrantAndShowPrintsIt)
   EXPECT_GT(cj["bands"][0]["cpu_us_per_grant"].get<double>(), 0) << cj.dump();
   const ProgramResult checked_words = run_mpt(check({"--seconds", "0.2"}));
   EXPECT_TRUE(contains(checked_words.out, "SPIN LEAD    CPU/GRANT  RESULT")) << checked_words.out;
+  // A band --check cannot measure (a fractional rate): no CPU per grant, so no key, as in the file
+  // (whose reader refuses null there); the words print "-".
+  json fractional = c;
+  fractional["bands"][0]["rate_per_sec"] = 1000.5;
+  write_json(fractional);
+  const ProgramResult unmeasured = run_mpt(check({"--json"}));
+  EXPECT_EQ(unmeasured.code, 1) << unmeasured.out << unmeasured.err;
+  const json uj = parse(unmeasured.out);
+  ASSERT_EQ(uj["bands"].size(), 1u) << uj.dump();
+  EXPECT_TRUE(uj["bands"][0].contains("not_measured")) << uj.dump();
+  EXPECT_EQ(uj["bands"][0]["rel_error"], nullptr) << uj.dump();
+  EXPECT_FALSE(uj["bands"][0].contains("cpu_us_per_grant")) << uj.dump();
+  const ProgramResult unmeasured_words = run_mpt(check({}));
+  EXPECT_TRUE(has_row_ending(unmeasured_words.out, "one", " -  not measured"))
+      << unmeasured_words.out;
 
   // A file written before: no such key. It is in force, and --show prints "-" in the column.
   for (const char* run : {"uncorrected", "verified"})

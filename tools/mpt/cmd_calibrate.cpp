@@ -7,9 +7,10 @@
 //   3. per hardcap and rate: trials with no correction (W processes, S seconds) at spin leads of
 //      none, a quarter of the host's and the host's, each measuring its error and the workers' CPU
 //      per grant; the band keeps the cheapest of those within calibration::kLeadWorth (plus the
-//      count's resolution) of the most accurate (the larger leads are not run once a trial is as
-//      accurate as any count could tell: best_uncorrected()); the correction that follows (target
-//      / achieved - 1) removes what is left; and a verification trial with both.
+//      count's resolution) of the most accurate (larger leads are assumed to cost at least as
+//      much CPU, as they spin longer, and are not run once a trial is as accurate as any count
+//      could tell: best_uncorrected()); the correction that follows (target / achieved - 1)
+//      removes what is left; and a verification trial with both.
 // --quick (for boot) does the same with fewer samples, shorter trials and no quarter lead: kQuick.
 // --if-needed measures only when no file is in force for this host (Calibration::load()).
 // --show and --host print (cmd_calibrate_show.cpp); --check re-measures (cmd_calibrate_check.cpp).
@@ -155,10 +156,13 @@ Run measure(const CalibrateOptions& o, const GroundTruth& truth, Progress& progr
 // share the cores, and every lead spins: its CPU per grant grows with it. So the band tries none,
 // a quarter of the host's lead and all of it, and keeps the cheapest trial among those nearly as
 // accurate as the most accurate one (calibration::choose_spin_lead(): within kLeadWorth plus the
-// trial's resolution, 2 / count); the correction then removes what is left. Once a trial's |error|
-// is within the resolution of any count the trial can reach (at most 1.5 x rate x seconds + 2),
-// a larger lead could at best tie it on accuracy and would spin more, so those are not run.
-// *tried gets each lead tried, its error and its CPU per grant, in words.
+// trial's resolution, 2 / count); the correction then removes what is left. The early stop
+// assumes that a larger lead costs at least as much CPU per grant (it spins longer): once a
+// trial that counted grants has its |error| within the resolution of any count a trial can reach
+// (at most 1.5 x rate x seconds + 2), a larger lead could at best tie it on accuracy, so
+// choose_spin_lead() would keep that trial (or a cheaper one) over it, and no larger lead is run.
+// Among the leads run, choose_spin_lead() weighs what was measured: a larger lead that measured
+// cheaper is kept. *tried gets each lead tried, its error and its CPU per grant, in words.
 Run best_uncorrected(const CalibrateOptions& o, const GroundTruth& truth, Progress& progress,
                      Hardcap h, std::int64_t rate, std::int64_t host_lead_ns, std::string* tried) {
   std::vector<std::int64_t> leads = {0, host_lead_ns / 4 / 1000 * 1000, host_lead_ns};
@@ -170,8 +174,9 @@ Run best_uncorrected(const CalibrateOptions& o, const GroundTruth& truth, Progre
   std::vector<calibration::LeadTrial> trials;
   std::string words;
   for (std::size_t i = 0; i < leads.size(); ++i) {
-    const bool exact = std::any_of(trials.begin(), trials.end(),
-                                   [&](const auto& t) { return t.abs_error <= unbeatable; });
+    const bool exact = std::any_of(trials.begin(), trials.end(), [&](const auto& t) {
+      return t.count > 0 && t.abs_error <= unbeatable;
+    });
     if (exact) {
       progress.drop(static_cast<int>(leads.size() - i), (o.seconds + 0.1) * (leads.size() - i));
       break;

@@ -76,7 +76,8 @@ std::vector<std::int64_t> given_rates(const CalibrateOptions& o);
 // --hardcaps as given, in order, each once (empty when not given).
 std::vector<Hardcap> given_hardcaps(const CalibrateOptions& o);
 
-// The workers' CPU time per grant the monitor counted, in microseconds; nullopt without grants.
+// The workers' CPU time over the grants they recorded between start() and stop() in the trial
+// (r.achieved_total), in microseconds; nullopt without grants.
 std::optional<double> cpu_us_per_grant(const trial::TrialResult& r);
 
 // cmd_calibrate_show.cpp

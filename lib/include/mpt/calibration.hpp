@@ -62,7 +62,8 @@ struct BandRun {
   std::uint64_t max_in_window = 0;   // most grants in any window of `per` (the monitor's stamps)
   double correction = 0;             // in force during the run
   std::int64_t spin_lead_ns = 0;     // in force during the run
-  // The workers' CPU time (user + system) over the grants the monitor counted, in microseconds;
+  // The workers' CPU time (user + system) over the grants they recorded between start() and
+  // stop() in the trial (not `count`, which is the kernel's count when probing), in microseconds;
   // nullopt when unknown: a file written before it was measured has no such key.
   std::optional<double> cpu_us_per_grant;
 };
@@ -193,8 +194,14 @@ inline constexpr double kLeadWorth = 0.0005;
 // calibration::choose_spin_lead()
 // The index in `trials` (not empty) of the lead a band keeps: the cheapest (least
 // cpu_us_per_grant) of the trials whose |error| is within kLeadWorth plus that trial's resolution
-// (2 / count; 1 for no count) of the most accurate trial's |error|. Ties go to the smaller lead,
-// then to the earlier trial. Pure; throws InvalidArgument when `trials` is empty.
+// (2 / count) of the most accurate trial's |error|. Ties go to the smaller lead, then to the
+// earlier trial. A trial with count 0 measured no error and is not eligible, unless every trial
+// has count 0: then the most accurate is kept (the cheapest of equals). It weighs only what was
+// measured: a larger lead that measured cheaper wins. `mpt calibrate` does not run every lead,
+// though: it assumes a larger lead costs at least as much CPU per grant (it spins longer), so
+// once a trial's |error| is within the resolution of any count the band's trials can reach, it
+// tries no larger lead (this rule would keep that trial, or a cheaper one, over any of them).
+// Pure; throws InvalidArgument when `trials` is empty.
 std::size_t choose_spin_lead(const std::vector<LeadTrial>& trials);
 
 // Nearest-rank percentile (q in (0, 1]) of values sorted ascending; 0 when empty.

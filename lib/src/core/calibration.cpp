@@ -511,14 +511,21 @@ std::size_t choose_spin_lead(const std::vector<LeadTrial>& trials) {
   const auto cpu_of = [](const LeadTrial& t) {
     return t.cpu_us_per_grant && !std::isnan(*t.cpu_us_per_grant) ? *t.cpu_us_per_grant : INFINITY;
   };
+  // A trial that counted nothing measured no error: it takes part only when none counted anything,
+  // and then nothing is "nearly as accurate": the most accurate is kept.
+  const bool counted =
+      std::any_of(trials.begin(), trials.end(), [](const LeadTrial& t) { return t.count > 0; });
+  const auto eligible = [&](const LeadTrial& t) { return t.count > 0 || !counted; };
+  const auto reach = [&](const LeadTrial& t) {
+    return counted ? kLeadWorth + 2.0 / static_cast<double>(t.count) : 0.0;
+  };
   double most_accurate = INFINITY;
   for (const auto& t : trials)
-    most_accurate = std::min(most_accurate, error_of(t));
+    if (eligible(t)) most_accurate = std::min(most_accurate, error_of(t));
   std::optional<std::size_t> kept;
   for (std::size_t i = 0; i < trials.size(); ++i) {
     const LeadTrial& t = trials[i];
-    const double resolution = t.count > 0 ? 2.0 / static_cast<double>(t.count) : 1.0;
-    if (!(error_of(t) <= most_accurate + kLeadWorth + resolution)) continue;
+    if (!eligible(t) || !(error_of(t) <= most_accurate + reach(t))) continue;
     if (kept) {
       const LeadTrial& k = trials[*kept];
       if (cpu_of(t) > cpu_of(k)) continue;
