@@ -99,8 +99,8 @@ void BM_Floor_ClockPlusCas(benchmark::State& state) {
 BENCHMARK(BM_Floor_ClockPlusCas);
 
 // Runs has_fuel() in the benchmark loop; counts refusals, which should stay at 0.
-void run_has_fuel(benchmark::State& state, bool monitor) {
-  auto throttle = make_started(state, unlimited_options(monitor));
+void run_has_fuel(benchmark::State& state, const mpt::ThrottleOptions& options) {
+  auto throttle = make_started(state, options);
   if (!throttle) return;
   std::int64_t refused = 0;
   for (auto _ : state) {
@@ -115,13 +115,13 @@ void run_has_fuel(benchmark::State& state, bool monitor) {
 
 // BM_Throttle_HasFuel: has_fuel() with the monitor off (as_monitor=false, auto_emit=false).
 void BM_Throttle_HasFuel(benchmark::State& state) {
-  run_has_fuel(state, false);
+  run_has_fuel(state, unlimited_options(false));
 }
 BENCHMARK(BM_Throttle_HasFuel);
 
 // BM_Throttle_HasFuelAutoEmit: has_fuel() counting each unit in the monitor (auto_emit=true).
 void BM_Throttle_HasFuelAutoEmit(benchmark::State& state) {
-  run_has_fuel(state, true);
+  run_has_fuel(state, unlimited_options(true));
 }
 BENCHMARK(BM_Throttle_HasFuelAutoEmit);
 
@@ -131,17 +131,7 @@ BENCHMARK(BM_Throttle_HasFuelAutoEmit);
 void BM_Throttle_HasFuelOne(benchmark::State& state) {
   mpt::ThrottleOptions o = unlimited_options(false);
   o.hardcap = mpt::Hardcap::kOne;
-  auto throttle = make_started(state, o);
-  if (!throttle) return;
-  std::int64_t refused = 0;
-  for (auto _ : state) {
-    const bool ok = throttle->has_fuel();
-    benchmark::DoNotOptimize(ok);
-    refused += ok ? 0 : 1;
-  }
-  state.SetItemsProcessed(state.iterations());
-  state.counters["refused"] = static_cast<double>(refused);
-  (void)throttle->stop();
+  run_has_fuel(state, o);
 }
 BENCHMARK(BM_Throttle_HasFuelOne);
 

@@ -94,6 +94,17 @@ void run_processes(Throttle& t, int workers, Stamps& stamps, std::uint64_t want,
     EXPECT_EQ(test::wait_child(p, 10s), 0);
 }
 
+// A started hardcap-one throttle of max_n per `per` whose slots come twice as fast as its window
+// allows (correction 0.5), so that the gate alone decides; the clock is injected from t0.
+Throttle gate_decides(std::int64_t max_n, std::chrono::duration<double> per, Clock::time_point t0) {
+  ThrottleOptions o;
+  o.hardcap = Hardcap::kOne;
+  o.correction = 0.5;
+  Throttle t(max_n, per, o);
+  t.start(t0);
+  return t;
+}
+
 TEST(HardcapOneTest, AwaitGrantNeverMoreThanMaxNInAWindowWithoutSpinLead) {
   // No spin lead: every grant wakes late, which is where a slot schedule alone over-fills.
   trial::TrialOptions o;
@@ -199,12 +210,8 @@ TEST(HardcapOneTest, MoreUnitsThanAWindowHoldsAreRefusedTakingNothing) {
 TEST(HardcapOneTest, TheGateHoldsWhenTheCorrectionWouldBurst) {
   // correction 0.5: slots every 0.5 s, so four grants come early (catching up is allowed within
   // the gate's span of m = 4 grants), but never a fifth within 4 s of the first. Clock injected.
-  ThrottleOptions o;
-  o.hardcap = Hardcap::kOne;
-  o.correction = 0.5;
-  Throttle t(4, 4s, o);
   const auto t0 = Clock::now();
-  t.start(t0);
+  Throttle t = gate_decides(4, 4s, t0);
   for (int i = 0; i < 4; ++i)
     EXPECT_TRUE(t.has_fuel(1, t0 + i * 500ms)) << i;
   EXPECT_FALSE(t.has_fuel(1, t0 + 2s));
@@ -216,12 +223,8 @@ TEST(HardcapOneTest, ALateGrantDelaysOnlyTheGrantMaxNAfterIt) {
   // The gate spans max_n grants: unit k waits for unit k - max_n plus `per`, nothing shorter. 100
   // per 1 s, slots every 5 ms (correction 0.5) so that only the gate decides; grants asked every
   // 10 ms, unit 50 late by 5 ms. Clock injected.
-  ThrottleOptions o;
-  o.hardcap = Hardcap::kOne;
-  o.correction = 0.5;
-  Throttle t(100, 1s, o);
   const auto t0 = Clock::now();
-  t.start(t0);
+  Throttle t = gate_decides(100, 1s, t0);
   for (int i = 0; i < 100; ++i)
     EXPECT_TRUE(t.has_fuel(1, t0 + i * 10ms + (i == 50 ? 5ms : 0ms))) << i;
   // The second window's first grant is due a window after the first one's, not held back by the
@@ -239,12 +242,8 @@ TEST(HardcapOneTest, AMaxNBeyondTheRingKeepsThePromise) {
   // 70,001 per 1 s is more than the gate's ring holds (2^16 grants): the gate then spans q = 2
   // steps of m = 35,000 grants, each at least 0.5 s, and lets 70,000 through per second. Slots
   // every 7.1 us (correction 0.5), asked every 5 us for 2.5 s of injected time.
-  ThrottleOptions o;
-  o.hardcap = Hardcap::kOne;
-  o.correction = 0.5;
-  Throttle t(70001, 1s, o);
   const auto t0 = Clock::now();
-  t.start(t0);
+  Throttle t = gate_decides(70001, 1s, t0);
   std::vector<std::int64_t> granted;
   for (std::int64_t us = 0; us < 2'500'000; us += 5) {
     const auto now = t0 + std::chrono::microseconds(us);
