@@ -10,6 +10,8 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <mutex>
+#include <thread>
 #include <vector>
 
 #include "../test_util.hpp"
@@ -192,6 +194,45 @@ TEST(HardcapOneTest, BatchesKeepThePromiseUnitByUnit) {
   ASSERT_GE(v.size(), 400u);
   EXPECT_EQ(first_violation(v, 20, 100'000'000), -1);
   EXPECT_EQ(stamps.recorded(), t.total());
+}
+
+TEST(HardcapOneTest, ThreadsSharingOneHandleKeepThePromise) {
+  // The same gate from 4 threads of one process (what the tsan preset can see into): batches of 1
+  // to 3 units and has_fuel() calls race for each unit.
+  ThrottleOptions o;
+  o.hardcap = Hardcap::kOne;
+  o.correction = 0.5;
+  o.spin_lead = 0ns;
+  Throttle t(30, 100ms, o);  // 300/s in windows of 100 ms
+  std::mutex mu;
+  std::vector<std::int64_t> v;
+  t.start();
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&, i] {
+      for (std::int64_t call = 0; t.running(); ++call) {
+        const std::int64_t n = i == 3 ? 1 : 1 + (call + i) % 3;
+        std::optional<Clock::time_point> g;
+        if (i == 3) {
+          const auto now = Clock::now();
+          if (t.has_fuel(1, now)) g = now;
+        } else {
+          g = t.await_grant(Clock::now() + 50ms, n);
+        }
+        if (!g) continue;
+        std::lock_guard<std::mutex> lock(mu);
+        v.insert(v.end(), static_cast<std::size_t>(n), ns(*g));
+      }
+    });
+  }
+  std::this_thread::sleep_for(1200ms);
+  (void)t.stop();
+  for (auto& th : threads)
+    th.join();
+  std::sort(v.begin(), v.end());
+  ASSERT_GE(v.size(), 300u);
+  EXPECT_EQ(first_violation(v, 30, 100'000'000), -1);
+  EXPECT_EQ(v.size(), t.total());
 }
 
 TEST(HardcapOneTest, MoreUnitsThanAWindowHoldsAreRefusedTakingNothing) {
