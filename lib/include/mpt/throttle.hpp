@@ -17,8 +17,8 @@
 //
 // Fuel: start() makes one unit available at once (under kOne once its gate allows it: the gate
 // remembers the last window's grants across runs); unused time then builds the burst allowance up
-// to the hardcap (max_n for kLimit, 1 for kOne, unbounded for kNone). So 4 workers at 4/s for 5 s take
-// 20 units (21 at most), never the 24 a full bucket would give.
+// to the hardcap (max_n for kLimit, 1 for kOne, unbounded for kNone). So 4 workers at 4/s for 5 s
+// take 20 units (21 at most), never the 24 a full bucket would give.
 //
 // Lifetime: Throttle(max_n, per) makes an anonymous throttle, shared with children forked after it.
 // create(name, ...) makes /dev/shm/mpt.<name>, which unrelated processes attach with open(name);
