@@ -147,7 +147,8 @@ std::int64_t Throttle::acquire(TimePoint deadline_tp, std::int64_t n,
     std::int64_t now = t0;
     if (f_.flags & detail::kFlagThrottle) {
       const bool one = f_.hardcap == static_cast<std::uint32_t>(Hardcap::kOne);
-      if (one && n > detail::gate_step(s_, f_)) return -1;  // never at one instant: take nothing
+      // More than the gate's step can never pass at one instant: take nothing (a step is >= 1).
+      if (one && n > 1 && n > detail::gate_step(s_, f_)) return -1;
       std::int64_t due;
       std::uint32_t epoch;
       if (!reserve_rel(s_, n, now - base, deadline_rel, &due, &epoch)) return -1;
