@@ -71,6 +71,16 @@ class Stamps {
   void* base_ = nullptr;
 };
 
+// Every unit the workers stamped keeps the promise (max_n per `per_ns`), at least `want` of them,
+// and the stamps are exactly the units the throttle counted.
+void expect_promise_kept(Stamps& stamps, Throttle& t, std::size_t want, std::int64_t max_n,
+                         std::int64_t per_ns) {
+  const auto v = stamps.sorted();
+  ASSERT_GE(v.size(), want);
+  EXPECT_EQ(first_violation(v, max_n, per_ns), -1);
+  EXPECT_EQ(stamps.recorded(), t.total());
+}
+
 // Runs `workers` processes doing `body` until the kill flag, which is set once `stamps` holds
 // `want` grants (or after a minute): the property is checked over that many grants however slowly
 // a loaded machine runs them.
@@ -150,10 +160,7 @@ TEST(HardcapOneTest, HasFuelSpinnersNeverMoreThanMaxNInAWindow) {
     const auto now = Clock::now();
     if (t.has_fuel(1, now)) stamps.add(ns(now));
   });
-  const auto v = stamps.sorted();
-  ASSERT_GE(v.size(), 3000u);
-  EXPECT_EQ(first_violation(v, 300, 100'000'000), -1);
-  EXPECT_EQ(stamps.recorded(), t.total());
+  expect_promise_kept(stamps, t, 3000, 300, 100'000'000);
 }
 
 TEST(HardcapOneTest, SeveralUnitsAtOnceAreCountedUnitByUnit) {
@@ -190,10 +197,7 @@ TEST(HardcapOneTest, BatchesKeepThePromiseUnitByUnit) {
         stamps.add(ns(*g));
     }
   });
-  const auto v = stamps.sorted();
-  ASSERT_GE(v.size(), 400u);
-  EXPECT_EQ(first_violation(v, 20, 100'000'000), -1);
-  EXPECT_EQ(stamps.recorded(), t.total());
+  expect_promise_kept(stamps, t, 400, 20, 100'000'000);
 }
 
 TEST(HardcapOneTest, ThreadsSharingOneHandleKeepThePromise) {
