@@ -332,7 +332,13 @@ TEST(RedisTest, SkewedClocksShareOneSchedule) {
     const pid_t pid = ::fork();
     if (pid == 0) {
       detail::set_redis_clock_offset_for_testing(offsets[i]);
-      RemoteThrottle mine = RemoteThrottle::connect(server.url("skew"));
+      // One script call per grant (no lease): this test is about one schedule under skewed
+      // clocks, and its count check below is exact only without leases. With leases a process
+      // other than the stopping one may grant the rest of its lease after stop(), uncounted
+      // (docs/redis.md, "Leases"; tested in lease_test.cpp): CI saw 2,005 against 2,000.
+      RemoteOptions one_call;
+      one_call.max_lease = 1;
+      RemoteThrottle mine = RemoteThrottle::connect(server.url("skew"), one_call);
       c->n[8 + i].store(1);  // connected, about to wait for the start
       auto kill = mine.kill_flag();
       std::int64_t n = 0;
